@@ -25,3 +25,8 @@ pub use ids::*;
 pub use money::{Currency, Money};
 pub use order_type::OrderType;
 pub use setup::Setup;
+pub mod order;
+pub mod process_manager;
+pub mod services;
+pub mod subscription;
+pub use services::DomainServices;

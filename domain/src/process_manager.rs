@@ -1,0 +1,538 @@
+//! The process manager: a pure function from one committed event (with the state of its
+//! aggregate after it) to the follow-ups it calls for: commands to other aggregates, effects for
+//! the dispatcher (FlexFactor calls, charges, CRM notifications) and timers. The service and the
+//! simulator share it.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::customer::CredentialKind;
+use crate::ids::{GatewayId, OrderId, SubscriptionId};
+use crate::order::{
+    CascadeOutcome, Order, OrderCommand, OrderEvent, RecurringLine, SalvageRoute,
+};
+use crate::order_type::OrderType;
+use crate::ports::{ChargePurpose, ChargeRequest, SubmissionMode};
+use crate::subscription::{
+    AdvanceVia, CreateSubscription, RebillOutcome, RecycleFailure, Subscription,
+    SubscriptionCommand, SubscriptionEvent,
+};
+use crate::setup::Setup;
+
+/// How long after a salvage's expiry the first reconciliation poll runs (O8).
+pub const RECONCILE_AFTER_EXPIRY: Duration = Duration::hours(1);
+/// How soon an unknown outcome is reconciled (F3).
+pub const RECONCILE_UNKNOWN_AFTER: Duration = Duration::minutes(5);
+/// How long between inconclusive reconciliation polls.
+pub const RECONCILE_RETRY_EVERY: Duration = Duration::hours(6);
+
+/// What a CRM must be told.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NotificationKind {
+    /// O1/O4: the order is complete; fulfil it.
+    OrderCompleted,
+    /// O2 (and a failed rebill).
+    OrderDeclined,
+    /// O3: FlexFactor failed a trial completion; the order's status is unchanged.
+    TrialCompletionFailed,
+    /// O4, Y2: the subscription moved to its next cycle, billing on this gateway.
+    SubscriptionAdvanced { billing_gateway: GatewayId, cycle: u32 },
+    /// O5, Y4, D4.
+    RecycleFailed { reason: RecycleFailure },
+    /// K1.
+    Chargeback,
+    /// K3.
+    Refunded,
+}
+
+/// A notification to the CRM, with a stable id for deduplication.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Notification {
+    /// `{aggregate type}:{aggregate id}:{sequence}` of the event that caused it: stable across
+    /// retries and restarts.
+    pub event_id: String,
+    #[serde(flatten)]
+    pub kind: NotificationKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<OrderId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_id: Option<SubscriptionId>,
+    pub at: DateTime<Utc>,
+}
+
+/// An effect the dispatcher performs, driven from the committed log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "effect", rename_all = "snake_case")]
+pub enum Effect {
+    /// Call `/evaluate` for submission `attempt` (its key is in the order's SalvageSubmitted).
+    SubmitToFlexFactor { order_id: OrderId, attempt: u32 },
+    /// Call `/capture` for submission `attempt`.
+    Capture { order_id: OrderId, attempt: u32 },
+    /// C5: `/orders/{orderId}/external-cancel`.
+    ExternalCancel {
+        order_id: OrderId,
+        attempt: u32,
+        flexfactor_gateway: GatewayId,
+    },
+    /// O8/F3: ask FlexFactor where submission `attempt` stands.
+    ReconcileSalvage { order_id: OrderId, attempt: u32 },
+    /// A charge on a regular gateway (cascade step or recycle re-attempt).
+    Charge(ChargeRequest),
+    /// The rebill of cycle `cycle` is due: bill it through the charge hook.
+    BillSubscription {
+        subscription_id: SubscriptionId,
+        cycle: u32,
+    },
+    NotifyCrm(Notification),
+}
+
+/// One thing that follows from an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "follow_up", rename_all = "snake_case")]
+pub enum FollowUp {
+    Order {
+        order_id: OrderId,
+        command: OrderCommand,
+    },
+    Subscription {
+        subscription_id: SubscriptionId,
+        command: SubscriptionCommand,
+    },
+    Effect(Effect),
+    /// Do `follow_up` at `at` (durable scheduler).
+    At {
+        at: DateTime<Utc>,
+        then: Box<FollowUp>,
+    },
+}
+
+fn at(when: DateTime<Utc>, f: FollowUp) -> FollowUp {
+    FollowUp::At {
+        at: when,
+        then: Box::new(f),
+    }
+}
+
+fn notify(
+    event_id: String,
+    kind: NotificationKind,
+    order_id: Option<OrderId>,
+    subscription_id: Option<SubscriptionId>,
+    when: DateTime<Utc>,
+) -> FollowUp {
+    FollowUp::Effect(Effect::NotifyCrm(Notification {
+        event_id,
+        kind,
+        order_id,
+        subscription_id,
+        at: when,
+    }))
+}
+
+/// The subscription id of a recurring line: the order's `subscription_id` when it has one
+/// recurring product, else `{order}-{product}`.
+pub fn subscription_id_for(order: &Order, line: &RecurringLine) -> Option<SubscriptionId> {
+    let details = order.details.as_ref()?;
+    match (&details.subscription_id, details.recurring_lines.len()) {
+        (Some(id), 1) => Some(id.clone()),
+        _ => Some(SubscriptionId::new(format!(
+            "{}-{}",
+            details.order_id, line.product_id
+        ))),
+    }
+}
+
+fn create_subscriptions(order: &Order, billing: &GatewayId, credential: CredentialKind) -> Vec<FollowUp> {
+    let Some(details) = &order.details else {
+        return Vec::new();
+    };
+    if details.order_type != OrderType::NewSale {
+        return Vec::new();
+    }
+    details
+        .recurring_lines
+        .iter()
+        .filter_map(|line| {
+            let subscription_id = subscription_id_for(order, line)?;
+            Some(FollowUp::Subscription {
+                subscription_id: subscription_id.clone(),
+                command: SubscriptionCommand::Create(Box::new(CreateSubscription {
+                    subscription_id,
+                    origin_order_id: details.order_id.clone(),
+                    campaign_id: details.campaign_id.clone(),
+                    product_id: line.product_id.clone(),
+                    price: line.price,
+                    billing_gateway: billing.clone(),
+                    credential,
+                    terms: line.recurring,
+                })),
+            })
+        })
+        .collect()
+}
+
+/// Follow-ups of an Order event. `order` is the order's state after the event.
+pub fn on_order_event(
+    setup: &Setup,
+    order_id: &OrderId,
+    sequence: usize,
+    event: &OrderEvent,
+    order: &Order,
+) -> Vec<FollowUp> {
+    let Some(details) = &order.details else {
+        return Vec::new();
+    };
+    let event_id = format!("order:{order_id}:{sequence}");
+    let when = event.at();
+    let sub_id = details.subscription_id.clone();
+    let mut out = Vec::new();
+    match event {
+        OrderEvent::AttemptApproved { gateway, .. } => match details.order_type {
+            OrderType::NewSale => {
+                out.extend(create_subscriptions(order, gateway, CredentialKind::Token))
+            }
+            OrderType::Recurring | OrderType::TrialCompletion => {
+                if let Some(s) = sub_id {
+                    out.push(FollowUp::Subscription {
+                        subscription_id: s,
+                        command: SubscriptionCommand::RecordRebill {
+                            order_id: order_id.clone(),
+                            outcome: RebillOutcome::Approved {
+                                gateway: gateway.clone(),
+                            },
+                        },
+                    });
+                }
+            }
+        },
+        OrderEvent::AttemptDeclined {
+            facts, effective, ..
+        } if details.order_type == OrderType::Recurring => {
+            if let Some(s) = sub_id {
+                out.push(FollowUp::Subscription {
+                    subscription_id: s,
+                    command: SubscriptionCommand::RecordRebill {
+                        order_id: order_id.clone(),
+                        outcome: RebillOutcome::Declined {
+                            facts: facts.clone(),
+                            effective: effective.clone(),
+                        },
+                    },
+                });
+            }
+        }
+        OrderEvent::CascadeStepStarted {
+            step,
+            gateway,
+            idempotency_key,
+            ..
+        } => out.push(FollowUp::Effect(Effect::Charge(ChargeRequest {
+            idempotency_key: idempotency_key.clone(),
+            order_id: order_id.clone(),
+            subscription_id: None,
+            gateway: gateway.clone(),
+            amount: details.amount,
+            credential: CredentialKind::Token,
+            purpose: ChargePurpose::Cascade { step: *step },
+        }))),
+        OrderEvent::CascadeEnded { outcome, .. } => match outcome {
+            CascadeOutcome::Approved { gateway } => {
+                if setup.is_flexfactor(gateway) {
+                    // O6: salvaged by FlexFactor: bill on the declining gateway, card number
+                    // without CVV.
+                    if let Some(declining) = order.declining_gateway() {
+                        out.extend(create_subscriptions(
+                            order,
+                            declining,
+                            CredentialKind::CardNumberWithoutCvv,
+                        ));
+                    }
+                } else {
+                    out.extend(create_subscriptions(order, gateway, CredentialKind::Token));
+                }
+            }
+            CascadeOutcome::Declined => out.push(notify(
+                event_id,
+                NotificationKind::OrderDeclined,
+                Some(order_id.clone()),
+                None,
+                when,
+            )),
+            CascadeOutcome::Unknown { .. } => {}
+        },
+        OrderEvent::SalvageSubmitted {
+            attempt, mode, ..
+        } => {
+            out.push(FollowUp::Effect(Effect::SubmitToFlexFactor {
+                order_id: order_id.clone(),
+                attempt: *attempt,
+            }));
+            if let SubmissionMode::Mit { expires_at, .. } = mode {
+                // O8: a pending salvage is reconciled once its expiry has passed.
+                out.push(at(
+                    *expires_at + RECONCILE_AFTER_EXPIRY,
+                    FollowUp::Effect(Effect::ReconcileSalvage {
+                        order_id: order_id.clone(),
+                        attempt: *attempt,
+                    }),
+                ));
+            }
+        }
+        OrderEvent::SalvageOutcomeUnknown { attempt, .. }
+        | OrderEvent::SalvageAnswerUnrecognized { attempt, .. } => {
+            let is_cascade = order
+                .salvage
+                .as_ref()
+                .is_some_and(|s| matches!(s.route, SalvageRoute::Cascade { .. }));
+            if !is_cascade {
+                out.push(at(
+                    when + RECONCILE_UNKNOWN_AFTER,
+                    FollowUp::Effect(Effect::ReconcileSalvage {
+                        order_id: order_id.clone(),
+                        attempt: *attempt,
+                    }),
+                ));
+            }
+        }
+        OrderEvent::ReconciliationInconclusive { attempt, .. } => out.push(at(
+            when + RECONCILE_RETRY_EVERY,
+            FollowUp::Effect(Effect::ReconcileSalvage {
+                order_id: order_id.clone(),
+                attempt: *attempt,
+            }),
+        )),
+        OrderEvent::CaptureRequested { attempt, .. } => {
+            out.push(FollowUp::Effect(Effect::Capture {
+                order_id: order_id.clone(),
+                attempt: *attempt,
+            }))
+        }
+        OrderEvent::ExternalCancelRequested {
+            attempt,
+            flexfactor_gateway,
+            ..
+        } => out.push(FollowUp::Effect(Effect::ExternalCancel {
+            order_id: order_id.clone(),
+            attempt: *attempt,
+            flexfactor_gateway: flexfactor_gateway.clone(),
+        })),
+        OrderEvent::SalvageSucceeded { route, .. } => match route {
+            SalvageRoute::Recycle {
+                subscription_id, ..
+            } => {
+                if let Some(declined) = order.declining_gateway() {
+                    out.push(FollowUp::Subscription {
+                        subscription_id: subscription_id.clone(),
+                        command: SubscriptionCommand::ApplySalvageOutcome {
+                            order_id: order_id.clone(),
+                            succeeded: true,
+                            declined_gateway: declined.clone(),
+                        },
+                    });
+                }
+            }
+            SalvageRoute::Rerun => match details.order_type {
+                OrderType::NewSale => {
+                    if let Some(declining) = order.declining_gateway() {
+                        out.extend(create_subscriptions(
+                            order,
+                            declining,
+                            CredentialKind::CardNumberWithoutCvv,
+                        ));
+                    }
+                }
+                OrderType::TrialCompletion | OrderType::Recurring => {
+                    if let (Some(s), Some(declined)) = (sub_id, order.declining_gateway()) {
+                        out.push(FollowUp::Subscription {
+                            subscription_id: s,
+                            command: SubscriptionCommand::ApplySalvageOutcome {
+                                order_id: order_id.clone(),
+                                succeeded: true,
+                                declined_gateway: declined.clone(),
+                            },
+                        });
+                    }
+                }
+            },
+            // The cascade's end creates the subscriptions.
+            SalvageRoute::Cascade { .. } => {}
+        },
+        OrderEvent::SalvageFailed { route, .. } => match route {
+            SalvageRoute::Recycle {
+                subscription_id, ..
+            } => {
+                if let Some(declined) = order.declining_gateway() {
+                    out.push(FollowUp::Subscription {
+                        subscription_id: subscription_id.clone(),
+                        command: SubscriptionCommand::ApplySalvageOutcome {
+                            order_id: order_id.clone(),
+                            succeeded: false,
+                            declined_gateway: declined.clone(),
+                        },
+                    });
+                }
+                out.push(notify(
+                    event_id,
+                    NotificationKind::OrderDeclined,
+                    Some(order_id.clone()),
+                    Some(subscription_id.clone()),
+                    when,
+                ));
+            }
+            SalvageRoute::Rerun => out.push(notify(
+                event_id,
+                if details.order_type == OrderType::TrialCompletion {
+                    NotificationKind::TrialCompletionFailed
+                } else {
+                    NotificationKind::OrderDeclined
+                },
+                Some(order_id.clone()),
+                sub_id,
+                when,
+            )),
+            SalvageRoute::Cascade { .. } => {}
+        },
+        OrderEvent::FulfillmentRequested { .. } => out.push(notify(
+            event_id,
+            NotificationKind::OrderCompleted,
+            Some(order_id.clone()),
+            sub_id,
+            when,
+        )),
+        OrderEvent::OrderRefunded { .. } => out.push(notify(
+            event_id,
+            NotificationKind::Refunded,
+            Some(order_id.clone()),
+            None,
+            when,
+        )),
+        OrderEvent::ChargebackRecorded { .. } => out.push(notify(
+            event_id,
+            NotificationKind::Chargeback,
+            Some(order_id.clone()),
+            None,
+            when,
+        )),
+        _ => {}
+    }
+    out
+}
+
+/// Follow-ups of a Subscription event. `subscription` is its state after the event.
+pub fn on_subscription_event(
+    subscription_id: &SubscriptionId,
+    sequence: usize,
+    event: &SubscriptionEvent,
+    subscription: &Subscription,
+) -> Vec<FollowUp> {
+    let event_id = format!("subscription:{subscription_id}:{sequence}");
+    let when = event.at();
+    let mut out = Vec::new();
+    match event {
+        SubscriptionEvent::SubscriptionCreated { next_bill_at, .. } => out.push(at(
+            *next_bill_at,
+            FollowUp::Effect(Effect::BillSubscription {
+                subscription_id: subscription_id.clone(),
+                cycle: 1,
+            }),
+        )),
+        SubscriptionEvent::RecycleAttemptScheduled {
+            order_id,
+            attempt,
+            due_at,
+            ..
+        } => {
+            out.push(at(
+                *due_at,
+                FollowUp::Subscription {
+                    subscription_id: subscription_id.clone(),
+                    command: SubscriptionCommand::RunDueRecycleAttempt {
+                        order_id: order_id.clone(),
+                        attempt: *attempt,
+                    },
+                },
+            ))
+        }
+        SubscriptionEvent::RecycleAttemptStarted {
+            order_id,
+            attempt,
+            gateway,
+            idempotency_key,
+            ..
+        } => {
+            if let Some(price) = subscription.price {
+                out.push(FollowUp::Effect(Effect::Charge(ChargeRequest {
+                    idempotency_key: idempotency_key.clone(),
+                    order_id: order_id.clone(),
+                    subscription_id: Some(subscription_id.clone()),
+                    gateway: gateway.clone(),
+                    amount: price,
+                    credential: subscription.credential.unwrap_or(CredentialKind::Token),
+                    purpose: ChargePurpose::Recycle { attempt: *attempt },
+                })));
+            }
+        }
+        SubscriptionEvent::RecycleHandedToFlexFactor {
+            order_id,
+            attempt,
+            slot,
+            flexfactor_gateway,
+            ..
+        } => out.push(FollowUp::Order {
+            order_id: order_id.clone(),
+            command: OrderCommand::SubmitRecycleHandover {
+                subscription_id: subscription_id.clone(),
+                recycle_attempt: *attempt,
+                slot: *slot,
+                flexfactor_gateway: flexfactor_gateway.clone(),
+            },
+        }),
+        SubscriptionEvent::CycleAdvanced {
+            order_id,
+            to_cycle,
+            billing_gateway,
+            via,
+            next_bill_at,
+            ..
+        } => {
+            if let AdvanceVia::Recycle { attempt } = via {
+                out.push(FollowUp::Order {
+                    order_id: order_id.clone(),
+                    command: OrderCommand::RecordPaidByRecycle {
+                        gateway: billing_gateway.clone(),
+                        recycle_attempt: *attempt,
+                    },
+                });
+            }
+            out.push(notify(
+                event_id,
+                NotificationKind::SubscriptionAdvanced {
+                    billing_gateway: billing_gateway.clone(),
+                    cycle: *to_cycle,
+                },
+                Some(order_id.clone()),
+                Some(subscription_id.clone()),
+                when,
+            ));
+            out.push(at(
+                *next_bill_at,
+                FollowUp::Effect(Effect::BillSubscription {
+                    subscription_id: subscription_id.clone(),
+                    cycle: *to_cycle,
+                }),
+            ));
+        }
+        SubscriptionEvent::RecycleFailed {
+            order_id, reason, ..
+        } => out.push(notify(
+            event_id,
+            NotificationKind::RecycleFailed { reason: *reason },
+            Some(order_id.clone()),
+            Some(subscription_id.clone()),
+            when,
+        )),
+        _ => {}
+    }
+    out
+}
