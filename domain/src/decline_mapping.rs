@@ -134,7 +134,11 @@ mod tests {
     #[test]
     fn d2_contained_in_match_is_case_insensitive() {
         let rules = vec![rule("nsf", "insufficient FUNDS", DeclineType::Soft)];
-        let f = facts("nmi-1", "DECLINE: Insufficient Funds (51)", DeclineType::Hard);
+        let f = facts(
+            "nmi-1",
+            "DECLINE: Insufficient Funds (51)",
+            DeclineType::Hard,
+        );
         let e = effective_decline(&rules, &f, Some("NMI"), OrderType::NewSale);
         assert_eq!(e.decline_type, DeclineType::Soft);
         assert_eq!(e.mapped_by.as_deref(), Some("nsf"));
@@ -203,7 +207,10 @@ mod tests {
         assert!(!e.may_go_to_flexfactor());
         let rules = vec![rule("m", "stolen", DeclineType::Soft)];
         let e = effective_decline(&rules, &f, Some("nmi"), OrderType::NewSale);
-        assert!(e.may_go_to_flexfactor(), "D3: a hard decline mapped soft may go");
+        assert!(
+            e.may_go_to_flexfactor(),
+            "D3: a hard decline mapped soft may go"
+        );
     }
 
     fn arb_type() -> impl Strategy<Value = DeclineType> {

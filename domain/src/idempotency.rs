@@ -53,8 +53,14 @@ mod tests {
     #[test]
     fn f3_salvage_key_is_fixed_by_order_and_attempt() {
         let o = OrderId::new("o-1");
-        assert_eq!(IdempotencyKey::salvage(&o, 1), IdempotencyKey::salvage(&o, 1));
-        assert_ne!(IdempotencyKey::salvage(&o, 1), IdempotencyKey::salvage(&o, 2));
+        assert_eq!(
+            IdempotencyKey::salvage(&o, 1),
+            IdempotencyKey::salvage(&o, 1)
+        );
+        assert_ne!(
+            IdempotencyKey::salvage(&o, 1),
+            IdempotencyKey::salvage(&o, 2)
+        );
         assert_ne!(
             IdempotencyKey::salvage(&o, 1),
             IdempotencyKey::salvage(&OrderId::new("o-2"), 1)

@@ -8,16 +8,14 @@ use serde::{Deserialize, Serialize};
 
 use crate::customer::CredentialKind;
 use crate::ids::{GatewayId, OrderId, SubscriptionId};
-use crate::order::{
-    CascadeOutcome, Order, OrderCommand, OrderEvent, RecurringLine, SalvageRoute,
-};
+use crate::order::{CascadeOutcome, Order, OrderCommand, OrderEvent, RecurringLine, SalvageRoute};
 use crate::order_type::OrderType;
 use crate::ports::{ChargePurpose, ChargeRequest, SubmissionMode};
+use crate::setup::Setup;
 use crate::subscription::{
     AdvanceVia, CreateSubscription, RebillOutcome, RecycleFailure, Subscription,
     SubscriptionCommand, SubscriptionEvent,
 };
-use crate::setup::Setup;
 
 /// How long after a salvage's expiry the first reconciliation poll runs (O8).
 pub const RECONCILE_AFTER_EXPIRY: Duration = Duration::hours(1);
@@ -37,7 +35,10 @@ pub enum NotificationKind {
     /// O3: FlexFactor failed a trial completion; the order's status is unchanged.
     TrialCompletionFailed,
     /// O4, Y2: the subscription moved to its next cycle, billing on this gateway.
-    SubscriptionAdvanced { billing_gateway: GatewayId, cycle: u32 },
+    SubscriptionAdvanced {
+        billing_gateway: GatewayId,
+        cycle: u32,
+    },
     /// O5, Y4, D4.
     RecycleFailed { reason: RecycleFailure },
     /// K1.
@@ -66,9 +67,15 @@ pub struct Notification {
 #[serde(tag = "effect", rename_all = "snake_case")]
 pub enum Effect {
     /// Call `/evaluate` for submission `attempt` (its key is in the order's SalvageSubmitted).
-    SubmitToFlexFactor { order_id: OrderId, attempt: u32 },
+    SubmitToFlexFactor {
+        order_id: OrderId,
+        attempt: u32,
+    },
     /// Call `/capture` for submission `attempt`.
-    Capture { order_id: OrderId, attempt: u32 },
+    Capture {
+        order_id: OrderId,
+        attempt: u32,
+    },
     /// C5: `/orders/{orderId}/external-cancel`.
     ExternalCancel {
         order_id: OrderId,
@@ -76,7 +83,10 @@ pub enum Effect {
         flexfactor_gateway: GatewayId,
     },
     /// O8/F3: ask FlexFactor where submission `attempt` stands.
-    ReconcileSalvage { order_id: OrderId, attempt: u32 },
+    ReconcileSalvage {
+        order_id: OrderId,
+        attempt: u32,
+    },
     /// A charge on a regular gateway (cascade step or recycle re-attempt).
     Charge(ChargeRequest),
     /// The rebill of cycle `cycle` is due: bill it through the charge hook.
@@ -143,7 +153,11 @@ pub fn subscription_id_for(order: &Order, line: &RecurringLine) -> Option<Subscr
     }
 }
 
-fn create_subscriptions(order: &Order, billing: &GatewayId, credential: CredentialKind) -> Vec<FollowUp> {
+fn create_subscriptions(
+    order: &Order,
+    billing: &GatewayId,
+    credential: CredentialKind,
+) -> Vec<FollowUp> {
     let Some(details) = &order.details else {
         return Vec::new();
     };
@@ -261,9 +275,7 @@ pub fn on_order_event(
             )),
             CascadeOutcome::Unknown { .. } => {}
         },
-        OrderEvent::SalvageSubmitted {
-            attempt, mode, ..
-        } => {
+        OrderEvent::SalvageSubmitted { attempt, mode, .. } => {
             out.push(FollowUp::Effect(Effect::SubmitToFlexFactor {
                 order_id: order_id.clone(),
                 attempt: *attempt,
@@ -442,18 +454,16 @@ pub fn on_subscription_event(
             attempt,
             due_at,
             ..
-        } => {
-            out.push(at(
-                *due_at,
-                FollowUp::Subscription {
-                    subscription_id: subscription_id.clone(),
-                    command: SubscriptionCommand::RunDueRecycleAttempt {
-                        order_id: order_id.clone(),
-                        attempt: *attempt,
-                    },
+        } => out.push(at(
+            *due_at,
+            FollowUp::Subscription {
+                subscription_id: subscription_id.clone(),
+                command: SubscriptionCommand::RunDueRecycleAttempt {
+                    order_id: order_id.clone(),
+                    attempt: *attempt,
                 },
-            ))
-        }
+            },
+        )),
         SubscriptionEvent::RecycleAttemptStarted {
             order_id,
             attempt,

@@ -56,7 +56,9 @@ impl World {
             charges: Vec::new(),
             submissions: Vec::new(),
             cancels: Vec::new(),
-            ff_answer: EvaluateAnswer::Submitted { flexfactor_order_id: Some("ff-1".into()) },
+            ff_answer: EvaluateAnswer::Submitted {
+                flexfactor_order_id: Some("ff-1".into()),
+            },
             charges_approve: false,
         }
     }
@@ -78,7 +80,11 @@ impl World {
         result.map(|_| self.drain())
     }
 
-    fn sub(&mut self, id: &SubscriptionId, cmd: SubscriptionCommand) -> Result<(), SubscriptionError> {
+    fn sub(
+        &mut self,
+        id: &SubscriptionId,
+        cmd: SubscriptionCommand,
+    ) -> Result<(), SubscriptionError> {
         let (mut sub, mut seq) = self.subs.remove(id).unwrap_or_default();
         let result = sub.decide(cmd, &self.services);
         if let Ok(events) = &result {
@@ -102,12 +108,13 @@ impl World {
                         panic!("follow-up order command refused: {e}");
                     }
                 }
-                FollowUp::Subscription { subscription_id, command } => {
-                    match self.sub(&subscription_id, command) {
-                        Ok(()) | Err(SubscriptionError::AlreadyExists(_)) => {}
-                        Err(e) => panic!("follow-up subscription command refused: {e}"),
-                    }
-                }
+                FollowUp::Subscription {
+                    subscription_id,
+                    command,
+                } => match self.sub(&subscription_id, command) {
+                    Ok(()) | Err(SubscriptionError::AlreadyExists(_)) => {}
+                    Err(e) => panic!("follow-up subscription command refused: {e}"),
+                },
                 FollowUp::At { at, then } => {
                     self.timer_seq += 1;
                     self.timers.insert((at, self.timer_seq), *then);
@@ -122,26 +129,41 @@ impl World {
             Effect::SubmitToFlexFactor { order_id, attempt } => {
                 self.submissions.push((order_id.clone(), attempt));
                 let answer = self.ff_answer.clone();
-                let _ = self.order(order_id.as_str(), OrderCommand::RecordFlexFactorAnswer { attempt, answer });
+                let _ = self.order(
+                    order_id.as_str(),
+                    OrderCommand::RecordFlexFactorAnswer { attempt, answer },
+                );
             }
             Effect::Charge(req) => {
                 self.charges.push(req.clone());
                 let answer = if self.charges_approve {
-                    GatewayAnswer::Approved { transaction_id: None }
+                    GatewayAnswer::Approved {
+                        transaction_id: None,
+                    }
                 } else {
-                    GatewayAnswer::Declined(decline(req.gateway.as_str(), "Issuer unavailable", DeclineType::Soft))
+                    GatewayAnswer::Declined(decline(
+                        req.gateway.as_str(),
+                        "Issuer unavailable",
+                        DeclineType::Soft,
+                    ))
                 };
                 match req.purpose {
                     ChargePurpose::Cascade { step } => {
-                        let _ = self.order(req.order_id.as_str(), OrderCommand::RecordCascadeStep { step, answer });
+                        let _ = self.order(
+                            req.order_id.as_str(),
+                            OrderCommand::RecordCascadeStep { step, answer },
+                        );
                     }
                     ChargePurpose::Recycle { attempt } => {
                         if let Some(sub) = req.subscription_id.clone() {
-                            let _ = self.sub(&sub, SubscriptionCommand::RecordRecycleAttemptResult {
-                                order_id: req.order_id.clone(),
-                                attempt,
-                                answer,
-                            });
+                            let _ = self.sub(
+                                &sub,
+                                SubscriptionCommand::RecordRecycleAttemptResult {
+                                    order_id: req.order_id.clone(),
+                                    attempt,
+                                    answer,
+                                },
+                            );
                         }
                     }
                     ChargePurpose::Rebill { .. } => {}
@@ -149,22 +171,26 @@ impl World {
             }
             Effect::NotifyCrm(n) => self.notifications.push(n),
             Effect::ExternalCancel { order_id, .. } => self.cancels.push(order_id),
-            Effect::Capture { .. } | Effect::ReconcileSalvage { .. } | Effect::BillSubscription { .. } => {}
+            Effect::Capture { .. }
+            | Effect::ReconcileSalvage { .. }
+            | Effect::BillSubscription { .. } => {}
         }
     }
 
     /// Moves the clock to `to`, running every timer due on the way, in time order.
     fn advance_to(&mut self, to: DateTime<Utc>) {
-        loop {
-            let Some((&(at, n), _)) = self.timers.iter().next() else { break };
+        while let Some((&(at, n), _)) = self.timers.iter().next() {
             if at > to {
                 break;
             }
-            let Some(f) = self.timers.remove(&(at, n)) else { break };
+            let Some(f) = self.timers.remove(&(at, n)) else {
+                break;
+            };
             self.clock.set(at.max(self.clock_now()));
             // Only commands run here; effects due later (bills, reconciliation) are noted.
             match f {
-                FollowUp::Effect(Effect::BillSubscription { .. }) | FollowUp::Effect(Effect::ReconcileSalvage { .. }) => {}
+                FollowUp::Effect(Effect::BillSubscription { .. })
+                | FollowUp::Effect(Effect::ReconcileSalvage { .. }) => {}
                 other => {
                     self.queue.push_back(other);
                     self.drain();
@@ -179,10 +205,16 @@ impl World {
     }
 
     fn webhook(&mut self, order: &str, result: FlexFactorResult) {
-        let _ = self.order(order, OrderCommand::ApplyFlexFactorResult {
-            result,
-            source: ResultSource::Webhook { delivery_id: "d".into(), resent: false },
-        });
+        let _ = self.order(
+            order,
+            OrderCommand::ApplyFlexFactorResult {
+                result,
+                source: ResultSource::Webhook {
+                    delivery_id: "d".into(),
+                    resent: false,
+                },
+            },
+        );
     }
 
     fn subscription(&self, id: &str) -> &Subscription {
@@ -194,12 +226,18 @@ impl World {
     }
 
     fn advances(&self) -> usize {
-        self.sub_events.iter().filter(|e| matches!(e, SubscriptionEvent::CycleAdvanced { .. })).count()
+        self.sub_events
+            .iter()
+            .filter(|e| matches!(e, SubscriptionEvent::CycleAdvanced { .. }))
+            .count()
     }
 }
 
 fn completed() -> FlexFactorResult {
-    FlexFactorResult::Completed { flexfactor_order_id: Some("ff-1".into()), confirmation_id: None }
+    FlexFactorResult::Completed {
+        flexfactor_order_id: Some("ff-1".into()),
+        confirmation_id: None,
+    }
 }
 
 /// A subscription on nmi-main whose first rebill soft-declines and recycles to the
@@ -207,12 +245,29 @@ fn completed() -> FlexFactorResult {
 fn world_at_handover() -> World {
     let mut w = World::new(sample_setup());
     w.charges_approve = false;
-    let placed = w.order("o-1", place(recurring_sale("o-1", "nmi-main", soft_approved())));
+    let placed = w.order(
+        "o-1",
+        place(recurring_sale("o-1", "nmi-main", soft_approved())),
+    );
     assert!(placed.is_ok());
-    assert_eq!(w.subscription("sub-1").billing_gateway.as_ref().map(|g| g.as_str()), Some("nmi-main"));
+    assert_eq!(
+        w.subscription("sub-1")
+            .billing_gateway
+            .as_ref()
+            .map(|g| g.as_str()),
+        Some("nmi-main")
+    );
     w.advance_to(t0() + Duration::days(30));
-    assert!(w.order("r-1", place(rebill("r-1", "sub-1", "nmi-main", soft("nmi-main")))).is_ok());
-    assert_eq!(w.subscription("sub-1").status, Some(SubscriptionStatus::RecycleBilling));
+    assert!(w
+        .order(
+            "r-1",
+            place(rebill("r-1", "sub-1", "nmi-main", soft("nmi-main")))
+        )
+        .is_ok());
+    assert_eq!(
+        w.subscription("sub-1").status,
+        Some(SubscriptionStatus::RecycleBilling)
+    );
     w.advance_to(t0() + Duration::days(60));
     w
 }
@@ -224,13 +279,33 @@ fn soft_approved() -> AttemptResult {
 #[test]
 fn y1_y2_y3_timers_charge_the_billing_gateway_then_hand_over_once() {
     let w = world_at_handover();
-    let recycle_charges: Vec<_> = w.charges.iter().filter(|c| matches!(c.purpose, ChargePurpose::Recycle { .. })).collect();
-    assert_eq!(recycle_charges.len(), 3, "re-attempts 1-3 on the billing gateway");
-    assert!(recycle_charges.iter().all(|c| c.gateway.as_str() == "nmi-main" && c.amount == usd(3999)));
-    let keys: std::collections::HashSet<_> = recycle_charges.iter().map(|c| c.idempotency_key.clone()).collect();
+    let recycle_charges: Vec<_> = w
+        .charges
+        .iter()
+        .filter(|c| matches!(c.purpose, ChargePurpose::Recycle { .. }))
+        .collect();
+    assert_eq!(
+        recycle_charges.len(),
+        3,
+        "re-attempts 1-3 on the billing gateway"
+    );
+    assert!(recycle_charges
+        .iter()
+        .all(|c| c.gateway.as_str() == "nmi-main" && c.amount == usd(3999)));
+    let keys: std::collections::HashSet<_> = recycle_charges
+        .iter()
+        .map(|c| c.idempotency_key.clone())
+        .collect();
     assert_eq!(keys.len(), 3, "one key per re-attempt");
-    assert_eq!(w.submissions, vec![(OrderId::new("r-1"), 1)], "Y3: submitted once");
-    assert_eq!(w.order_state("r-1").status, Some(OrderStatus::SalvagePending));
+    assert_eq!(
+        w.submissions,
+        vec![(OrderId::new("r-1"), 1)],
+        "Y3: submitted once"
+    );
+    assert_eq!(
+        w.order_state("r-1").status,
+        Some(OrderStatus::SalvagePending)
+    );
 }
 
 #[test]
@@ -241,11 +316,27 @@ fn o4_salvaged_rebill_advances_one_cycle_reverts_gateway_and_fulfils() {
     w.webhook("r-1", completed());
     let sub = w.subscription("sub-1");
     assert_eq!(sub.cycle, cycle + 1, "exactly one cycle");
-    assert_eq!(sub.billing_gateway.as_ref().map(|g| g.as_str()), Some("nmi-main"), "O4, S8");
+    assert_eq!(
+        sub.billing_gateway.as_ref().map(|g| g.as_str()),
+        Some("nmi-main"),
+        "O4, S8"
+    );
     assert_eq!(sub.status, Some(SubscriptionStatus::Active));
     assert_eq!(w.advances(), 1);
-    let kinds: Vec<_> = w.notifications.iter().filter(|n| n.order_id.as_ref().map(|o| o.as_str()) == Some("r-1")).map(|n| n.kind.clone()).collect();
-    assert_eq!(kinds.iter().filter(|k| **k == NotificationKind::OrderCompleted).count(), 1, "O7: one notification: {kinds:?}");
+    let kinds: Vec<_> = w
+        .notifications
+        .iter()
+        .filter(|n| n.order_id.as_ref().map(|o| o.as_str()) == Some("r-1"))
+        .map(|n| n.kind.clone())
+        .collect();
+    assert_eq!(
+        kinds
+            .iter()
+            .filter(|k| **k == NotificationKind::OrderCompleted)
+            .count(),
+        1,
+        "O7: one notification: {kinds:?}"
+    );
     assert!(kinds.iter().any(|k| matches!(k, NotificationKind::SubscriptionAdvanced { billing_gateway, .. } if billing_gateway.as_str() == "nmi-main")));
 }
 
@@ -253,8 +344,16 @@ fn o4_salvaged_rebill_advances_one_cycle_reverts_gateway_and_fulfils() {
 fn o5_failed_rebill_salvage_is_recycle_failed() {
     let mut w = world_at_handover();
     w.webhook("r-1", FlexFactorResult::Expired);
-    assert_eq!(w.subscription("sub-1").status, Some(SubscriptionStatus::RecycleFailed));
-    assert!(w.notifications.iter().any(|n| matches!(n.kind, NotificationKind::RecycleFailed { reason: RecycleFailure::FlexFactorFailed })));
+    assert_eq!(
+        w.subscription("sub-1").status,
+        Some(SubscriptionStatus::RecycleFailed)
+    );
+    assert!(w.notifications.iter().any(|n| matches!(
+        n.kind,
+        NotificationKind::RecycleFailed {
+            reason: RecycleFailure::FlexFactorFailed
+        }
+    )));
     // A late "completed" does not resurrect it.
     w.webhook("r-1", completed());
     assert_eq!(w.advances(), 0);
@@ -264,12 +363,27 @@ fn o5_failed_rebill_salvage_is_recycle_failed() {
 fn o6_salvaged_new_sale_creates_subscription_on_declining_gateway_with_card_number() {
     let mut w = World::new(sample_setup());
     // stripe-eu has no cascade profile: the sale is declined, then rerun on FlexFactor.
-    assert!(w.order("o-1", place(recurring_sale("o-1", "stripe-eu", soft("stripe-eu")))).is_ok());
+    assert!(w
+        .order(
+            "o-1",
+            place(recurring_sale("o-1", "stripe-eu", soft("stripe-eu")))
+        )
+        .is_ok());
     assert!(w.subs.is_empty());
-    assert!(w.order("o-1", OrderCommand::RequestRerun { gateway: "flexfactor".into() }).is_ok());
+    assert!(w
+        .order(
+            "o-1",
+            OrderCommand::RequestRerun {
+                gateway: "flexfactor".into()
+            }
+        )
+        .is_ok());
     w.webhook("o-1", completed());
     let sub = w.subscription("sub-1");
-    assert_eq!(sub.billing_gateway.as_ref().map(|g| g.as_str()), Some("stripe-eu"));
+    assert_eq!(
+        sub.billing_gateway.as_ref().map(|g| g.as_str()),
+        Some("stripe-eu")
+    );
     assert_eq!(sub.credential, Some(CredentialKind::CardNumberWithoutCvv));
     assert_eq!(sub.status, Some(SubscriptionStatus::Active));
 }
@@ -277,13 +391,19 @@ fn o6_salvaged_new_sale_creates_subscription_on_declining_gateway_with_card_numb
 #[test]
 fn o6_cascade_salvage_also_bills_on_the_declining_gateway_never_flexfactor() {
     let mut w = World::new(sample_setup());
-    w.ff_answer = EvaluateAnswer::Approved { flexfactor_order_id: Some("ff-9".into()), confirmation_id: None };
+    w.ff_answer = EvaluateAnswer::Approved {
+        flexfactor_order_id: Some("ff-9".into()),
+        confirmation_id: None,
+    };
     let mut cmd = recurring_sale("o-1", "nmi-main", soft("nmi-main"));
     cmd.gateway_profile = Some("atri-us".into());
     assert!(w.order("o-1", place(cmd)).is_ok());
     assert_eq!(w.order_state("o-1").status, Some(OrderStatus::Complete));
     let sub = w.subscription("sub-1");
-    assert_eq!(sub.billing_gateway.as_ref().map(|g| g.as_str()), Some("nmi-main"));
+    assert_eq!(
+        sub.billing_gateway.as_ref().map(|g| g.as_str()),
+        Some("nmi-main")
+    );
     assert_eq!(sub.credential, Some(CredentialKind::CardNumberWithoutCvv));
 }
 
@@ -292,9 +412,17 @@ fn o6_subscription_from_regular_approval_keeps_a_token() {
     let mut w = World::new(sample_setup());
     w.charges_approve = true;
     // nmi-main declines, its cascade's first step nmi-backup approves.
-    assert!(w.order("o-1", place(recurring_sale("o-1", "nmi-main", soft("nmi-main")))).is_ok());
+    assert!(w
+        .order(
+            "o-1",
+            place(recurring_sale("o-1", "nmi-main", soft("nmi-main")))
+        )
+        .is_ok());
     let sub = w.subscription("sub-1");
-    assert_eq!(sub.billing_gateway.as_ref().map(|g| g.as_str()), Some("nmi-backup"));
+    assert_eq!(
+        sub.billing_gateway.as_ref().map(|g| g.as_str()),
+        Some("nmi-backup")
+    );
     assert_eq!(sub.credential, Some(CredentialKind::Token));
     assert!(w.submissions.is_empty());
 }
@@ -302,29 +430,50 @@ fn o6_subscription_from_regular_approval_keeps_a_token() {
 #[test]
 fn c5_cascade_unknown_outcome_emits_external_cancel() {
     let mut w = World::new(sample_setup());
-    w.ff_answer = EvaluateAnswer::Unknown { detail: "timeout".into() };
+    w.ff_answer = EvaluateAnswer::Unknown {
+        detail: "timeout".into(),
+    };
     let mut cmd = new_sale("o-1", "nmi-main", Some("203.0.113.7"), soft("nmi-main"));
     cmd.gateway_profile = Some("atri-us".into());
     assert!(w.order("o-1", place(cmd)).is_ok());
     assert_eq!(w.cancels, vec![OrderId::new("o-1")]);
     assert_eq!(w.order_state("o-1").status, Some(OrderStatus::Declined));
-    assert!(w.notifications.iter().any(|n| n.kind == NotificationKind::OrderDeclined));
+    assert!(w
+        .notifications
+        .iter()
+        .any(|n| n.kind == NotificationKind::OrderDeclined));
 }
 
 #[test]
 fn o8_a_reconciliation_is_scheduled_after_the_expiry() {
     let s = services();
-    let history = order_history(&s, vec![
-        place(new_sale("o-1", "stripe-eu", Some("203.0.113.7"), soft("stripe-eu"))),
-        OrderCommand::RequestRerun { gateway: "flexfactor".into() },
-    ]);
+    let history = order_history(
+        &s,
+        vec![
+            place(new_sale(
+                "o-1",
+                "stripe-eu",
+                Some("203.0.113.7"),
+                soft("stripe-eu"),
+            )),
+            OrderCommand::RequestRerun {
+                gateway: "flexfactor".into(),
+            },
+        ],
+    );
     let order = order_state(&history);
     let submitted = history.last().unwrap();
     let f = on_order_event(&s.setup, &"o-1".into(), history.len(), submitted, &order);
-    assert!(f.contains(&FollowUp::Effect(Effect::SubmitToFlexFactor { order_id: "o-1".into(), attempt: 1 })));
+    assert!(f.contains(&FollowUp::Effect(Effect::SubmitToFlexFactor {
+        order_id: "o-1".into(),
+        attempt: 1
+    })));
     assert!(f.contains(&FollowUp::At {
         at: t0() + Duration::days(21) + RECONCILE_AFTER_EXPIRY,
-        then: Box::new(FollowUp::Effect(Effect::ReconcileSalvage { order_id: "o-1".into(), attempt: 1 })),
+        then: Box::new(FollowUp::Effect(Effect::ReconcileSalvage {
+            order_id: "o-1".into(),
+            attempt: 1
+        })),
     }));
 }
 
@@ -335,19 +484,35 @@ fn notifications_have_stable_unique_event_ids() {
     let ids: Vec<_> = w.notifications.iter().map(|n| n.event_id.clone()).collect();
     let unique: std::collections::HashSet<_> = ids.iter().collect();
     assert_eq!(unique.len(), ids.len(), "{ids:?}");
-    assert!(ids.iter().all(|i| i.starts_with("order:") || i.starts_with("subscription:")));
+    assert!(ids
+        .iter()
+        .all(|i| i.starts_with("order:") || i.starts_with("subscription:")));
     // The same event gives the same id when the process manager runs again (crash, retry).
     let s = &w.services;
     let (order, seq) = &w.orders[&OrderId::new("r-1")];
-    let last = w.order_events.iter().rev().find(|(id, _)| id.as_str() == "r-1").map(|(_, e)| e.clone()).unwrap();
-    assert_eq!(on_order_event(&s.setup, &"r-1".into(), *seq, &last, order), on_order_event(&s.setup, &"r-1".into(), *seq, &last, order));
+    let last = w
+        .order_events
+        .iter()
+        .rev()
+        .find(|(id, _)| id.as_str() == "r-1")
+        .map(|(_, e)| e.clone())
+        .unwrap();
+    assert_eq!(
+        on_order_event(&s.setup, &"r-1".into(), *seq, &last, order),
+        on_order_event(&s.setup, &"r-1".into(), *seq, &last, order)
+    );
 }
 
 #[test]
 fn follow_ups_serialize_for_the_outbox() {
     let w = world_at_handover();
     let (order, seq) = &w.orders[&OrderId::new("r-1")];
-    let (_, e) = w.order_events.iter().rev().find(|(id, _)| id.as_str() == "r-1").unwrap();
+    let (_, e) = w
+        .order_events
+        .iter()
+        .rev()
+        .find(|(id, _)| id.as_str() == "r-1")
+        .unwrap();
     for f in on_order_event(&w.services.setup, &"r-1".into(), *seq, e, order) {
         let json = serde_json::to_string(&f).unwrap();
         let back: FollowUp = serde_json::from_str(&json).unwrap();

@@ -72,10 +72,28 @@ fn c1_direct_cascade_profile_of_the_declining_gateway() {
 #[test]
 fn c1_atri_profile_cascade_when_the_sale_went_through_a_profile() {
     let s = sample_setup();
-    let d = route(&s, "skincare", "nmi-main", Some("atri-us"), IP, DeclineType::Soft);
-    assert_eq!(steps(&d), vec!["flexfactor"], "the profile's cascade, not nmi-main's direct one");
+    let d = route(
+        &s,
+        "skincare",
+        "nmi-main",
+        Some("atri-us"),
+        IP,
+        DeclineType::Soft,
+    );
+    assert_eq!(
+        steps(&d),
+        vec!["flexfactor"],
+        "the profile's cascade, not nmi-main's direct one"
+    );
     // A profile without a cascade profile: no cascade, even though the gateway has a direct one.
-    let d = route(&s, "skincare", "nmi-main", Some("atri-eu"), IP, DeclineType::Soft);
+    let d = route(
+        &s,
+        "skincare",
+        "nmi-main",
+        Some("atri-eu"),
+        IP,
+        DeclineType::Soft,
+    );
     assert_eq!(steps(&d), vec!["none:no_cascade_profile"]);
 }
 
@@ -94,10 +112,20 @@ fn c2_cascade_all_overrides_every_cascade_profile() {
             ff.cascade_all = true;
         }
     }
-    for (gw, profile) in [("nmi-main", None), ("stripe-eu", None), ("nmi-main", Some("atri-eu"))] {
+    for (gw, profile) in [
+        ("nmi-main", None),
+        ("stripe-eu", None),
+        ("nmi-main", Some("atri-eu")),
+    ] {
         let d = route(&s, "skincare", gw, profile, IP, DeclineType::Soft);
         assert_eq!(steps(&d), vec!["flexfactor"], "{gw} {profile:?}");
-        assert!(matches!(d, CascadeDecision::Cascade(CascadeRoute { source: CascadeSource::CascadeAll, .. })));
+        assert!(matches!(
+            d,
+            CascadeDecision::Cascade(CascadeRoute {
+                source: CascadeSource::CascadeAll,
+                ..
+            })
+        ));
     }
     // C3 still holds with cascade_all.
     let d = route(&s, "skincare", "nmi-main", None, None, DeclineType::Soft);
@@ -112,21 +140,45 @@ fn c3_no_flexfactor_step_without_ip_address() {
     assert_eq!(steps(&d), vec!["nmi-backup"]);
     match d {
         CascadeDecision::Cascade(r) => {
-            assert_eq!(r.flexfactor_skipped, Some(NoCascadeReason::MissingIpAddress))
+            assert_eq!(
+                r.flexfactor_skipped,
+                Some(NoCascadeReason::MissingIpAddress)
+            )
         }
         other => panic!("{other:?}"),
     }
     // A FlexFactor-only route does not cascade at all.
-    let d = route(&s, "skincare", "nmi-main", Some("atri-us"), Some("  "), DeclineType::Soft);
+    let d = route(
+        &s,
+        "skincare",
+        "nmi-main",
+        Some("atri-us"),
+        Some("  "),
+        DeclineType::Soft,
+    );
     assert_eq!(steps(&d), vec!["none:missing_ip_address"]);
 }
 
 #[test]
 fn c4_single_transaction_campaign_never_cascades_to_flexfactor() {
     let s = sample_setup();
-    let d = route(&s, "one-click-bundle", "nmi-main", None, IP, DeclineType::Soft);
+    let d = route(
+        &s,
+        "one-click-bundle",
+        "nmi-main",
+        None,
+        IP,
+        DeclineType::Soft,
+    );
     assert_eq!(steps(&d), vec!["nmi-backup"]);
-    let d = route(&s, "one-click-bundle", "nmi-main", Some("atri-us"), IP, DeclineType::Soft);
+    let d = route(
+        &s,
+        "one-click-bundle",
+        "nmi-main",
+        Some("atri-us"),
+        IP,
+        DeclineType::Soft,
+    );
     assert_eq!(steps(&d), vec!["none:single_transaction_campaign"]);
 }
 
@@ -151,7 +203,10 @@ fn rerun_facts(decline: &EffectiveDecline) -> RerunFacts<'_> {
 fn r1_rerun_names_the_flexfactor_gateway_never_an_atri_profile() {
     let s = sample_setup();
     let d = eff(DeclineType::Soft);
-    assert_eq!(rerun_admissible(&s, &rerun_facts(&d), &"flexfactor".into()), Ok(()));
+    assert_eq!(
+        rerun_admissible(&s, &rerun_facts(&d), &"flexfactor".into()),
+        Ok(())
+    );
     let err = rerun_admissible(&s, &rerun_facts(&d), &"atri-us".into()).unwrap_err();
     assert_eq!(err.code(), "rerun_on_gateway_profile");
     let err = rerun_admissible(&s, &rerun_facts(&d), &"nmi-backup".into()).unwrap_err();
@@ -172,13 +227,28 @@ fn r5_pending_complete_or_salvaging_orders_are_refused() {
     let d = eff(DeclineType::Soft);
     let mut f = rerun_facts(&d);
     f.salvage_pending = true;
-    assert_eq!(rerun_admissible(&s, &f, &"flexfactor".into()).unwrap_err().code(), "salvage_pending");
+    assert_eq!(
+        rerun_admissible(&s, &f, &"flexfactor".into())
+            .unwrap_err()
+            .code(),
+        "salvage_pending"
+    );
     let mut f = rerun_facts(&d);
     f.paid = true;
-    assert_eq!(rerun_admissible(&s, &f, &"flexfactor".into()).unwrap_err().code(), "not_declined");
+    assert_eq!(
+        rerun_admissible(&s, &f, &"flexfactor".into())
+            .unwrap_err()
+            .code(),
+        "not_declined"
+    );
     let mut f = rerun_facts(&d);
     f.declined = false;
-    assert_eq!(rerun_admissible(&s, &f, &"flexfactor".into()).unwrap_err().code(), "not_declined");
+    assert_eq!(
+        rerun_admissible(&s, &f, &"flexfactor".into())
+            .unwrap_err()
+            .code(),
+        "not_declined"
+    );
 }
 
 fn profile(flags: &[bool]) -> RecycleProfile {
@@ -202,20 +272,28 @@ fn y1_waits_are_counted_from_the_previous_attempt() {
     let p = profile(&[false, false, false]);
     let plan = recycle_plan(Some(&p));
     assert_eq!(plan.due_at(1, t0()), Some(t0() + Duration::days(1)));
-    assert_eq!(plan.due_at(3, t0() + Duration::days(10)), Some(t0() + Duration::days(13)));
+    assert_eq!(
+        plan.due_at(3, t0() + Duration::days(10)),
+        Some(t0() + Duration::days(13))
+    );
 }
 
 #[test]
 fn y2_attempts_not_assigned_to_flexfactor_run_on_the_billing_gateway() {
     let plan = recycle_plan(Some(&profile(&[false, false, false, true])));
     for n in 1..=3 {
-        assert_eq!(plan.attempt(n).unwrap().target, RecycleTarget::BillingGateway);
+        assert_eq!(
+            plan.attempt(n).unwrap().target,
+            RecycleTarget::BillingGateway
+        );
     }
 }
 
 #[test]
 fn y3_plan_ends_at_the_first_flexfactor_slot() {
-    let plan = recycle_plan(Some(&profile(&[false, false, false, true, true, true, false])));
+    let plan = recycle_plan(Some(&profile(&[
+        false, false, false, true, true, true, false,
+    ])));
     assert_eq!(plan.attempts.len(), 4, "later slots are not used");
     assert_eq!(
         plan.handover().unwrap().target,
@@ -224,19 +302,30 @@ fn y3_plan_ends_at_the_first_flexfactor_slot() {
             slot: RecycleSlot::Attempts4To6
         }
     );
-    let plan = recycle_plan(Some(&profile(&[false; 6].iter().copied().chain([true, true]).collect::<Vec<_>>())));
+    let plan = recycle_plan(Some(&profile(
+        &[false; 6]
+            .iter()
+            .copied()
+            .chain([true, true])
+            .collect::<Vec<_>>(),
+    )));
     assert_eq!(plan.handover().unwrap().number, 7);
     let plan = recycle_plan(Some(&profile(&[false, false, true])));
     assert!(matches!(
         plan.handover().unwrap().target,
-        RecycleTarget::FlexFactor { slot: RecycleSlot::Final, .. }
+        RecycleTarget::FlexFactor {
+            slot: RecycleSlot::Final,
+            ..
+        }
     ));
 }
 
 #[test]
 fn y4_no_profile_gives_no_attempts() {
     assert!(recycle_plan(None).is_empty());
-    assert!(recycle_plan(Some(&profile(&[false, false]))).handover().is_none());
+    assert!(recycle_plan(Some(&profile(&[false, false])))
+        .handover()
+        .is_none());
 }
 
 #[test]
@@ -249,7 +338,12 @@ fn s6_slot_positions() {
 }
 
 fn arb_gateway() -> impl Strategy<Value = &'static str> {
-    prop_oneof![Just("nmi-main"), Just("nmi-backup"), Just("authnet-1"), Just("stripe-eu")]
+    prop_oneof![
+        Just("nmi-main"),
+        Just("nmi-backup"),
+        Just("authnet-1"),
+        Just("stripe-eu")
+    ]
 }
 
 proptest! {

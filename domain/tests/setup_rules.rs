@@ -50,10 +50,19 @@ fn sample_setup_is_valid_and_exercises_every_feature() {
         .iter()
         .flat_map(|c| &c.products)
         .any(|p| p.recurring.is_some_and(|r| r.trial_days.is_some())));
-    assert!(s.gateway_profiles.iter().any(|p| p.cascade_profile.is_some()));
-    assert!(s.gateway_profiles.iter().any(|p| p.cascade_profile.is_none()));
+    assert!(s
+        .gateway_profiles
+        .iter()
+        .any(|p| p.cascade_profile.is_some()));
+    assert!(s
+        .gateway_profiles
+        .iter()
+        .any(|p| p.cascade_profile.is_none()));
     assert!(s.cascade_profiles.len() >= 2);
-    assert!(s.recycle_profiles.iter().any(|p| p.attempts.iter().any(|a| a.flexfactor)));
+    assert!(s
+        .recycle_profiles
+        .iter()
+        .any(|p| p.attempts.iter().any(|a| a.flexfactor)));
     assert!(s.decline_mappings.iter().any(|m| m.gateway.is_some()));
     assert!(s.decline_mappings.iter().any(|m| m.gateway_type.is_some()));
     let summary = s.summary();
@@ -68,7 +77,13 @@ fn s1_all_six_credentials_are_required() {
     let v = violations(&text);
     let s1: Vec<_> = v.iter().filter(|x| x.rule == "S1").collect();
     assert_eq!(s1.len(), 1, "{v:?}");
-    for name in ["app_secret", "mid", "site_id", "environment_key", "hmac_signing_key"] {
+    for name in [
+        "app_secret",
+        "mid",
+        "site_id",
+        "environment_key",
+        "hmac_signing_key",
+    ] {
         assert!(s1[0].message.contains(name), "{}", s1[0].message);
     }
     assert!(!s1[0].message.contains("app_key,"), "app_key was given");
@@ -80,7 +95,10 @@ fn s1_secrets_never_appear_in_errors_or_debug() {
         .replace("\"s\"", "\"very-secret-app-secret\"");
     let err = Setup::from_toml_str(&text).unwrap_err().to_string();
     assert!(!err.contains("very-secret-app-secret"), "{err}");
-    let ok = Setup::from_toml_str(&format!("{REGULAR}{}", ff_gateway("")).replace("\"s\"", "\"very-secret-app-secret\"")).unwrap();
+    let ok = Setup::from_toml_str(
+        &format!("{REGULAR}{}", ff_gateway("")).replace("\"s\"", "\"very-secret-app-secret\""),
+    )
+    .unwrap();
     assert!(!format!("{ok:?}").contains("very-secret-app-secret"));
 }
 
@@ -89,12 +107,19 @@ fn s2_expiry_days_defaults_to_21_and_is_bounded() {
     let s = Setup::from_toml_str(&format!("{REGULAR}{}", ff_gateway(""))).unwrap();
     assert_eq!(s.flexfactor(&"ff".into()).unwrap().expiry_days, 21);
     for bad in ["0", "22", "-3"] {
-        let v = violations(&format!("{REGULAR}{}", ff_gateway(&format!("expiry_days = {bad}"))));
+        let v = violations(&format!(
+            "{REGULAR}{}",
+            ff_gateway(&format!("expiry_days = {bad}"))
+        ));
         assert!(has(&v, "S2", "\"ff\""), "{bad}: {v:?}");
         assert!(v.iter().any(|x| x.message.contains("expiry_days")));
     }
     for good in ["1", "7", "21"] {
-        assert!(Setup::from_toml_str(&format!("{REGULAR}{}", ff_gateway(&format!("expiry_days = {good}")))).is_ok());
+        assert!(Setup::from_toml_str(&format!(
+            "{REGULAR}{}",
+            ff_gateway(&format!("expiry_days = {good}"))
+        ))
+        .is_ok());
     }
 }
 
@@ -130,8 +155,15 @@ fn s5_flexfactor_may_be_in_a_cascade_profile_attached_directly_or_to_a_profile()
     );
     assert!(Setup::from_toml_str(&text).is_ok());
     // An attachment to a profile that does not exist is refused, naming the entry.
-    let broken = text.replace("cascade_profile = \"cp\"\n{", "cascade_profile = \"nope\"\n{")
-        .replace("members = [\"nmi\"]\ncascade_profile = \"cp\"", "members = [\"nmi\"]\ncascade_profile = \"missing\"");
+    let broken = text
+        .replace(
+            "cascade_profile = \"cp\"\n{",
+            "cascade_profile = \"nope\"\n{",
+        )
+        .replace(
+            "members = [\"nmi\"]\ncascade_profile = \"cp\"",
+            "members = [\"nmi\"]\ncascade_profile = \"missing\"",
+        );
     let v = violations(&broken);
     assert!(has(&v, "S5", "gateway profile \"atri\""), "{v:?}");
 }
@@ -164,7 +196,11 @@ fn s6_flexfactor_only_on_reattempts_4_to_9_or_the_final_one() {
         let mut f = vec![false; 11];
         f[bad] = true;
         let v = violations(&profile(&f));
-        assert!(has(&v, "S6", "recycle profile \"rp\""), "attempt {}: {v:?}", bad + 1);
+        assert!(
+            has(&v, "S6", "recycle profile \"rp\""),
+            "attempt {}: {v:?}",
+            bad + 1
+        );
         assert!(v[0].message.contains(&format!("re-attempt {}", bad + 1)));
     }
 }
@@ -198,7 +234,10 @@ fn every_violation_is_reported_at_once_with_rule_and_entry() {
     }
     let rendered = SetupError::Invalid(v.clone()).to_string();
     assert!(rendered.contains(&format!("{} problem(s)", v.len())));
-    assert!(rendered.contains("[S4] gateway profile \"atri\""), "{rendered}");
+    assert!(
+        rendered.contains("[S4] gateway profile \"atri\""),
+        "{rendered}"
+    );
 }
 
 #[test]
@@ -208,7 +247,9 @@ fn unknown_references_and_fields_are_reported() {
     ));
     assert!(has(&v, "setup", "cascade profile \"cp\""));
     assert!(v[0].message.contains("ghost"));
-    match Setup::from_toml_str("[[gateways]]\nkind = \"regular\"\nid = \"x\"\nprocessor = \"nmi\"\nbogus = 1\n") {
+    match Setup::from_toml_str(
+        "[[gateways]]\nkind = \"regular\"\nid = \"x\"\nprocessor = \"nmi\"\nbogus = 1\n",
+    ) {
         Err(SetupError::Parse(e)) => assert!(e.contains("bogus"), "{e}"),
         other => panic!("expected a parse error, got {other:?}"),
     }

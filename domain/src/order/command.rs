@@ -75,7 +75,9 @@ pub enum FlexFactorResult {
     /// A poll that says FlexFactor is still working on it.
     StillPending,
     /// F5: a status not understood; kept, never taken for success or pending.
-    Unrecognized { raw_status: String },
+    Unrecognized {
+        raw_status: String,
+    },
 }
 
 impl FlexFactorResult {
@@ -122,7 +124,10 @@ pub enum OrderCommand {
     /// The answer of a regular gateway to cascade step `step`.
     RecordCascadeStep { step: u32, answer: GatewayAnswer },
     /// FlexFactor's answer to `/evaluate` (or `/capture`) for submission `attempt`.
-    RecordFlexFactorAnswer { attempt: u32, answer: EvaluateAnswer },
+    RecordFlexFactorAnswer {
+        attempt: u32,
+        answer: EvaluateAnswer,
+    },
     /// R1-R5: rerun the declined order on the FlexFactor gateway `gateway`.
     RequestRerun { gateway: GatewayId },
     /// Y3: recycle billing reached a FlexFactor slot: submit this rebill once.
@@ -138,5 +143,8 @@ pub enum OrderCommand {
         source: ResultSource,
     },
     /// Y2: a recycle re-attempt on the billing gateway paid this rebill.
-    RecordPaidByRecycle { gateway: GatewayId, recycle_attempt: u32 },
+    RecordPaidByRecycle {
+        gateway: GatewayId,
+        recycle_attempt: u32,
+    },
 }

@@ -10,8 +10,7 @@ use crate::customer::{CardToken, Customer, OrderItem};
 use crate::decline::{DeclineFacts, EffectiveDecline};
 use crate::idempotency::IdempotencyKey;
 use crate::ids::{
-    CampaignId, FlexFactorOrderId, GatewayId, GatewayProfileId, OrderId, ProductId,
-    SubscriptionId,
+    CampaignId, FlexFactorOrderId, GatewayId, GatewayProfileId, OrderId, ProductId, SubscriptionId,
 };
 use crate::money::Money;
 use crate::order_type::OrderType;
@@ -117,11 +116,15 @@ pub enum SalvageFailure {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum CascadeOutcome {
-    Approved { gateway: GatewayId },
+    Approved {
+        gateway: GatewayId,
+    },
     Declined,
     /// A regular gateway's answer never came back: the order stays pending for the CRM to
     /// reconcile (it may have been charged).
-    Unknown { gateway: GatewayId },
+    Unknown {
+        gateway: GatewayId,
+    },
 }
 
 /// Why a FlexFactor result changed nothing (O7, K2).

@@ -445,7 +445,9 @@ fn place(
     match setup.gateway(&cmd.gateway) {
         None => return Err(OrderError::UnknownGateway(cmd.gateway.to_string())),
         Some(g) if g.is_flexfactor() => {
-            return Err(OrderError::FirstAttemptOnFlexFactor(cmd.gateway.to_string()))
+            return Err(OrderError::FirstAttemptOnFlexFactor(
+                cmd.gateway.to_string(),
+            ))
         }
         Some(_) => {}
     }
@@ -461,7 +463,9 @@ fn place(
             Some(RecurringLine {
                 product_id: item.product_id.clone(),
                 price: Money {
-                    amount_minor: item.price_minor.saturating_mul(i64::from(item.quantity.max(1))),
+                    amount_minor: item
+                        .price_minor
+                        .saturating_mul(i64::from(item.quantity.max(1))),
                     currency: cmd.amount.currency,
                 },
                 recurring: recurring.into(),
@@ -618,7 +622,10 @@ fn record_cascade_step(
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {
     let awaiting = d.state.cascade.as_ref().and_then(|c| {
-        let s = c.route.steps.get((c.current_step as usize).checked_sub(1)?)?;
+        let s = c
+            .route
+            .steps
+            .get((c.current_step as usize).checked_sub(1)?)?;
         (!c.ended && c.current_step == step && !s.flexfactor).then(|| s.gateway.clone())
     });
     let Some(gateway) = awaiting else {
@@ -683,9 +690,12 @@ fn record_flexfactor_answer(
     }
     let ff_id = answer.flexfactor_order_id().cloned();
     match (&salvage.route, answer) {
-        (_, EvaluateAnswer::Approved {
-            confirmation_id, ..
-        }) => succeed(d, &salvage, ff_id, confirmation_id, None, now)?,
+        (
+            _,
+            EvaluateAnswer::Approved {
+                confirmation_id, ..
+            },
+        ) => succeed(d, &salvage, ff_id, confirmation_id, None, now)?,
         (_, EvaluateAnswer::CaptureRequired { .. }) => {
             d.emit(OrderEvent::CaptureRequested {
                 attempt,
@@ -737,8 +747,12 @@ fn record_flexfactor_answer(
                 at: now,
             });
         }
-        (_, EvaluateAnswer::Declined { .. }) => fail(d, &salvage, SalvageFailure::Declined, None, now),
-        (_, EvaluateAnswer::Rejected { .. }) => fail(d, &salvage, SalvageFailure::Rejected, None, now),
+        (_, EvaluateAnswer::Declined { .. }) => {
+            fail(d, &salvage, SalvageFailure::Declined, None, now)
+        }
+        (_, EvaluateAnswer::Rejected { .. }) => {
+            fail(d, &salvage, SalvageFailure::Rejected, None, now)
+        }
         (_, EvaluateAnswer::Unrecognized { raw_status, .. }) => {
             d.emit(OrderEvent::SalvageAnswerUnrecognized {
                 attempt,
@@ -891,7 +905,9 @@ fn apply_result(
                 start_step(d, step + 1, services, now)?;
             }
         }
-        FlexFactorResult::CaptureRequired if open && salvage.state != SalvageState::CaptureRequired => {
+        FlexFactorResult::CaptureRequired
+            if open && salvage.state != SalvageState::CaptureRequired =>
+        {
             d.emit(OrderEvent::CaptureRequested {
                 attempt: salvage.attempt,
                 flexfactor_order_id: salvage.flexfactor_order_id.clone(),

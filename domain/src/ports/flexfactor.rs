@@ -137,7 +137,9 @@ pub enum FlexFactorOrderStatus {
     Refunded,
     CaptureRequired,
     /// F5: kept as such.
-    Unrecognized { raw_status: String },
+    Unrecognized {
+        raw_status: String,
+    },
 }
 
 /// The answer to a refund.

@@ -45,7 +45,10 @@ pub enum RecycleTarget {
     BillingGateway,
     /// Y3: handed to FlexFactor once.
     #[serde(rename = "flexfactor")]
-    FlexFactor { gateway: GatewayId, slot: RecycleSlot },
+    FlexFactor {
+        gateway: GatewayId,
+        slot: RecycleSlot,
+    },
 }
 
 /// One planned re-attempt.
@@ -100,7 +103,11 @@ pub fn recycle_plan(profile: Option<&RecycleProfile>) -> RecyclePlan {
     let mut attempts = Vec::new();
     for (i, a) in profile.attempts.iter().enumerate() {
         let number = i + 1;
-        let ff = match (&profile.flexfactor_gateway, a.flexfactor, RecycleSlot::of(number, total)) {
+        let ff = match (
+            &profile.flexfactor_gateway,
+            a.flexfactor,
+            RecycleSlot::of(number, total),
+        ) {
             (Some(g), true, Some(slot)) => Some(RecycleTarget::FlexFactor {
                 gateway: g.clone(),
                 slot,

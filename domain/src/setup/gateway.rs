@@ -190,13 +190,7 @@ mod tests {
     fn s1_missing_credentials_are_named() {
         let mut c = FlexFactorCredentials::default();
         assert_eq!(c.missing().len(), 6);
-        for name in [
-            "app_key",
-            "app_secret",
-            "mid",
-            "site_id",
-            "environment_key",
-        ] {
+        for name in ["app_key", "app_secret", "mid", "site_id", "environment_key"] {
             assert!(c.set(name, SecretString::from("x")));
         }
         assert_eq!(c.missing(), vec!["hmac_signing_key"]);

@@ -93,7 +93,11 @@ impl Setup {
     }
 
     /// D2 applied with this setup's rules.
-    pub fn effective_decline(&self, facts: &DeclineFacts, order_type: OrderType) -> EffectiveDecline {
+    pub fn effective_decline(
+        &self,
+        facts: &DeclineFacts,
+        order_type: OrderType,
+    ) -> EffectiveDecline {
         let processor = self
             .gateway(&facts.gateway)
             .and_then(Gateway::as_regular)
@@ -120,19 +124,28 @@ impl Setup {
         out.push_str(&format!(
             "campaigns: {} ({} products, {} recurring)\n",
             self.campaigns.len(),
-            self.campaigns.iter().map(|c| c.products.len()).sum::<usize>(),
+            self.campaigns
+                .iter()
+                .map(|c| c.products.len())
+                .sum::<usize>(),
             self.campaigns
                 .iter()
                 .flat_map(|c| &c.products)
                 .filter(|p| p.recurring.is_some())
                 .count()
         ));
-        out.push_str(&format!("cascade profiles: {}\n", self.cascade_profiles.len()));
+        out.push_str(&format!(
+            "cascade profiles: {}\n",
+            self.cascade_profiles.len()
+        ));
         out.push_str(&format!(
             "ATRI gateway profiles: {}\n",
             self.gateway_profiles.len()
         ));
-        out.push_str(&format!("recycle profiles: {}\n", self.recycle_profiles.len()));
+        out.push_str(&format!(
+            "recycle profiles: {}\n",
+            self.recycle_profiles.len()
+        ));
         for rp in &self.recycle_profiles {
             let ff: Vec<String> = rp
                 .attempts
@@ -152,7 +165,10 @@ impl Setup {
                 }
             ));
         }
-        out.push_str(&format!("decline mappings: {}\n", self.decline_mappings.len()));
+        out.push_str(&format!(
+            "decline mappings: {}\n",
+            self.decline_mappings.len()
+        ));
         out
     }
 }

@@ -58,8 +58,16 @@ impl Setup {
             self.gateways.iter().map(|g| (g.id(), g)).collect();
         let is_ff = |id: &GatewayId| gateways.get(id).is_some_and(|g| g.is_flexfactor());
 
-        duplicates(&mut r, "gateway", self.gateways.iter().map(|g| g.id().as_str()));
-        duplicates(&mut r, "campaign", self.campaigns.iter().map(|c| c.id.as_str()));
+        duplicates(
+            &mut r,
+            "gateway",
+            self.gateways.iter().map(|g| g.id().as_str()),
+        );
+        duplicates(
+            &mut r,
+            "campaign",
+            self.campaigns.iter().map(|c| c.id.as_str()),
+        );
         duplicates(
             &mut r,
             "cascade profile",
@@ -137,15 +145,27 @@ impl Setup {
             if let Some(g) = &c.gateway {
                 check_ref(&mut r, &gateways, &entry, "gateway", g);
                 if is_ff(g) {
-                    r.add("S3", &entry, "FlexFactor is for decline salvage only: it cannot be a campaign's gateway");
+                    r.add(
+                        "S3",
+                        &entry,
+                        "FlexFactor is for decline salvage only: it cannot be a campaign's gateway",
+                    );
                 }
             }
             if let Some(p) = &c.gateway_profile {
                 if self.gateway_profile(p).is_none() {
-                    r.add("setup", &entry, format!("gateway profile {:?} does not exist", p.as_str()));
+                    r.add(
+                        "setup",
+                        &entry,
+                        format!("gateway profile {:?} does not exist", p.as_str()),
+                    );
                 }
             }
-            duplicates(&mut r, &format!("{entry} product"), c.products.iter().map(|p| p.id.as_str()));
+            duplicates(
+                &mut r,
+                &format!("{entry} product"),
+                c.products.iter().map(|p| p.id.as_str()),
+            );
             for p in &c.products {
                 let pentry = format!("campaign {:?} product {:?}", c.id.as_str(), p.id.as_str());
                 if p.price_minor < 0 {
@@ -159,10 +179,18 @@ impl Setup {
                 }
                 if let Some(rec) = p.recurring {
                     if rec.interval_days < 1 {
-                        r.add("setup", &pentry, "recurring.interval_days must be at least 1");
+                        r.add(
+                            "setup",
+                            &pentry,
+                            "recurring.interval_days must be at least 1",
+                        );
                     }
                     if rec.trial_days.is_some_and(|d| d < 1) {
-                        r.add("setup", &pentry, "recurring.trial_days must be at least 1 when set");
+                        r.add(
+                            "setup",
+                            &pentry,
+                            "recurring.trial_days must be at least 1 when set",
+                        );
                     }
                 }
             }
@@ -181,7 +209,11 @@ impl Setup {
         for gp in &self.gateway_profiles {
             let entry = format!("gateway profile {:?}", gp.id.as_str());
             if gp.members.is_empty() {
-                r.add("setup", &entry, "an ATRI gateway profile needs at least one member");
+                r.add(
+                    "setup",
+                    &entry,
+                    "an ATRI gateway profile needs at least one member",
+                );
             }
             for g in &gp.members {
                 check_ref(&mut r, &gateways, &entry, "member", g);
@@ -191,7 +223,11 @@ impl Setup {
             }
             if let Some(cp) = &gp.cascade_profile {
                 if self.cascade_profile(cp).is_none() {
-                    r.add("S5", &entry, format!("cascade profile {:?} does not exist", cp.as_str()));
+                    r.add(
+                        "S5",
+                        &entry,
+                        format!("cascade profile {:?} does not exist", cp.as_str()),
+                    );
                 }
             }
         }
@@ -212,7 +248,11 @@ impl Setup {
             for (i, a) in rp.attempts.iter().enumerate() {
                 let number = i + 1;
                 if a.wait_days < 0 {
-                    r.add("Y1", &entry, format!("re-attempt {number}: wait_days is negative"));
+                    r.add(
+                        "Y1",
+                        &entry,
+                        format!("re-attempt {number}: wait_days is negative"),
+                    );
                 }
                 if a.flexfactor && !(4..=9).contains(&number) && number != n {
                     r.add("S6", &entry, format!("re-attempt {number} is assigned to FlexFactor; FlexFactor may only take re-attempts 4-6, 7-9 or the final attempt"));
@@ -223,11 +263,22 @@ impl Setup {
                 Some(g) => {
                     check_ref(&mut r, &gateways, &entry, "flexfactor_gateway", g);
                     if gateways.contains_key(g) && !is_ff(g) {
-                        r.add("S6", &entry, format!("flexfactor_gateway {:?} is not a FlexFactor gateway", g.as_str()));
+                        r.add(
+                            "S6",
+                            &entry,
+                            format!(
+                                "flexfactor_gateway {:?} is not a FlexFactor gateway",
+                                g.as_str()
+                            ),
+                        );
                     }
                 }
                 None if wants_ff => {
-                    r.add("S6", &entry, "re-attempts are assigned to FlexFactor but flexfactor_gateway is not set");
+                    r.add(
+                        "S6",
+                        &entry,
+                        "re-attempts are assigned to FlexFactor but flexfactor_gateway is not set",
+                    );
                 }
                 None => {}
             }
@@ -245,7 +296,11 @@ impl Setup {
                 (None, Some(_)) => {}
             }
             if m.message_contains.trim().is_empty() {
-                r.add("D2", &entry, "message_contains is empty: it would match nothing");
+                r.add(
+                    "D2",
+                    &entry,
+                    "message_contains is empty: it would match nothing",
+                );
             }
         }
 
@@ -261,7 +316,11 @@ fn duplicates<'a>(r: &mut Report, what: &str, ids: impl Iterator<Item = &'a str>
     let mut seen = HashSet::new();
     for id in ids {
         if !seen.insert(id) {
-            r.add("setup", format!("{what} {id:?}"), "is defined more than once");
+            r.add(
+                "setup",
+                format!("{what} {id:?}"),
+                "is defined more than once",
+            );
         }
     }
 }

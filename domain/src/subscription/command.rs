@@ -47,7 +47,10 @@ pub enum SubscriptionCommand {
         outcome: RebillOutcome,
     },
     /// The scheduler: re-attempt `attempt` is due (Y1-Y3).
-    RunDueRecycleAttempt { order_id: OrderId, attempt: u32 },
+    RunDueRecycleAttempt {
+        order_id: OrderId,
+        attempt: u32,
+    },
     /// The billing gateway's answer to re-attempt `attempt` (Y2, Y4).
     RecordRecycleAttemptResult {
         order_id: OrderId,
@@ -61,5 +64,7 @@ pub enum SubscriptionCommand {
         /// The gateway that declined the rebill: billing reverts to it (O4).
         declined_gateway: GatewayId,
     },
-    Cancel { reason: String },
+    Cancel {
+        reason: String,
+    },
 }

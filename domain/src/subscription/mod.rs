@@ -220,7 +220,9 @@ impl Subscription {
         match command {
             SubscriptionCommand::Create(c) => {
                 if self.id.is_some() {
-                    return Err(SubscriptionError::AlreadyExists(c.subscription_id.to_string()));
+                    return Err(SubscriptionError::AlreadyExists(
+                        c.subscription_id.to_string(),
+                    ));
                 }
                 check_billing_gateway(services, &c.billing_gateway)?;
                 let (status, first_bill) = match c.terms.trial_days {
@@ -295,7 +297,11 @@ impl Subscription {
                                 at: now,
                             });
                         } else {
-                            let billing = d.state.billing_gateway.clone().unwrap_or(declined_gateway.clone());
+                            let billing = d
+                                .state
+                                .billing_gateway
+                                .clone()
+                                .unwrap_or(declined_gateway.clone());
                             let plan = recycle_plan(setup.recycle_profile_for(&billing));
                             if plan.is_empty() {
                                 d.emit(SubscriptionEvent::RecycleFailed {
@@ -320,14 +326,19 @@ impl Subscription {
                 let Some(r) = d.state.recycle.clone() else {
                     return Err(SubscriptionError::NotRecycling(order_id.to_string()));
                 };
-                if r.order_id != order_id || d.state.status != Some(SubscriptionStatus::RecycleBilling) {
+                if r.order_id != order_id
+                    || d.state.status != Some(SubscriptionStatus::RecycleBilling)
+                {
                     if d.state.is_settled(&order_id) {
                         return Ok(Vec::new());
                     }
                     return Err(SubscriptionError::NotRecycling(order_id.to_string()));
                 }
                 // Idempotent: an attempt already run or handed over.
-                if attempt < r.next_attempt || r.in_flight == Some(attempt) || r.handed_over.is_some() {
+                if attempt < r.next_attempt
+                    || r.in_flight == Some(attempt)
+                    || r.handed_over.is_some()
+                {
                     return Ok(Vec::new());
                 }
                 if attempt != r.next_attempt {
@@ -392,7 +403,13 @@ impl Subscription {
                     .unwrap_or(r.declined_gateway.clone());
                 match answer {
                     GatewayAnswer::Approved { .. } => {
-                        advance(&mut d, order_id, gateway, AdvanceVia::Recycle { attempt }, now);
+                        advance(
+                            &mut d,
+                            order_id,
+                            gateway,
+                            AdvanceVia::Recycle { attempt },
+                            now,
+                        );
                     }
                     GatewayAnswer::Declined(mut facts) => {
                         facts.gateway = gateway;
