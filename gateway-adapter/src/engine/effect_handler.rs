@@ -1,0 +1,25 @@
+//! The port through which the engine performs effects (FlexFactor calls, charges, CRM
+//! notifications). The service implements it over HTTP; tests implement it with counters.
+
+use async_trait::async_trait;
+use chrono::Duration;
+use salvage_domain::process_manager::{Effect, FollowUp};
+
+/// What became of an effect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EffectOutcome {
+    /// Performed; the commands it calls for (for example FlexFactor's answer to record) are
+    /// executed before the effect is marked done.
+    Done(Vec<FollowUp>),
+    /// Not performed now (an endpoint down, a 5xx): try again after `after`.
+    Retry { after: Duration, reason: String },
+    /// Can never be performed (a permanent refusal): kept as failed for operators.
+    Failed(String),
+}
+
+/// Performs effects. `key` is the effect's stable outbox key: an idempotency key that is the
+/// same on every retry, after a crash too.
+#[async_trait]
+pub trait EffectHandler: Send + Sync {
+    async fn perform(&self, key: &str, effect: &Effect) -> EffectOutcome;
+}

@@ -1,0 +1,233 @@
+//! The engine: commands on the aggregates through the store, and the three loops that follow
+//! from the ordered log: the projector, the dispatcher (log → outbox, with a checkpoint) and the
+//! scheduler (due outbox rows → commands and effects, leased so that several processes sharing
+//! one PostgreSQL never run the same row at once).
+
+mod dispatcher;
+mod effect_handler;
+
+pub use dispatcher::{checkpoint as dispatch_checkpoint, dispatch_batch, DISPATCH_CHECKPOINT};
+pub use effect_handler::{EffectHandler, EffectOutcome};
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use chrono::Duration;
+use cqrs_es::EventEnvelope;
+use salvage_domain::order::{Order, OrderCommand, OrderError};
+use salvage_domain::process_manager::FollowUp;
+use salvage_domain::subscription::{Subscription, SubscriptionCommand, SubscriptionError};
+use salvage_domain::{DomainServices, OrderId, SubscriptionId};
+use tracing::{debug, warn};
+
+use crate::store::{outbox, projection, ExecuteError, Store, StoreError};
+
+/// Tuning of the engine's loops.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// How long a claimed outbox row stays with its worker before another may take it.
+    pub lease: Duration,
+    /// Log entries per projector or dispatcher transaction.
+    pub batch: i64,
+    /// Outbox rows claimed at once.
+    pub claim: i64,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            lease: Duration::seconds(60),
+            batch: 500,
+            claim: 32,
+        }
+    }
+}
+
+/// What one `pump` did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PumpStats {
+    pub projected: usize,
+    pub dispatched: usize,
+    pub executed: usize,
+}
+
+impl PumpStats {
+    pub fn is_idle(&self) -> bool {
+        self.projected == 0 && self.dispatched == 0 && self.executed == 0
+    }
+}
+
+/// Why the engine could not go on.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("outbox row {key} is unreadable: {reason}")]
+    BadRow { key: String, reason: String },
+}
+
+/// The engine over one store.
+pub struct Engine {
+    pub store: Arc<Store>,
+    pub services: DomainServices,
+    pub handler: Arc<dyn EffectHandler>,
+    pub config: EngineConfig,
+}
+
+fn now_ms(services: &DomainServices) -> i64 {
+    services.clock.now().timestamp_millis()
+}
+
+impl Engine {
+    pub fn new(
+        store: Arc<Store>,
+        services: DomainServices,
+        handler: Arc<dyn EffectHandler>,
+        config: EngineConfig,
+    ) -> Engine {
+        Engine {
+            store,
+            services,
+            handler,
+            config,
+        }
+    }
+
+    /// Executes an Order command; the committed events are returned.
+    pub async fn order(
+        &self,
+        id: &OrderId,
+        command: OrderCommand,
+    ) -> Result<Vec<EventEnvelope<Order>>, ExecuteError<OrderError>> {
+        self.store
+            .orders
+            .execute(id.as_str(), command, &self.services, HashMap::new())
+            .await
+    }
+
+    /// Executes a Subscription command; the committed events are returned.
+    pub async fn subscription(
+        &self,
+        id: &SubscriptionId,
+        command: SubscriptionCommand,
+    ) -> Result<Vec<EventEnvelope<Subscription>>, ExecuteError<SubscriptionError>> {
+        self.store
+            .subscriptions
+            .execute(id.as_str(), command, &self.services, HashMap::new())
+            .await
+    }
+
+    /// Runs the projector, the dispatcher and the due outbox rows once each.
+    pub async fn pump_once(&self) -> Result<PumpStats, EngineError> {
+        let projected = projection::project_batch(&self.store.backend, self.config.batch).await?;
+        let dispatched = dispatch_batch(&self.store, &self.services, self.config.batch).await?;
+        let executed = self.run_due().await?;
+        Ok(PumpStats {
+            projected,
+            dispatched,
+            executed,
+        })
+    }
+
+    /// Pumps until there is nothing left to do now; returns the totals.
+    pub async fn pump(&self) -> Result<PumpStats, EngineError> {
+        let mut total = PumpStats::default();
+        loop {
+            let s = self.pump_once().await?;
+            if s.is_idle() {
+                return Ok(total);
+            }
+            total.projected += s.projected;
+            total.dispatched += s.dispatched;
+            total.executed += s.executed;
+        }
+    }
+
+    /// Claims the outbox rows due now and runs them; returns how many ran.
+    pub async fn run_due(&self) -> Result<usize, EngineError> {
+        let now = now_ms(&self.services);
+        let lease_until = now + self.config.lease.num_milliseconds();
+        let items =
+            outbox::claim_due(&self.store.backend, now, lease_until, self.config.claim).await?;
+        let n = items.len();
+        for item in items {
+            self.run_item(item).await?;
+        }
+        Ok(n)
+    }
+
+    async fn run_item(&self, item: outbox::OutboxItem) -> Result<(), EngineError> {
+        let backend = &self.store.backend;
+        let follow: FollowUp = match serde_json::from_str(&item.payload) {
+            Ok(f) => f,
+            Err(e) => {
+                outbox::fail(backend, &item.key, now_ms(&self.services), &e.to_string()).await?;
+                return Ok(());
+            }
+        };
+        match follow {
+            FollowUp::Effect(effect) => match self.handler.perform(&item.key, &effect).await {
+                EffectOutcome::Done(more) => {
+                    for f in more {
+                        self.run_command(&item.key, f).await;
+                    }
+                    outbox::complete(backend, &item.key, now_ms(&self.services)).await?;
+                }
+                EffectOutcome::Retry { after, reason } => {
+                    debug!(key = %item.key, %reason, "effect will be retried");
+                    let due = now_ms(&self.services) + after.num_milliseconds().max(1);
+                    outbox::reschedule(backend, &item.key, due, &reason).await?;
+                }
+                EffectOutcome::Failed(reason) => {
+                    warn!(key = %item.key, %reason, "effect failed for good");
+                    outbox::fail(backend, &item.key, now_ms(&self.services), &reason).await?;
+                }
+            },
+            other => {
+                if let Some(err) = self.run_command(&item.key, other).await {
+                    outbox::fail(backend, &item.key, now_ms(&self.services), &err).await?;
+                } else {
+                    outbox::complete(backend, &item.key, now_ms(&self.services)).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a command follow-up. Refusals that mean "already done" (a re-driven row) are
+    /// success; any other refusal is returned as the row's error.
+    async fn run_command(&self, key: &str, follow: FollowUp) -> Option<String> {
+        match follow {
+            FollowUp::Order { order_id, command } => match self.order(&order_id, command).await {
+                Ok(_) => None,
+                Err(ExecuteError::Refused(
+                    OrderError::UnexpectedCascadeStep(_) | OrderError::UnexpectedSubmission(_),
+                )) => None,
+                Err(e) => {
+                    warn!(key, error = %e, "order command from the outbox refused");
+                    Some(e.to_string())
+                }
+            },
+            FollowUp::Subscription {
+                subscription_id,
+                command,
+            } => match self.subscription(&subscription_id, command).await {
+                Ok(_) => None,
+                Err(ExecuteError::Refused(
+                    SubscriptionError::AlreadyExists(_)
+                    | SubscriptionError::NotAwaiting(_)
+                    | SubscriptionError::UnexpectedAttempt { .. },
+                )) => None,
+                Err(e) => {
+                    warn!(key, error = %e, "subscription command from the outbox refused");
+                    Some(e.to_string())
+                }
+            },
+            FollowUp::At { then, .. } => {
+                // Handled by the dispatcher as a due time; a nested timer runs at once.
+                Box::pin(self.run_command(key, *then)).await
+            }
+            FollowUp::Effect(_) => Some("an effect cannot be run as a command".into()),
+        }
+    }
+}

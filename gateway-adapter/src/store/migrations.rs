@@ -1,0 +1,377 @@
+//! Versioned schema migrations, applied at start in order, each once, each in its own
+//! transaction, recorded in `salvage_schema_migrations`. On PostgreSQL a session advisory lock
+//! keeps two starting processes from migrating at the same time.
+
+use super::{Backend, StoreError};
+
+/// One migration: its version, a name, and its SQL for each database.
+struct Migration {
+    version: i64,
+    name: &'static str,
+    sqlite: &'static str,
+    postgres: &'static str,
+}
+
+/// The lock key migrations take on PostgreSQL.
+const MIGRATION_LOCK: i64 = 0x5a17_0001;
+
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "cqrs-es event and snapshot tables",
+        // The schemas of sqlite-es and postgres-es (their own init scripts).
+        sqlite: r#"
+CREATE TABLE IF NOT EXISTS events (
+  aggregate_type text NOT NULL,
+  aggregate_id   text NOT NULL,
+  sequence       integer CHECK (sequence >= 0) NOT NULL,
+  event_type     text NOT NULL,
+  event_version  text NOT NULL,
+  payload        text NOT NULL,
+  metadata       text NOT NULL,
+  PRIMARY KEY (aggregate_type, aggregate_id, sequence)
+) STRICT;
+CREATE TABLE IF NOT EXISTS snapshots (
+  aggregate_type   text NOT NULL,
+  aggregate_id     text NOT NULL,
+  last_sequence    integer CHECK (last_sequence >= 0) NOT NULL,
+  current_snapshot integer CHECK (current_snapshot >= 0) NOT NULL,
+  payload          text NOT NULL,
+  PRIMARY KEY (aggregate_type, aggregate_id, last_sequence)
+) STRICT;
+"#,
+        postgres: r#"
+CREATE TABLE IF NOT EXISTS events (
+  aggregate_type text NOT NULL,
+  aggregate_id   text NOT NULL,
+  sequence       bigint CHECK (sequence >= 0) NOT NULL,
+  event_type     text NOT NULL,
+  event_version  text NOT NULL,
+  payload        json NOT NULL,
+  metadata       json NOT NULL,
+  PRIMARY KEY (aggregate_type, aggregate_id, sequence)
+);
+CREATE TABLE IF NOT EXISTS snapshots (
+  aggregate_type   text NOT NULL,
+  aggregate_id     text NOT NULL,
+  last_sequence    bigint CHECK (last_sequence >= 0) NOT NULL,
+  current_snapshot bigint CHECK (current_snapshot >= 0) NOT NULL,
+  payload          json NOT NULL,
+  PRIMARY KEY (aggregate_type, aggregate_id, last_sequence)
+);
+"#,
+    },
+    Migration {
+        version: 2,
+        name: "ordered event log",
+        // SQLite has one writer at a time: an AUTOINCREMENT key filled by a trigger in the
+        // committing transaction is in commit order.
+        sqlite: r#"
+CREATE TABLE salvage_event_log (
+  position       INTEGER PRIMARY KEY AUTOINCREMENT,
+  aggregate_type TEXT NOT NULL,
+  aggregate_id   TEXT NOT NULL,
+  sequence       INTEGER NOT NULL,
+  UNIQUE (aggregate_type, aggregate_id, sequence)
+);
+CREATE TRIGGER salvage_event_log_append AFTER INSERT ON events
+BEGIN
+  INSERT INTO salvage_event_log (aggregate_type, aggregate_id, sequence)
+  VALUES (NEW.aggregate_type, NEW.aggregate_id, NEW.sequence);
+END;
+"#,
+        // PostgreSQL: a plain sequence can commit out of order (a transaction that took position
+        // 7 may commit after one that took 8, and a reader at 8 would skip 7 for ever). The
+        // trigger takes a transaction-level advisory lock before it draws a position; the lock is
+        // held until commit, so positions are drawn and committed in the same order, and a
+        // reader that sees position N has already been able to see every position below N.
+        postgres: r#"
+CREATE SEQUENCE salvage_event_log_position;
+CREATE TABLE salvage_event_log (
+  position       bigint PRIMARY KEY,
+  aggregate_type text NOT NULL,
+  aggregate_id   text NOT NULL,
+  sequence       bigint NOT NULL,
+  UNIQUE (aggregate_type, aggregate_id, sequence)
+);
+CREATE FUNCTION salvage_event_log_append() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+  PERFORM pg_advisory_xact_lock(1511522305);
+  INSERT INTO salvage_event_log (position, aggregate_type, aggregate_id, sequence)
+  VALUES (nextval('salvage_event_log_position'), NEW.aggregate_type, NEW.aggregate_id, NEW.sequence);
+  RETURN NULL;
+END
+$fn$;
+CREATE TRIGGER salvage_event_log_append AFTER INSERT ON events
+  FOR EACH ROW EXECUTE FUNCTION salvage_event_log_append();
+"#,
+    },
+    Migration {
+        version: 3,
+        name: "checkpoints and outbox (effects, commands and timers)",
+        sqlite: r#"
+CREATE TABLE salvage_checkpoints (
+  name     TEXT PRIMARY KEY,
+  position INTEGER NOT NULL
+);
+CREATE TABLE salvage_outbox (
+  key             TEXT PRIMARY KEY,
+  kind            TEXT NOT NULL,
+  payload         TEXT NOT NULL,
+  due_at          INTEGER NOT NULL,
+  state           TEXT NOT NULL DEFAULT 'pending',
+  attempts        INTEGER NOT NULL DEFAULT 0,
+  lease_until     INTEGER,
+  last_error      TEXT,
+  source_position INTEGER NOT NULL,
+  created_at      INTEGER NOT NULL,
+  done_at         INTEGER
+);
+CREATE INDEX salvage_outbox_due ON salvage_outbox (state, due_at);
+"#,
+        postgres: r#"
+CREATE TABLE salvage_checkpoints (
+  name     text PRIMARY KEY,
+  position bigint NOT NULL
+);
+CREATE TABLE salvage_outbox (
+  key             text PRIMARY KEY,
+  kind            text NOT NULL,
+  payload         text NOT NULL,
+  due_at          bigint NOT NULL,
+  state           text NOT NULL DEFAULT 'pending',
+  attempts        integer NOT NULL DEFAULT 0,
+  lease_until     bigint,
+  last_error      text,
+  source_position bigint NOT NULL,
+  created_at      bigint NOT NULL,
+  done_at         bigint
+);
+CREATE INDEX salvage_outbox_due ON salvage_outbox (state, due_at);
+"#,
+    },
+    Migration {
+        version: 4,
+        name: "projections: orders, subscriptions, pending salvages",
+        sqlite: r#"
+CREATE TABLE salvage_order_view (
+  order_id         TEXT PRIMARY KEY,
+  order_type       TEXT NOT NULL,
+  status           TEXT NOT NULL,
+  state            TEXT NOT NULL,
+  last_sequence    INTEGER NOT NULL,
+  updated_position INTEGER NOT NULL
+);
+CREATE TABLE salvage_subscription_view (
+  subscription_id  TEXT PRIMARY KEY,
+  status           TEXT NOT NULL,
+  billing_gateway  TEXT,
+  cycle            INTEGER NOT NULL,
+  next_bill_at     INTEGER,
+  state            TEXT NOT NULL,
+  last_sequence    INTEGER NOT NULL,
+  updated_position INTEGER NOT NULL
+);
+CREATE TABLE salvage_pending_salvage_view (
+  order_id            TEXT PRIMARY KEY,
+  attempt             INTEGER NOT NULL,
+  route               TEXT NOT NULL,
+  salvage_state       TEXT NOT NULL,
+  expires_at          INTEGER,
+  flexfactor_order_id TEXT,
+  updated_position    INTEGER NOT NULL
+);
+CREATE INDEX salvage_pending_salvage_expiry ON salvage_pending_salvage_view (expires_at);
+"#,
+        postgres: r#"
+CREATE TABLE salvage_order_view (
+  order_id         text PRIMARY KEY,
+  order_type       text NOT NULL,
+  status           text NOT NULL,
+  state            text NOT NULL,
+  last_sequence    bigint NOT NULL,
+  updated_position bigint NOT NULL
+);
+CREATE TABLE salvage_subscription_view (
+  subscription_id  text PRIMARY KEY,
+  status           text NOT NULL,
+  billing_gateway  text,
+  cycle            bigint NOT NULL,
+  next_bill_at     bigint,
+  state            text NOT NULL,
+  last_sequence    bigint NOT NULL,
+  updated_position bigint NOT NULL
+);
+CREATE TABLE salvage_pending_salvage_view (
+  order_id            text PRIMARY KEY,
+  attempt             bigint NOT NULL,
+  route               text NOT NULL,
+  salvage_state       text NOT NULL,
+  expires_at          bigint,
+  flexfactor_order_id text,
+  updated_position    bigint NOT NULL
+);
+CREATE INDEX salvage_pending_salvage_expiry ON salvage_pending_salvage_view (expires_at);
+"#,
+    },
+    Migration {
+        version: 5,
+        name: "webhook bookkeeping: deliveries, nonces, deliveries for unknown orders",
+        sqlite: r#"
+CREATE TABLE salvage_webhook_deliveries (
+  delivery_key        TEXT PRIMARY KEY,
+  event               TEXT NOT NULL,
+  order_id            TEXT,
+  flexfactor_order_id TEXT,
+  received_at         INTEGER NOT NULL,
+  outcome             TEXT NOT NULL
+);
+CREATE TABLE salvage_webhook_nonces (
+  nonce   TEXT PRIMARY KEY,
+  seen_at INTEGER NOT NULL
+);
+CREATE INDEX salvage_webhook_nonces_seen ON salvage_webhook_nonces (seen_at);
+CREATE TABLE salvage_unmatched_deliveries (
+  delivery_key        TEXT PRIMARY KEY,
+  event               TEXT NOT NULL,
+  order_id            TEXT,
+  flexfactor_order_id TEXT,
+  body                TEXT NOT NULL,
+  received_at         INTEGER NOT NULL,
+  resolved_at         INTEGER
+);
+"#,
+        postgres: r#"
+CREATE TABLE salvage_webhook_deliveries (
+  delivery_key        text PRIMARY KEY,
+  event               text NOT NULL,
+  order_id            text,
+  flexfactor_order_id text,
+  received_at         bigint NOT NULL,
+  outcome             text NOT NULL
+);
+CREATE TABLE salvage_webhook_nonces (
+  nonce   text PRIMARY KEY,
+  seen_at bigint NOT NULL
+);
+CREATE INDEX salvage_webhook_nonces_seen ON salvage_webhook_nonces (seen_at);
+CREATE TABLE salvage_unmatched_deliveries (
+  delivery_key        text PRIMARY KEY,
+  event               text NOT NULL,
+  order_id            text,
+  flexfactor_order_id text,
+  body                text NOT NULL,
+  received_at         bigint NOT NULL,
+  resolved_at         bigint
+);
+"#,
+    },
+];
+
+/// The newest schema version this build knows.
+pub fn latest_version() -> i64 {
+    MIGRATIONS.last().map(|m| m.version).unwrap_or(0)
+}
+
+/// Applies every migration not applied yet. Returns the versions applied now.
+pub async fn migrate(backend: &Backend) -> Result<Vec<i64>, StoreError> {
+    const TABLE: &str = "CREATE TABLE IF NOT EXISTS salvage_schema_migrations (
+        version bigint PRIMARY KEY, name text NOT NULL, applied_at text NOT NULL)";
+    let mut applied_now = Vec::new();
+    match backend {
+        Backend::Sqlite(pool) => {
+            sqlx::raw_sql(TABLE).execute(pool).await?;
+            for m in MIGRATIONS {
+                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+                let done: Option<i64> = sqlx::query_scalar(
+                    "SELECT version FROM salvage_schema_migrations WHERE version = $1",
+                )
+                .bind(m.version)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if done.is_some() {
+                    continue;
+                }
+                sqlx::raw_sql(m.sqlite)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| fail(m, e))?;
+                record(m).execute(&mut *tx).await.map_err(|e| fail(m, e))?;
+                tx.commit().await?;
+                applied_now.push(m.version);
+            }
+        }
+        Backend::Postgres(pool) => {
+            let mut conn = pool.acquire().await?;
+            sqlx::query("SELECT pg_advisory_lock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await?;
+            let result: Result<(), StoreError> = async {
+                sqlx::raw_sql(TABLE).execute(&mut *conn).await?;
+                for m in MIGRATIONS {
+                    let done: Option<i64> = sqlx::query_scalar(
+                        "SELECT version FROM salvage_schema_migrations WHERE version = $1",
+                    )
+                    .bind(m.version)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                    if done.is_some() {
+                        continue;
+                    }
+                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+                    sqlx::raw_sql(m.postgres)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| fail(m, e))?;
+                    record(m).execute(&mut *tx).await.map_err(|e| fail(m, e))?;
+                    tx.commit().await?;
+                    applied_now.push(m.version);
+                }
+                Ok(())
+            }
+            .await;
+            sqlx::query("SELECT pg_advisory_unlock($1)")
+                .bind(MIGRATION_LOCK)
+                .execute(&mut *conn)
+                .await?;
+            result?;
+        }
+    }
+    Ok(applied_now)
+}
+
+/// The schema version in the database (0 before any migration).
+pub async fn current_version(backend: &Backend) -> Result<i64, StoreError> {
+    let v: Option<i64> = crate::on_pool!(backend, pool => {
+        sqlx::query_scalar("SELECT MAX(version) FROM salvage_schema_migrations")
+            .fetch_one(pool)
+            .await
+            .ok()
+            .flatten()
+    });
+    Ok(v.unwrap_or(0))
+}
+
+fn record<DB: sqlx::Database>(
+    m: &Migration,
+) -> sqlx::query::Query<'static, DB, <DB as sqlx::Database>::Arguments<'static>>
+where
+    i64: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
+    &'static str: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
+{
+    sqlx::query(
+        "INSERT INTO salvage_schema_migrations (version, name, applied_at) \
+         VALUES ($1, $2, CAST(CURRENT_TIMESTAMP AS TEXT))",
+    )
+    .bind(m.version)
+    .bind(m.name)
+}
+
+fn fail(m: &Migration, e: sqlx::Error) -> StoreError {
+    StoreError::Migration {
+        version: m.version,
+        name: m.name,
+        reason: e.to_string(),
+    }
+}

@@ -1,0 +1,85 @@
+//! Persistence: the event stores of both aggregates (SQLite through sqlite-es as the embedded
+//! default, PostgreSQL through postgres-es), the ordered log of every committed event, the
+//! checkpoints, the outbox that drives effects and timers, the projections, and the webhook
+//! bookkeeping. See `docs/architecture.md` for why nothing is lost or doubled.
+
+mod aggregate_store;
+mod backend;
+mod error;
+pub mod event_log;
+pub mod memory;
+pub mod migrations;
+pub mod outbox;
+pub mod projection;
+pub mod webhook_book;
+
+pub use aggregate_store::{AggregateStore, ExecuteError, MAX_CONFLICT_RETRIES};
+pub use backend::Backend;
+pub use error::StoreError;
+pub use event_log::LogEntry;
+
+use cqrs_es::persist::PersistedEventStore;
+use postgres_es::PostgresEventRepository;
+use salvage_domain::order::Order;
+use salvage_domain::subscription::Subscription;
+use sqlite_es::SqliteEventRepository;
+
+/// The store: one database, both aggregates' event stores over it.
+pub struct Store {
+    pub backend: Backend,
+    pub orders: AggregateStore<Order>,
+    pub subscriptions: AggregateStore<Subscription>,
+}
+
+impl Store {
+    /// Opens the store at `url` and migrates its schema.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Self::open_in_schema(url, None).await
+    }
+
+    /// Opens the store with every PostgreSQL connection in `pg_schema` (ignored for SQLite).
+    pub async fn open_in_schema(url: &str, pg_schema: Option<&str>) -> Result<Store, StoreError> {
+        let backend = Backend::connect(url, pg_schema).await?;
+        migrations::migrate(&backend).await?;
+        Ok(Self::over(backend))
+    }
+
+    fn over(backend: Backend) -> Store {
+        let (orders, subscriptions) = match &backend {
+            Backend::Sqlite(pool) => (
+                AggregateStore::Sqlite(PersistedEventStore::new_event_store(
+                    SqliteEventRepository::new(pool.clone()),
+                )),
+                AggregateStore::Sqlite(PersistedEventStore::new_event_store(
+                    SqliteEventRepository::new(pool.clone()),
+                )),
+            ),
+            Backend::Postgres(pool) => (
+                AggregateStore::Postgres(PersistedEventStore::new_event_store(
+                    PostgresEventRepository::new(pool.clone()),
+                )),
+                AggregateStore::Postgres(PersistedEventStore::new_event_store(
+                    PostgresEventRepository::new(pool.clone()),
+                )),
+            ),
+        };
+        Store {
+            backend,
+            orders,
+            subscriptions,
+        }
+    }
+
+    /// Whether the store answers and its schema is the one this build expects (`/readyz`).
+    pub async fn ready(&self) -> Result<(), StoreError> {
+        self.backend.ping().await?;
+        let v = migrations::current_version(&self.backend).await?;
+        if v < migrations::latest_version() {
+            return Err(StoreError::Corrupt(format!(
+                "schema version {v}, expected {}",
+                migrations::latest_version()
+            )));
+        }
+        Ok(())
+    }
+}

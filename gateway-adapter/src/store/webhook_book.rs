@@ -1,0 +1,136 @@
+//! Webhook bookkeeping: deliveries already applied (W2, O7), nonces seen within the tolerance
+//! (W2), and verified deliveries for orders Salvage does not know, kept for reconciliation (W4).
+
+use sqlx::Row;
+
+use super::{Backend, StoreError};
+
+/// Whether a delivery is new.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Delivery {
+    Fresh,
+    Duplicate,
+}
+
+/// Records `nonce` as seen at `now`; false when it was already seen (a replay).
+pub async fn remember_nonce(backend: &Backend, nonce: &str, now: i64) -> Result<bool, StoreError> {
+    let n = crate::on_pool!(backend, pool => {
+        sqlx::query("INSERT INTO salvage_webhook_nonces (nonce, seen_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING")
+            .bind(nonce)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(n == 1)
+}
+
+/// Forgets nonces seen before `before` (outside the tolerance they are refused by date anyway).
+pub async fn prune_nonces(backend: &Backend, before: i64) -> Result<u64, StoreError> {
+    let n = crate::on_pool!(backend, pool => {
+        sqlx::query("DELETE FROM salvage_webhook_nonces WHERE seen_at < $1")
+            .bind(before)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(n)
+}
+
+/// Records a delivery by its key (event and FlexFactor order, so a resent delivery has the same
+/// key); `Duplicate` when it was recorded before.
+pub async fn record_delivery(
+    backend: &Backend,
+    delivery_key: &str,
+    event: &str,
+    order_id: Option<&str>,
+    flexfactor_order_id: Option<&str>,
+    now: i64,
+    outcome: &str,
+) -> Result<Delivery, StoreError> {
+    let n = crate::on_pool!(backend, pool => {
+        sqlx::query("INSERT INTO salvage_webhook_deliveries (delivery_key, event, order_id, flexfactor_order_id, received_at, outcome)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (delivery_key) DO NOTHING")
+            .bind(delivery_key)
+            .bind(event)
+            .bind(order_id)
+            .bind(flexfactor_order_id)
+            .bind(now)
+            .bind(outcome)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(if n == 1 {
+        Delivery::Fresh
+    } else {
+        Delivery::Duplicate
+    })
+}
+
+/// A verified delivery for an order Salvage does not know (W4).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnmatchedDelivery {
+    pub delivery_key: String,
+    pub event: String,
+    pub order_id: Option<String>,
+    pub flexfactor_order_id: Option<String>,
+    pub body: String,
+    pub received_at: i64,
+}
+
+/// Keeps a verified delivery for an unknown order; idempotent by key.
+pub async fn park_unmatched(backend: &Backend, d: &UnmatchedDelivery) -> Result<(), StoreError> {
+    crate::on_pool!(backend, pool => {
+        sqlx::query("INSERT INTO salvage_unmatched_deliveries (delivery_key, event, order_id, flexfactor_order_id, body, received_at)
+                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (delivery_key) DO NOTHING")
+            .bind(&d.delivery_key)
+            .bind(&d.event)
+            .bind(&d.order_id)
+            .bind(&d.flexfactor_order_id)
+            .bind(&d.body)
+            .bind(d.received_at)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
+
+/// The unmatched deliveries not yet resolved, oldest first.
+pub async fn unmatched(backend: &Backend) -> Result<Vec<UnmatchedDelivery>, StoreError> {
+    let rows = crate::on_pool!(backend, pool => {
+        sqlx::query("SELECT delivery_key, event, order_id, flexfactor_order_id, body, received_at
+                       FROM salvage_unmatched_deliveries WHERE resolved_at IS NULL ORDER BY received_at, delivery_key")
+            .fetch_all(pool)
+            .await?
+            .iter()
+            .map(|r| {
+                Ok(UnmatchedDelivery {
+                    delivery_key: r.try_get("delivery_key")?,
+                    event: r.try_get("event")?,
+                    order_id: r.try_get("order_id")?,
+                    flexfactor_order_id: r.try_get("flexfactor_order_id")?,
+                    body: r.try_get("body")?,
+                    received_at: r.try_get("received_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>, sqlx::Error>>()?
+    });
+    Ok(rows)
+}
+
+/// Marks an unmatched delivery resolved (applied after its order arrived, or dismissed).
+pub async fn resolve_unmatched(
+    backend: &Backend,
+    delivery_key: &str,
+    now: i64,
+) -> Result<(), StoreError> {
+    crate::on_pool!(backend, pool => {
+        sqlx::query("UPDATE salvage_unmatched_deliveries SET resolved_at = $1 WHERE delivery_key = $2")
+            .bind(now)
+            .bind(delivery_key)
+            .execute(pool)
+            .await?;
+    });
+    Ok(())
+}
