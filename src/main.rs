@@ -1,5 +1,7 @@
 //! `salvage`: the one command-line entry point of Salvage.
 
+mod cmd_store;
+
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -27,6 +29,9 @@ enum Command {
         #[arg(value_name = "FILE", default_value = "examples/salvage.toml")]
         file: PathBuf,
     },
+    /// Empty the projections (orders, subscriptions, pending salvages) and rebuild them from the
+    /// ordered event log.
+    RebuildProjections(cmd_store::RebuildArgs),
 }
 
 fn main() -> ExitCode {
@@ -43,6 +48,7 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::CheckConfig { file } => check_config(&file),
+        Command::RebuildProjections(args) => cmd_store::rebuild_projections(args),
     }
 }
 

@@ -73,3 +73,30 @@ fn check_config_on_a_missing_file_says_so() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read the setup file"));
 }
+
+#[test]
+fn rebuild_projections_on_a_fresh_store() {
+    let dir = std::env::temp_dir().join(format!("salvage-cli-rebuild-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db = dir.join("s.db");
+    let out = salvage()
+        .args([
+            "rebuild-projections",
+            "--store",
+            &format!("sqlite://{}", db.display()),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("rebuilt projections from 0 events"));
+    let out = salvage()
+        .args(["rebuild-projections", "--store", "mysql://x"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sqlite://"));
+}

@@ -11,7 +11,9 @@ use cqrs_es::{AggregateError, EventStore};
 use salvage_domain::order::{FlexFactorResult, Order, OrderCommand, ResultSource};
 use salvage_domain::process_manager::Effect;
 use salvage_domain::subscription::SubscriptionCommand;
-use salvage_domain::{DeclineFacts, DeclineType, EffectiveDecline, ManualClock, OrderId, SubscriptionId};
+use salvage_domain::{
+    DeclineFacts, DeclineType, EffectiveDecline, ManualClock, OrderId, SubscriptionId,
+};
 use salvage_gateway::engine::{dispatch_checkpoint, EffectHandler, Engine};
 use salvage_gateway::store::memory::MemoryBackend;
 use salvage_gateway::store::webhook_book::{self, Delivery, UnmatchedDelivery};
@@ -64,7 +66,10 @@ async fn migrations_are_versioned_and_idempotent(place: Place) {
     );
     // Opening again applies nothing and keeps the data.
     let _again = place.open().await;
-    assert!(migrations::migrate(&store.backend).await.unwrap().is_empty());
+    assert!(migrations::migrate(&store.backend)
+        .await
+        .unwrap()
+        .is_empty());
     store.ready().await.unwrap();
 }
 
@@ -73,12 +78,24 @@ async fn commands_commit_and_the_log_orders_every_event(place: Place) {
     let clock = Arc::new(ManualClock::new(t0()));
     let e = engine(store.clone(), clock, Arc::new(CountingHandler::default()));
     let placed = e.order(&"o-1".into(), sale("o-1", false)).await.unwrap();
-    assert_eq!(placed.len(), 3, "OrderPlaced, AttemptDeclined, CascadeSkipped");
-    assert_eq!(placed.iter().map(|e| e.sequence).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        placed.len(),
+        3,
+        "OrderPlaced, AttemptDeclined, CascadeSkipped"
+    );
+    assert_eq!(
+        placed.iter().map(|e| e.sequence).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
     e.order(&"o-2".into(), sale("o-2", true)).await.unwrap();
-    e.order(&"o-1".into(), OrderCommand::RequestRerun { gateway: "flexfactor".into() })
-        .await
-        .unwrap();
+    e.order(
+        &"o-1".into(),
+        OrderCommand::RequestRerun {
+            gateway: "flexfactor".into(),
+        },
+    )
+    .await
+    .unwrap();
     let (order, n) = store.orders.load("o-1").await.unwrap();
     assert_eq!(n, 4);
     assert!(order.salvage_open());
@@ -88,9 +105,14 @@ async fn commands_commit_and_the_log_orders_every_event(place: Place) {
     assert_eq!(log.last().unwrap().event_type, "SalvageSubmitted");
     // Pagination.
     let first = event_log::read_after(&store.backend, 0, 2).await.unwrap();
-    let rest = event_log::read_after(&store.backend, first[1].position, 100).await.unwrap();
+    let rest = event_log::read_after(&store.backend, first[1].position, 100)
+        .await
+        .unwrap();
     assert_eq!(first.len() + rest.len(), log.len());
-    assert_eq!(event_log::head(&store.backend).await.unwrap(), log.last().unwrap().position);
+    assert_eq!(
+        event_log::head(&store.backend).await.unwrap(),
+        log.last().unwrap().position
+    );
 }
 
 fn ignored_result() -> OrderCommand {
@@ -103,13 +125,19 @@ fn ignored_result() -> OrderCommand {
 async fn optimistic_concurrency_conflicts_are_retried_without_losing_events(place: Place) {
     let store = Arc::new(place.open().await);
     let clock = Arc::new(ManualClock::new(t0()));
-    let e = Arc::new(engine(store.clone(), clock, Arc::new(CountingHandler::default())));
+    let e = Arc::new(engine(
+        store.clone(),
+        clock,
+        Arc::new(CountingHandler::default()),
+    ));
     e.order(&"o-1".into(), sale("o-1", true)).await.unwrap();
     // 16 concurrent commands on one aggregate, each always adding one event.
     let mut tasks = Vec::new();
     for _ in 0..16 {
         let e = e.clone();
-        tasks.push(tokio::spawn(async move { e.order(&"o-1".into(), ignored_result()).await }));
+        tasks.push(tokio::spawn(async move {
+            e.order(&"o-1".into(), ignored_result()).await
+        }));
     }
     let mut ok = 0;
     for t in tasks {
@@ -133,11 +161,18 @@ async fn stale_commit_is_refused(place: Place) {
     let store = place.open().await;
     let clock = Arc::new(ManualClock::new(t0()));
     let services = services_with(clock);
-    store.orders.execute("o-1", sale("o-1", true), &services, HashMap::new()).await.unwrap();
+    store
+        .orders
+        .execute("o-1", sale("o-1", true), &services, HashMap::new())
+        .await
+        .unwrap();
     // Two writers load the same version; the second commit must be refused.
     let (a, _) = store.orders.load("o-1").await.unwrap();
     let events_a = a.decide(ignored_result(), &services).unwrap();
-    let first = store.orders.execute("o-1", ignored_result(), &services, HashMap::new()).await;
+    let first = store
+        .orders
+        .execute("o-1", ignored_result(), &services, HashMap::new())
+        .await;
     assert!(first.is_ok());
     // Commit events decided on the stale state through the raw cqrs-es store API.
     let stale = match &store.orders {
@@ -156,7 +191,10 @@ async fn stale_commit_is_refused(place: Place) {
         }
         salvage_gateway::store::AggregateStore::Memory(_) => unreachable!(),
     };
-    assert!(matches!(stale, Err(AggregateError::AggregateConflict)), "{stale:?}");
+    assert!(
+        matches!(stale, Err(AggregateError::AggregateConflict)),
+        "{stale:?}"
+    );
 }
 
 /// A context loaded, then made stale by another commit.
@@ -176,7 +214,11 @@ async fn stale_context<S: EventStore<Order>>(s: &S) -> S::AC {
 async fn concurrent_writers_never_make_a_reader_skip_an_event(place: Place) {
     let store = Arc::new(place.open().await);
     let clock = Arc::new(ManualClock::new(t0()));
-    let e = Arc::new(engine(store.clone(), clock, Arc::new(CountingHandler::default())));
+    let e = Arc::new(engine(
+        store.clone(),
+        clock,
+        Arc::new(CountingHandler::default()),
+    ));
     let writers: Vec<_> = (0..8)
         .map(|w| {
             let e = e.clone();
@@ -194,7 +236,9 @@ async fn concurrent_writers_never_make_a_reader_skip_an_event(place: Place) {
         let mut seen = Vec::new();
         let mut checkpoint = 0;
         for _ in 0..2000 {
-            let batch = event_log::read_after(&reader_store.backend, checkpoint, 7).await.unwrap();
+            let batch = event_log::read_after(&reader_store.backend, checkpoint, 7)
+                .await
+                .unwrap();
             for entry in &batch {
                 seen.push((entry.aggregate_id.clone(), entry.sequence));
                 checkpoint = entry.position;
@@ -211,15 +255,26 @@ async fn concurrent_writers_never_make_a_reader_skip_an_event(place: Place) {
     }
     let mut seen = reader.await.unwrap();
     // Whatever the reader could not see yet, it sees on the next read: nothing was skipped.
-    let last = event_log::read_after(&store.backend, 0, 10_000).await.unwrap();
+    let last = event_log::read_after(&store.backend, 0, 10_000)
+        .await
+        .unwrap();
     if seen.len() < last.len() {
         let checkpoint_pos = last[seen.len() - 1].position;
-        for entry in event_log::read_after(&store.backend, checkpoint_pos, 10_000).await.unwrap() {
+        for entry in event_log::read_after(&store.backend, checkpoint_pos, 10_000)
+            .await
+            .unwrap()
+        {
             seen.push((entry.aggregate_id.clone(), entry.sequence));
         }
     }
-    let all: Vec<_> = last.iter().map(|e| (e.aggregate_id.clone(), e.sequence)).collect();
-    assert_eq!(seen, all, "the tailing reader saw every event, in log order");
+    let all: Vec<_> = last
+        .iter()
+        .map(|e| (e.aggregate_id.clone(), e.sequence))
+        .collect();
+    assert_eq!(
+        seen, all,
+        "the tailing reader saw every event, in log order"
+    );
     assert_eq!(all.len(), 8 * 15 * 3);
 }
 
@@ -229,19 +284,36 @@ async fn projections_catch_up_and_rebuild_to_the_same_state(place: Place) {
     let handler = Arc::new(CountingHandler::default());
     let e = engine(store.clone(), clock, handler);
     e.order(&"o-1".into(), sale("o-1", false)).await.unwrap();
-    e.order(&"o-1".into(), OrderCommand::RequestRerun { gateway: "flexfactor".into() })
+    e.order(
+        &"o-1".into(),
+        OrderCommand::RequestRerun {
+            gateway: "flexfactor".into(),
+        },
+    )
+    .await
+    .unwrap();
+    e.order(&"o-2".into(), subscribing_sale("o-2"))
         .await
         .unwrap();
-    e.order(&"o-2".into(), subscribing_sale("o-2")).await.unwrap();
     e.pump().await.unwrap();
-    let o1 = projection::order(&store.backend, "o-1").await.unwrap().unwrap();
+    let o1 = projection::order(&store.backend, "o-1")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(o1.status, "salvage_pending");
     let pending = projection::pending_salvages(&store.backend).await.unwrap();
     assert_eq!(pending.len(), 1);
     assert_eq!(pending[0].order_id, "o-1");
-    assert_eq!(pending[0].flexfactor_order_id.as_deref(), Some("ff-o-1"), "the answer was recorded");
+    assert_eq!(
+        pending[0].flexfactor_order_id.as_deref(),
+        Some("ff-o-1"),
+        "the answer was recorded"
+    );
     assert!(pending[0].expires_at.is_some());
-    let sub = projection::subscription(&store.backend, "o-2-serum-monthly").await.unwrap().unwrap();
+    let sub = projection::subscription(&store.backend, "o-2-serum-monthly")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(sub.status, "active");
     assert_eq!(sub.billing_gateway.as_deref(), Some("nmi-main"));
     let counts = projection::counts(&store.backend).await.unwrap();
@@ -249,10 +321,25 @@ async fn projections_catch_up_and_rebuild_to_the_same_state(place: Place) {
     let (o1_state, _) = store.orders.load("o-1").await.unwrap();
     assert_eq!(o1.state, o1_state);
     let replayed = projection::rebuild(&store.backend).await.unwrap();
-    assert_eq!(replayed as i64, event_log::head(&store.backend).await.unwrap());
+    assert_eq!(
+        replayed as i64,
+        event_log::head(&store.backend).await.unwrap()
+    );
     assert_eq!(projection::counts(&store.backend).await.unwrap(), counts);
-    assert_eq!(projection::order(&store.backend, "o-1").await.unwrap().unwrap(), o1);
-    assert_eq!(projection::subscription(&store.backend, "o-2-serum-monthly").await.unwrap().unwrap(), sub);
+    assert_eq!(
+        projection::order(&store.backend, "o-1")
+            .await
+            .unwrap()
+            .unwrap(),
+        o1
+    );
+    assert_eq!(
+        projection::subscription(&store.backend, "o-2-serum-monthly")
+            .await
+            .unwrap()
+            .unwrap(),
+        sub
+    );
 }
 
 async fn dispatcher_drives_each_effect_once_even_when_redriven(place: Place) {
@@ -273,8 +360,14 @@ async fn dispatcher_drives_each_effect_once_even_when_redriven(place: Place) {
     rewind_dispatcher(&store).await;
     assert_eq!(dispatch_checkpoint(&store.backend).await.unwrap(), 0);
     e.pump().await.unwrap();
-    assert_eq!(handler.total(), 5, "re-dispatched follow-ups are the same outbox rows");
-    let stats = outbox::stats(&store.backend, t0().timestamp_millis()).await.unwrap();
+    assert_eq!(
+        handler.total(),
+        5,
+        "re-dispatched follow-ups are the same outbox rows"
+    );
+    let stats = outbox::stats(&store.backend, t0().timestamp_millis())
+        .await
+        .unwrap();
     assert_eq!(stats.done, 5);
     assert!(handler
         .effects
@@ -303,7 +396,11 @@ fn soft(gateway: &str) -> (DeclineFacts, EffectiveDecline) {
             visa_category: None,
             mastercard_advice_code: None,
         },
-        EffectiveDecline { decline_type: DeclineType::Soft, mapped_by: None, customer_message: None },
+        EffectiveDecline {
+            decline_type: DeclineType::Soft,
+            mapped_by: None,
+            customer_message: None,
+        },
     )
 }
 
@@ -314,19 +411,28 @@ async fn scheduler_runs_due_work_only_when_due_and_survives_restart(place: Place
         let store = Arc::new(place.open().await);
         let handler = Arc::new(CountingHandler::default());
         let e = engine(store.clone(), clock.clone(), handler.clone());
-        e.order(&"o-1".into(), subscribing_sale("o-1")).await.unwrap();
+        e.order(&"o-1".into(), subscribing_sale("o-1"))
+            .await
+            .unwrap();
         e.pump().await.unwrap();
         let (facts, effective) = soft("nmi-main");
-        e.subscription(&sub, SubscriptionCommand::RecordRebill {
-            order_id: "r-1".into(),
-            outcome: salvage_domain::subscription::RebillOutcome::Declined { facts, effective },
-        })
+        e.subscription(
+            &sub,
+            SubscriptionCommand::RecordRebill {
+                order_id: "r-1".into(),
+                outcome: salvage_domain::subscription::RebillOutcome::Declined { facts, effective },
+            },
+        )
         .await
         .unwrap();
         e.pump().await.unwrap();
         let (s, _) = store.subscriptions.load(sub.as_str()).await.unwrap();
         assert_eq!(s.recycle.as_ref().map(|r| r.next_attempt), Some(1));
-        assert_eq!(s.recycle.as_ref().and_then(|r| r.in_flight), None, "not due yet");
+        assert_eq!(
+            s.recycle.as_ref().and_then(|r| r.in_flight),
+            None,
+            "not due yet"
+        );
         // The process stops here with the re-attempt due in one day.
     }
     // A new process on the same store, one day later.
@@ -336,7 +442,11 @@ async fn scheduler_runs_due_work_only_when_due_and_survives_restart(place: Place
     let e = engine(store.clone(), clock.clone(), handler.clone());
     e.pump().await.unwrap();
     let (s, _) = store.subscriptions.load(sub.as_str()).await.unwrap();
-    assert_eq!(s.recycle.as_ref().and_then(|r| r.in_flight), Some(1), "the due re-attempt ran");
+    assert_eq!(
+        s.recycle.as_ref().and_then(|r| r.in_flight),
+        Some(1),
+        "the due re-attempt ran"
+    );
     let charges: Vec<_> = handler
         .effects
         .lock()
@@ -347,10 +457,20 @@ async fn scheduler_runs_due_work_only_when_due_and_survives_restart(place: Place
         .collect();
     assert_eq!(charges.len(), 1);
     // The first bill is due in 30 days: not run yet.
-    assert!(!handler.effects.lock().unwrap().iter().any(|(_, eff)| matches!(eff, Effect::BillSubscription { .. })));
+    assert!(!handler
+        .effects
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, eff)| matches!(eff, Effect::BillSubscription { .. })));
     clock.advance(Duration::days(30));
     e.pump().await.unwrap();
-    assert!(handler.effects.lock().unwrap().iter().any(|(_, eff)| matches!(eff, Effect::BillSubscription { .. })));
+    assert!(handler
+        .effects
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(_, eff)| matches!(eff, Effect::BillSubscription { .. })));
 }
 
 async fn two_processes_never_run_the_same_outbox_row(place: Place) {
@@ -387,11 +507,38 @@ async fn webhook_bookkeeping_deduplicates_and_keeps_unknown_deliveries(place: Pl
     let b = &store.backend;
     let now = t0().timestamp_millis();
     assert!(webhook_book::remember_nonce(b, "n-1", now).await.unwrap());
-    assert!(!webhook_book::remember_nonce(b, "n-1", now + 5).await.unwrap(), "W2: replayed nonce");
+    assert!(
+        !webhook_book::remember_nonce(b, "n-1", now + 5)
+            .await
+            .unwrap(),
+        "W2: replayed nonce"
+    );
     assert_eq!(webhook_book::prune_nonces(b, now + 1).await.unwrap(), 1);
-    assert!(webhook_book::remember_nonce(b, "n-1", now + 10).await.unwrap());
-    let first = webhook_book::record_delivery(b, "order.completed:ff-1", "order.completed", Some("o-1"), Some("ff-1"), now, "applied").await.unwrap();
-    let again = webhook_book::record_delivery(b, "order.completed:ff-1", "order.completed", Some("o-1"), Some("ff-1"), now, "applied").await.unwrap();
+    assert!(webhook_book::remember_nonce(b, "n-1", now + 10)
+        .await
+        .unwrap());
+    let first = webhook_book::record_delivery(
+        b,
+        "order.completed:ff-1",
+        "order.completed",
+        Some("o-1"),
+        Some("ff-1"),
+        now,
+        "applied",
+    )
+    .await
+    .unwrap();
+    let again = webhook_book::record_delivery(
+        b,
+        "order.completed:ff-1",
+        "order.completed",
+        Some("o-1"),
+        Some("ff-1"),
+        now,
+        "applied",
+    )
+    .await
+    .unwrap();
     assert_eq!((first, again), (Delivery::Fresh, Delivery::Duplicate), "O7");
     let d = UnmatchedDelivery {
         delivery_key: "order.completed:ff-9".into(),
@@ -403,8 +550,14 @@ async fn webhook_bookkeeping_deduplicates_and_keeps_unknown_deliveries(place: Pl
     };
     webhook_book::park_unmatched(b, &d).await.unwrap();
     webhook_book::park_unmatched(b, &d).await.unwrap();
-    assert_eq!(webhook_book::unmatched(b).await.unwrap(), vec![d.clone()], "W4: kept once");
-    webhook_book::resolve_unmatched(b, &d.delivery_key, now).await.unwrap();
+    assert_eq!(
+        webhook_book::unmatched(b).await.unwrap(),
+        vec![d.clone()],
+        "W4: kept once"
+    );
+    webhook_book::resolve_unmatched(b, &d.delivery_key, now)
+        .await
+        .unwrap();
     assert!(webhook_book::unmatched(b).await.unwrap().is_empty());
 }
 
@@ -417,28 +570,43 @@ async fn memory_store_enforces_the_expected_sequence() {
     let services = services_with(Arc::new(ManualClock::new(t0())));
     let ctx = store.load_aggregate("o-1").await.unwrap();
     let stale = store.load_aggregate("o-1").await.unwrap();
-    let events = Order::default().decide(sale("o-1", true), &services).unwrap();
-    let committed = store.commit(events.clone(), ctx, HashMap::new()).await.unwrap();
+    let events = Order::default()
+        .decide(sale("o-1", true), &services)
+        .unwrap();
+    let committed = store
+        .commit(events.clone(), ctx, HashMap::new())
+        .await
+        .unwrap();
     assert_eq!(committed.len(), events.len());
     let refused = store.commit(events, stale, HashMap::new()).await;
     assert!(matches!(refused, Err(AggregateError::AggregateConflict)));
     let log = mem.read_log(0, 100);
     assert_eq!(log.len(), 3);
-    assert_eq!(log.iter().map(|e| e.position).collect::<Vec<_>>(), vec![1, 2, 3]);
+    assert_eq!(
+        log.iter().map(|e| e.position).collect::<Vec<_>>(),
+        vec![1, 2, 3]
+    );
 }
 
 #[tokio::test]
 async fn memory_store_retries_concurrent_commands() {
     let mem = MemoryBackend::new();
-    let store = Arc::new(salvage_gateway::store::AggregateStore::Memory(mem.store::<Order>()));
+    let store = Arc::new(salvage_gateway::store::AggregateStore::Memory(
+        mem.store::<Order>(),
+    ));
     let services = services_with(Arc::new(ManualClock::new(t0())));
-    store.execute("o-1", sale("o-1", true), &services, HashMap::new()).await.unwrap();
+    store
+        .execute("o-1", sale("o-1", true), &services, HashMap::new())
+        .await
+        .unwrap();
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let store = store.clone();
         let services = services.clone();
         tasks.push(tokio::spawn(async move {
-            store.execute("o-1", ignored_result(), &services, HashMap::new()).await
+            store
+                .execute("o-1", ignored_result(), &services, HashMap::new())
+                .await
         }));
     }
     for t in tasks {

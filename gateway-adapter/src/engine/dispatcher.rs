@@ -70,8 +70,8 @@ fn rows_for(entry: &LogEntry, follow: Vec<FollowUp>) -> Result<Vec<Row_>, StoreE
 }
 
 enum State {
-    Order(Order, i64),
-    Subscription(Subscription, i64),
+    Order(Box<Order>, i64),
+    Subscription(Box<Subscription>, i64),
 }
 
 /// Dispatches at most `limit` log entries; returns how many.
@@ -122,7 +122,7 @@ pub async fn dispatch_batch(
                                 let v: serde_json::Value = $payload(r)?;
                                 o.apply(serde_json::from_value::<OrderEvent>(v)?);
                             }
-                            Some(State::Order(o, before))
+                            Some(State::Order(Box::new(o), before))
                         }
                         "subscription" => {
                             let mut s = Subscription::default();
@@ -130,7 +130,7 @@ pub async fn dispatch_batch(
                                 let v: serde_json::Value = $payload(r)?;
                                 s.apply(serde_json::from_value::<SubscriptionEvent>(v)?);
                             }
-                            Some(State::Subscription(s, before))
+                            Some(State::Subscription(Box::new(s), before))
                         }
                         _ => None,
                     };

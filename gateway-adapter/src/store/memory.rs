@@ -165,10 +165,10 @@ impl<A: Aggregate> EventStore<A> for MemoryEventStore<A> {
                 metadata: metadata.clone(),
             });
         }
-        let mut position = state.log.last().map(|e| e.position).unwrap_or(0);
+        let head = state.log.last().map(|e| e.position).unwrap_or(0);
         let mut log = Vec::with_capacity(new.len());
         for (i, e) in new.iter().enumerate() {
-            position += 1;
+            let position = head + i as i64 + 1;
             log.push(LogEntry {
                 position,
                 aggregate_type: A::TYPE.to_string(),

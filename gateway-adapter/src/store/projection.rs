@@ -78,8 +78,8 @@ pub struct PendingSalvage {
 }
 
 enum Changed {
-    Order(Order, i64),
-    Subscription(Subscription, i64),
+    Order(Box<Order>, i64),
+    Subscription(Box<Subscription>, i64),
 }
 
 /// Projects at most `limit` log entries past the checkpoint; returns how many.
@@ -117,7 +117,7 @@ pub async fn project_batch(backend: &Backend, limit: i64) -> Result<usize, Store
                                     serde_json::from_str(&r.try_get::<String, _>("state")?)?,
                                     r.try_get("last_sequence")?,
                                 ),
-                                None => Changed::Order(Order::default(), 0),
+                                None => Changed::Order(Box::default(), 0),
                             })
                         }
                         "subscription" => {
@@ -130,7 +130,7 @@ pub async fn project_batch(backend: &Backend, limit: i64) -> Result<usize, Store
                                     serde_json::from_str(&r.try_get::<String, _>("state")?)?,
                                     r.try_get("last_sequence")?,
                                 ),
-                                None => Changed::Subscription(Subscription::default(), 0),
+                                None => Changed::Subscription(Box::default(), 0),
                             })
                         }
                         _ => None,

@@ -124,15 +124,29 @@ impl CountingHandler {
         self.calls.lock().unwrap().len()
     }
     pub fn max_per_key(&self) -> usize {
-        self.calls.lock().unwrap().values().copied().max().unwrap_or(0)
+        self.calls
+            .lock()
+            .unwrap()
+            .values()
+            .copied()
+            .max()
+            .unwrap_or(0)
     }
 }
 
 #[async_trait]
 impl EffectHandler for CountingHandler {
     async fn perform(&self, key: &str, effect: &Effect) -> EffectOutcome {
-        *self.calls.lock().unwrap().entry(key.to_string()).or_default() += 1;
-        self.effects.lock().unwrap().push((key.to_string(), effect.clone()));
+        *self
+            .calls
+            .lock()
+            .unwrap()
+            .entry(key.to_string())
+            .or_default() += 1;
+        self.effects
+            .lock()
+            .unwrap()
+            .push((key.to_string(), effect.clone()));
         match effect {
             Effect::SubmitToFlexFactor { order_id, attempt } => {
                 EffectOutcome::Done(vec![FollowUp::Order {
@@ -150,8 +164,17 @@ impl EffectHandler for CountingHandler {
     }
 }
 
-pub fn engine(store: Arc<Store>, clock: Arc<ManualClock>, handler: Arc<dyn EffectHandler>) -> Engine {
-    Engine::new(store, services_with(clock), handler, EngineConfig::default())
+pub fn engine(
+    store: Arc<Store>,
+    clock: Arc<ManualClock>,
+    handler: Arc<dyn EffectHandler>,
+) -> Engine {
+    Engine::new(
+        store,
+        services_with(clock),
+        handler,
+        EngineConfig::default(),
+    )
 }
 
 pub fn customer() -> Customer {
@@ -217,7 +240,9 @@ pub fn sale(order: &str, approved: bool) -> OrderCommand {
 
 /// A recurring sale on nmi-main, approved: creates subscription `{order}-serum-monthly`.
 pub fn subscribing_sale(order: &str) -> OrderCommand {
-    let OrderCommand::Place(mut p) = sale(order, true) else { unreachable!() };
+    let OrderCommand::Place(mut p) = sale(order, true) else {
+        unreachable!()
+    };
     p.gateway = "nmi-main".into();
     p.amount = Money::new(3999, Currency::USD).unwrap();
     p.items = vec![OrderItem {
