@@ -1,14 +1,15 @@
 //! `salvage`: the one command-line entry point of Salvage.
 
+mod cmd_replay;
+mod cmd_simulate;
+mod cmd_serve;
+mod cmd_serve_sandbox;
 mod cmd_store;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use salvage_domain::setup::SetupError;
-use salvage_domain::Setup;
 
 /// Salvage rescues declined payments through the FlexFactor decline-recovery gateway: it
 /// cascades soft-declined new sales, reruns declined sales, hands rebills over from recycle
@@ -22,16 +23,22 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Validate a setup file and print a summary of it; exits non-zero, listing every problem
-    /// with its rule ID and entry, when the setup is invalid.
+    /// Run the service: the CRM-facing API, FlexFactor's webhooks, the background worker. With
+    /// no --config, runs the embedded sandbox: a SQLite file in the working directory, the sample
+    /// setup and an in-process fake FlexFactor.
+    Serve(cmd_serve::ServeArgs),
+    /// Validate a configuration (a service configuration, or a setup alone) and print a summary;
+    /// exits non-zero, listing every problem with its file, entry and rule, when it is invalid.
     CheckConfig {
-        /// The setup (TOML). Defaults to the sample setup, examples/salvage.toml.
+        /// The file (TOML). Defaults to the sample setup, examples/salvage.toml.
         #[arg(value_name = "FILE", default_value = "examples/salvage.toml")]
         file: PathBuf,
     },
     /// Empty the projections (orders, subscriptions, pending salvages) and rebuild them from the
     /// ordered event log.
     RebuildProjections(cmd_store::RebuildArgs),
+    Simulate(cmd_simulate::SimulateArgs),
+    Replay(cmd_replay::ReplayArgs),
 }
 
 fn main() -> ExitCode {
@@ -47,34 +54,10 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::CheckConfig { file } => check_config(&file),
+        Command::Serve(args) => cmd_serve::serve(args),
+        Command::CheckConfig { file } => cmd_serve::check_config(&file),
         Command::RebuildProjections(args) => cmd_store::rebuild_projections(args),
-    }
-}
-
-fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file)
-        .with_context(|| format!("cannot read the setup file {}", file.display()))?;
-    match Setup::from_toml_str(&text) {
-        Ok(setup) => {
-            println!("{}: valid", file.display());
-            print!("{}", setup.summary());
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(SetupError::Parse(e)) => {
-            eprintln!("{}: {e}", file.display());
-            Ok(ExitCode::FAILURE)
-        }
-        Err(SetupError::Invalid(violations)) => {
-            eprintln!(
-                "{}: the setup has {} problem(s):",
-                file.display(),
-                violations.len()
-            );
-            for v in violations {
-                eprintln!("  {}: {v}", file.display());
-            }
-            Ok(ExitCode::FAILURE)
-        }
+        Command::Simulate(args) => cmd_simulate::run(args),
+        Command::Replay(args) => cmd_replay::run(args),
     }
 }

@@ -10,3 +10,4 @@ pub mod flexfactor;
 #[macro_use]
 pub mod store;
 pub mod engine;
+pub mod service;

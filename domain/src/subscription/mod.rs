@@ -46,6 +46,8 @@ pub struct RecycleState {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Subscription {
     pub id: Option<SubscriptionId>,
+    /// The order that created it (its customer and card bill the rebills).
+    pub origin_order_id: Option<OrderId>,
     pub status: Option<SubscriptionStatus>,
     pub campaign_id: Option<CampaignId>,
     pub product_id: Option<ProductId>,
@@ -96,6 +98,7 @@ impl Aggregate for Subscription {
         match event {
             SubscriptionEvent::SubscriptionCreated {
                 subscription_id,
+                origin_order_id,
                 campaign_id,
                 product_id,
                 price,
@@ -107,6 +110,7 @@ impl Aggregate for Subscription {
                 ..
             } => {
                 self.id = Some(subscription_id);
+                self.origin_order_id = Some(origin_order_id);
                 self.campaign_id = Some(campaign_id);
                 self.product_id = Some(product_id);
                 self.price = Some(price);

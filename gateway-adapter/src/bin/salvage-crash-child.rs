@@ -27,7 +27,7 @@ struct HttpHandler {
 
 #[async_trait]
 impl EffectHandler for HttpHandler {
-    async fn perform(&self, key: &str, effect: &Effect) -> EffectOutcome {
+    async fn perform(&self, key: &str, _attempt: i64, effect: &Effect) -> EffectOutcome {
         let body = serde_json::json!({ "key": key, "effect": effect });
         match self.client.post(&self.endpoint).json(&body).send().await {
             Ok(r) if r.status().is_success() => match effect {

@@ -18,8 +18,9 @@ pub enum EffectOutcome {
 }
 
 /// Performs effects. `key` is the effect's stable outbox key: an idempotency key that is the
-/// same on every retry, after a crash too.
+/// same on every retry, after a crash too. `attempt` counts the tries of this key (1 the first
+/// time).
 #[async_trait]
 pub trait EffectHandler: Send + Sync {
-    async fn perform(&self, key: &str, effect: &Effect) -> EffectOutcome;
+    async fn perform(&self, key: &str, attempt: i64, effect: &Effect) -> EffectOutcome;
 }

@@ -166,7 +166,7 @@ impl Engine {
             }
         };
         match follow {
-            FollowUp::Effect(effect) => match self.handler.perform(&item.key, &effect).await {
+            FollowUp::Effect(effect) => match self.handler.perform(&item.key, item.attempts, &effect).await {
                 EffectOutcome::Done(more) => {
                     for f in more {
                         self.run_command(&item.key, f).await;

@@ -134,3 +134,14 @@ pub async fn resolve_unmatched(
     });
     Ok(())
 }
+
+/// Whether a delivery with this key was already recorded.
+pub async fn delivery_seen(backend: &Backend, delivery_key: &str) -> Result<bool, StoreError> {
+    let n: i64 = crate::on_pool!(backend, pool => {
+        sqlx::query_scalar("SELECT COUNT(*) FROM salvage_webhook_deliveries WHERE delivery_key = $1")
+            .bind(delivery_key)
+            .fetch_one(pool)
+            .await?
+    });
+    Ok(n > 0)
+}

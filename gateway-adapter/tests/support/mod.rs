@@ -136,7 +136,7 @@ impl CountingHandler {
 
 #[async_trait]
 impl EffectHandler for CountingHandler {
-    async fn perform(&self, key: &str, effect: &Effect) -> EffectOutcome {
+    async fn perform(&self, key: &str, _attempt: i64, effect: &Effect) -> EffectOutcome {
         *self
             .calls
             .lock()

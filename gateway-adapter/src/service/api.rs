@@ -1,0 +1,329 @@
+//! The CRM-facing API under `/v1`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Deserialize;
+use utoipa::IntoParams;
+
+use salvage_domain::customer::CardDetails;
+use salvage_domain::order::{OrderCommand, OrderError, PlaceOrder};
+use salvage_domain::ports::FlexFactorError;
+use salvage_domain::{GatewayId, OrderId, OrderType};
+use secrecy::SecretString;
+
+use super::convert;
+use super::dto::*;
+use super::error::{ApiError, ApiJson, ErrorBody};
+use super::state::AppState;
+use crate::store::{event_log, ExecuteError};
+
+/// The metadata key of an order's request fingerprint.
+const FINGERPRINT: &str = "request_sha256";
+
+type Shared = State<Arc<AppState>>;
+
+async fn order_out(state: &AppState, id: &str) -> Result<Option<OrderOut>, ApiError> {
+    let events = state.store.orders.load_events(id).await?;
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let mut order = salvage_domain::order::Order::default();
+    for e in &events {
+        cqrs_es::Aggregate::apply(&mut order, e.payload.clone());
+    }
+    Ok(Some(convert::order_view(&order, &events)))
+}
+
+async fn existing_fingerprint(state: &AppState, id: &str) -> Result<Option<String>, ApiError> {
+    let events = state.store.orders.load_events(id).await?;
+    Ok(events
+        .first()
+        .map(|e| e.metadata.get(FINGERPRINT).cloned().unwrap_or_default()))
+}
+
+/// The same order posted again: its current state; another body under the same id: 409.
+async fn repeat(state: &AppState, body: &OrderIn, fp: &str) -> Result<Option<OrderOut>, ApiError> {
+    match existing_fingerprint(state, &body.order_id).await? {
+        None => Ok(None),
+        Some(existing) if existing == fp => order_out(state, &body.order_id).await,
+        Some(_) => Err(ApiError::conflict(format!(
+            "order {} was already reported with a different body",
+            body.order_id
+        ))),
+    }
+}
+
+/// Report an order and the result of its first attempt.
+///
+/// A soft-declined new sale cascades (C1-C6) before the answer: the answer carries the final
+/// status. The same `order_id` with the same body is answered again without a second effect;
+/// with a different body it is a 409.
+#[utoipa::path(post, path = "/v1/orders", request_body = OrderIn,
+    responses((status = 201, body = OrderOut, description = "Accepted; the order as GET shows it"),
+              (status = 200, body = OrderOut, description = "Already reported with the same body"),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn post_order(
+    State(state): Shared,
+    ApiJson(body): ApiJson<OrderIn>,
+) -> Result<(StatusCode, Json<OrderOut>), ApiError> {
+    if body.order_id.trim().is_empty() {
+        return Err(ApiError::invalid("order_id is required"));
+    }
+    let order_type = convert::order_type(&body.order_type)?;
+    let amount = convert::money(body.amount_minor, &body.currency)?;
+    let result = convert::attempt(&body.attempt)?;
+    let items = convert::items(&body.items)?;
+    convert::check_card(&body.card)?;
+    if order_type != OrderType::NewSale && body.subscription_id.is_none() {
+        return Err(ApiError::invalid(format!(
+            "subscription_id is required for a {} order",
+            body.order_type
+        )));
+    }
+    let fp = convert::fingerprint(&body);
+    if let Some(out) = repeat(&state, &body, &fp).await? {
+        return Ok((StatusCode::OK, Json(out)));
+    }
+    let card = match convert::token_card(&body.card) {
+        Some(c) => c,
+        None => tokenize(&state, &body.card).await?,
+    };
+    let cmd = PlaceOrder {
+        order_id: body.order_id.as_str().into(),
+        order_type,
+        campaign_id: body.campaign_id.as_str().into(),
+        subscription_id: body.subscription_id.as_deref().map(Into::into),
+        ip_address: body.ip_address.clone(),
+        amount,
+        customer: convert::customer(&body.customer),
+        card,
+        items,
+        gateway: body.attempt.gateway_id.as_str().into(),
+        gateway_profile: body.attempt.gateway_profile_id.as_deref().map(Into::into),
+        result,
+    };
+    let metadata = HashMap::from([(FINGERPRINT.to_string(), fp.clone())]);
+    match state
+        .store
+        .orders
+        .execute(&body.order_id, OrderCommand::Place(Box::new(cmd)), &state.engine.services, metadata)
+        .await
+    {
+        Ok(_) => {}
+        Err(ExecuteError::Refused(OrderError::AlreadyPlaced(_))) => {
+            // A concurrent identical request won the race.
+            if let Some(out) = repeat(&state, &body, &fp).await? {
+                return Ok((StatusCode::OK, Json(out)));
+            }
+        }
+        Err(e) => return Err(e.into()),
+    }
+    if let Err(e) = state.drive().await {
+        tracing::warn!(error = %e, "the order is stored; its follow-ups continue in the background");
+    }
+    let out = order_out(&state, &body.order_id)
+        .await?
+        .ok_or_else(|| ApiError::internal("the order vanished"))?;
+    Ok((StatusCode::CREATED, Json(out)))
+}
+
+async fn tokenize(
+    state: &AppState,
+    card: &CardIn,
+) -> Result<salvage_domain::customer::CardToken, ApiError> {
+    let Some(tokenizer) = &state.tokenizer else {
+        return Err(ApiError::invalid(
+            "no FlexFactor gateway is configured to tokenize card numbers: send card.token",
+        ));
+    };
+    let number: String = card.number.clone().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect();
+    let details = CardDetails {
+        number: SecretString::from(number),
+        cvv: card.cvv.clone().map(SecretString::from),
+        exp_month: card.exp_month,
+        exp_year: card.exp_year,
+        holder: card.holder.clone(),
+    };
+    tokenizer.tokenize(&details).await.map_err(|e| match e {
+        FlexFactorError::Invalid(m) => ApiError::invalid(format!("FlexFactor refused the card: {m}")),
+        other => ApiError::unavailable(format!("the card could not be tokenized: {other}")),
+    })
+}
+
+/// An order, its salvage and its history.
+#[utoipa::path(get, path = "/v1/orders/{order_id}",
+    params(("order_id" = String, Path, description = "The CRM's order id")),
+    responses((status = 200, body = OrderOut), (status = 404, body = ErrorBody), (status = 401, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn get_order(
+    State(state): Shared,
+    Path(order_id): Path<String>,
+) -> Result<Json<OrderOut>, ApiError> {
+    order_out(&state, &order_id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("order {order_id} is not known")))
+}
+
+/// Rerun a declined sale on the FlexFactor gateway (R1-R5): asynchronous; the result comes later.
+#[utoipa::path(post, path = "/v1/orders/{order_id}/rerun", request_body = RerunIn,
+    params(("order_id" = String, Path, description = "The CRM's order id")),
+    responses((status = 200, body = OrderOut), (status = 404, body = ErrorBody),
+              (status = 422, body = ErrorBody, description = "hard_decline, rerun_on_gateway_profile, not_declined, salvage_pending...")),
+    security(("api_key" = [])))]
+pub async fn rerun(
+    State(state): Shared,
+    Path(order_id): Path<String>,
+    ApiJson(body): ApiJson<RerunIn>,
+) -> Result<Json<OrderOut>, ApiError> {
+    state
+        .engine
+        .order(
+            &OrderId::new(order_id.clone()),
+            OrderCommand::RequestRerun {
+                gateway: GatewayId::new(body.gateway_id),
+            },
+        )
+        .await?;
+    if let Err(e) = state.drive().await {
+        tracing::warn!(error = %e, "the rerun is stored; its submission continues in the background");
+    }
+    get_order(State(state), Path(order_id)).await
+}
+
+async fn subscription_out(state: &AppState, id: &str) -> Result<Option<SubscriptionOut>, ApiError> {
+    let events = state.store.subscriptions.load_events(id).await?;
+    if events.is_empty() {
+        return Ok(None);
+    }
+    let mut sub = salvage_domain::subscription::Subscription::default();
+    for e in &events {
+        cqrs_es::Aggregate::apply(&mut sub, e.payload.clone());
+    }
+    Ok(Some(convert::subscription_view(id, &sub, &events)))
+}
+
+/// A subscription: status, billing gateway, cycle, credential, recycle position and history.
+#[utoipa::path(get, path = "/v1/subscriptions/{subscription_id}",
+    params(("subscription_id" = String, Path, description = "The CRM's subscription id")),
+    responses((status = 200, body = SubscriptionOut), (status = 404, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn get_subscription(
+    State(state): Shared,
+    Path(id): Path<String>,
+) -> Result<Json<SubscriptionOut>, ApiError> {
+    subscription_out(&state, &id)
+        .await?
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found(format!("subscription {id} is not known")))
+}
+
+/// Report a rebill from the CRM's own billing (Y1-Y4, D4). A soft decline enters recycle billing.
+#[utoipa::path(post, path = "/v1/subscriptions/{subscription_id}/rebills", request_body = RebillIn,
+    params(("subscription_id" = String, Path, description = "The CRM's subscription id")),
+    responses((status = 200, body = SubscriptionOut), (status = 404, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn post_rebill(
+    State(state): Shared,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<RebillIn>,
+) -> Result<Json<SubscriptionOut>, ApiError> {
+    let result = convert::attempt(&body.attempt)?;
+    let (sub, n) = state.store.subscriptions.load(&id).await?;
+    if n == 0 {
+        return Err(ApiError::not_found(format!("subscription {id} is not known")));
+    }
+    let origin = match &sub.origin_order_id {
+        Some(o) => state.store.orders.load(o.as_str()).await?.0,
+        None => return Err(ApiError::internal("the subscription has no origin order")),
+    };
+    let Some(details) = origin.details else {
+        return Err(ApiError::internal("the subscription's origin order is missing"));
+    };
+    let price = sub.price.unwrap_or(details.amount);
+    let amount = match body.amount_minor {
+        Some(m) => convert::money(m, price.currency.as_str())?,
+        None => price,
+    };
+    let order_id = body
+        .order_id
+        .clone()
+        .unwrap_or_else(|| format!("{id}-c{}", sub.cycle + 1));
+    let items = details
+        .items
+        .iter()
+        .filter(|i| Some(&i.product_id) == sub.product_id.as_ref())
+        .cloned()
+        .collect();
+    let cmd = PlaceOrder {
+        order_id: order_id.as_str().into(),
+        order_type: OrderType::Recurring,
+        campaign_id: details.campaign_id,
+        subscription_id: Some(id.as_str().into()),
+        ip_address: None,
+        amount,
+        customer: details.customer,
+        card: details.card,
+        items,
+        gateway: body.attempt.gateway_id.as_str().into(),
+        gateway_profile: None,
+        result,
+    };
+    match state.engine.order(&order_id.as_str().into(), OrderCommand::Place(Box::new(cmd))).await {
+        Ok(_) | Err(ExecuteError::Refused(OrderError::AlreadyPlaced(_))) => {}
+        Err(e) => return Err(e.into()),
+    }
+    if let Err(e) = state.drive().await {
+        tracing::warn!(error = %e, "the rebill is stored; its follow-ups continue in the background");
+    }
+    get_subscription(State(state), Path(id)).await
+}
+
+/// Paging of the feed.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct FeedQuery {
+    /// Position after which to read (0: from the start).
+    #[serde(default)]
+    pub after: i64,
+    /// At most this many events (1..=1000, default 100).
+    #[serde(default)]
+    pub limit: Option<i64>,
+}
+
+/// The ordered feed of everything that happened, for CRM sync.
+#[utoipa::path(get, path = "/v1/events", params(FeedQuery),
+    responses((status = 200, body = FeedPage), (status = 400, body = ErrorBody)),
+    security(("api_key" = [])))]
+pub async fn events(
+    State(state): Shared,
+    Query(q): Query<FeedQuery>,
+) -> Result<Json<FeedPage>, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) || q.after < 0 {
+        return Err(ApiError::invalid("limit must be 1..=1000 and after not negative"));
+    }
+    let entries = event_log::read_after(&state.store.backend, q.after, limit).await?;
+    let next_after = entries.last().map(|e| e.position).unwrap_or(q.after);
+    Ok(Json(FeedPage {
+        events: entries
+            .into_iter()
+            .map(|e| FeedEvent {
+                position: e.position,
+                aggregate_type: e.aggregate_type,
+                aggregate_id: e.aggregate_id,
+                sequence: e.sequence,
+                event_type: e.event_type,
+                event_version: e.event_version,
+                payload: e.payload,
+            })
+            .collect(),
+        next_after,
+    }))
+}

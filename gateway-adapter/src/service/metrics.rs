@@ -1,0 +1,137 @@
+//! Prometheus metrics (`GET /metrics`): requests and latencies by route, webhook verification
+//! failures, salvage submissions and answers by route, notifications, scheduler lag and the
+//! notification backlog.
+
+use prometheus::{
+    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+use salvage_domain::ports::EvaluateAnswer;
+
+pub struct Metrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    latency: HistogramVec,
+    webhook_failures: IntCounterVec,
+    submissions: IntCounterVec,
+    answers: IntCounterVec,
+    notifications: IntCounterVec,
+    pub scheduler_lag_seconds: Gauge,
+    pub notification_backlog: IntGauge,
+    pub outbox_failed: IntGauge,
+}
+
+impl Metrics {
+    pub fn new() -> Result<Metrics, prometheus::Error> {
+        let registry = Registry::new_custom(Some("salvage".into()), None)?;
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            &["route", "method", "status"],
+        )?;
+        let latency = HistogramVec::new(
+            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route")
+                .buckets(vec![
+                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+                ]),
+            &["route"],
+        )?;
+        let webhook_failures = IntCounterVec::new(
+            Opts::new(
+                "webhook_verification_failures_total",
+                "FlexFactor deliveries refused, by reason",
+            ),
+            &["reason"],
+        )?;
+        let submissions = IntCounterVec::new(
+            Opts::new("salvage_submissions_total", "Calls to FlexFactor /evaluate by route"),
+            &["route"],
+        )?;
+        let answers = IntCounterVec::new(
+            Opts::new("salvage_answers_total", "FlexFactor answers by route and status"),
+            &["route", "answer"],
+        )?;
+        let notifications = IntCounterVec::new(
+            Opts::new("crm_notifications_total", "CRM notification attempts by result"),
+            &["result"],
+        )?;
+        let scheduler_lag_seconds = Gauge::new(
+            "scheduler_lag_seconds",
+            "Age of the oldest due outbox row (0 when nothing is waiting)",
+        )?;
+        let notification_backlog = IntGauge::new(
+            "outbox_pending",
+            "Outbox rows (effects, commands, timers) not done yet",
+        )?;
+        let outbox_failed = IntGauge::new("outbox_failed", "Outbox rows failed for good")?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(latency.clone()))?;
+        registry.register(Box::new(webhook_failures.clone()))?;
+        registry.register(Box::new(submissions.clone()))?;
+        registry.register(Box::new(answers.clone()))?;
+        registry.register(Box::new(notifications.clone()))?;
+        registry.register(Box::new(scheduler_lag_seconds.clone()))?;
+        registry.register(Box::new(notification_backlog.clone()))?;
+        registry.register(Box::new(outbox_failed.clone()))?;
+        Ok(Metrics {
+            registry,
+            requests,
+            latency,
+            webhook_failures,
+            submissions,
+            answers,
+            notifications,
+            scheduler_lag_seconds,
+            notification_backlog,
+            outbox_failed,
+        })
+    }
+
+    pub fn request(&self, route: &str, method: &str, status: u16, seconds: f64) {
+        self.requests
+            .with_label_values(&[route, method, &status.to_string()])
+            .inc();
+        self.latency.with_label_values(&[route]).observe(seconds);
+    }
+
+    pub fn webhook_refused(&self, reason: &str) {
+        self.webhook_failures.with_label_values(&[reason]).inc();
+    }
+
+    pub fn submission(&self, route: &str) {
+        self.submissions.with_label_values(&[route]).inc();
+    }
+
+    pub fn answer(&self, route: &str, answer: &EvaluateAnswer) {
+        let name = match answer {
+            EvaluateAnswer::Approved { .. } => "approved",
+            EvaluateAnswer::Declined { .. } => "declined",
+            EvaluateAnswer::Challenge { .. } => "challenge",
+            EvaluateAnswer::Submitted { .. } => "submitted",
+            EvaluateAnswer::Processing { .. } => "processing",
+            EvaluateAnswer::CaptureRequired { .. } => "capture_required",
+            EvaluateAnswer::Unrecognized { .. } => "unrecognized",
+            EvaluateAnswer::Rejected { .. } => "rejected",
+            EvaluateAnswer::Unknown { .. } => "unknown",
+        };
+        self.answers.with_label_values(&[route, name]).inc();
+    }
+
+    pub fn notification(&self, acknowledged: bool) {
+        self.notifications
+            .with_label_values(&[if acknowledged { "acknowledged" } else { "not_yet" }])
+            .inc();
+    }
+
+    /// The text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        if TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}

@@ -1,0 +1,23 @@
+//! The production service (`salvage serve`): the CRM-facing API under `/v1`, FlexFactor's
+//! webhooks, the charge hook and CRM notifications, operations endpoints, and the background
+//! worker over the engine. See `docs/api.md` and `docs/operations.md`.
+
+pub mod api;
+pub mod charge_hook;
+pub mod config;
+pub mod convert;
+pub mod dto;
+pub mod effects;
+pub mod error;
+pub mod metrics;
+pub mod nonce_store;
+pub mod notifier;
+pub mod openapi;
+pub mod ops;
+pub mod server;
+pub mod signing;
+pub mod state;
+pub mod webhooks;
+
+pub use config::{ConfigError, ServiceConfig};
+pub use server::{start, RunningService, ServeOptions, ServiceError};

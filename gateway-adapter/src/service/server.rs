@@ -1,0 +1,346 @@
+//! `salvage serve`: builds the service from its configuration, serves the API, runs the
+//! background worker (projections, dispatcher, scheduler), and shuts down gracefully.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header::AUTHORIZATION, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use secrecy::ExposeSecret;
+use tokio::sync::{oneshot, watch, Notify};
+use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::trace::TraceLayer;
+use tracing::{info, warn};
+
+use salvage_domain::clock::Clock;
+use salvage_domain::ports::{Charge, FlexFactor};
+use salvage_domain::{DomainServices, GatewayId};
+
+use super::charge_hook::{HttpChargeHook, SandboxProcessor};
+use super::config::ServiceConfig;
+use super::effects::ServiceEffects;
+use super::error::ApiError;
+use super::metrics::Metrics;
+use super::nonce_store::SqlNonceStore;
+use super::notifier::Notifier;
+use super::state::AppState;
+use super::{api, ops, webhooks};
+use crate::engine::{Engine, EngineConfig};
+use crate::flexfactor::{FlexFactorClient, FlexFactorConfig, WebhookVerifier, WebhookVerifierConfig};
+use crate::store::{webhook_book, Store};
+
+/// Why the service could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error("cannot open the store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("FlexFactor gateway {gateway}: {reason}")]
+    FlexFactor { gateway: String, reason: String },
+    #[error("charge hook: {0}")]
+    ChargeHook(String),
+    #[error("notifications: {0}")]
+    Notifications(String),
+    #[error("cannot listen on {addr}: {reason}")]
+    Listen { addr: SocketAddr, reason: String },
+    #[error("metrics: {0}")]
+    Metrics(String),
+    #[error("the server stopped: {0}")]
+    Serve(String),
+}
+
+/// How to run beyond the configuration file.
+pub struct ServeOptions {
+    pub clock: Arc<dyn Clock>,
+    /// Without a charge hook, charge regular gateways with the sandbox processor (embedded
+    /// default) instead of refusing such charges.
+    pub sandbox_charges: bool,
+    /// Put every PostgreSQL connection in this schema (tests share one database this way).
+    pub pg_schema: Option<String>,
+    /// How often the idle background worker looks for due work.
+    pub poll_interval: Duration,
+}
+
+impl ServeOptions {
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        ServeOptions {
+            clock,
+            sandbox_charges: false,
+            pg_schema: None,
+            poll_interval: Duration::from_millis(250),
+        }
+    }
+}
+
+/// A started service.
+pub struct RunningService {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    shutdown: Option<oneshot::Sender<()>>,
+    handle: tokio::task::JoinHandle<Result<(), ServiceError>>,
+}
+
+impl RunningService {
+    /// `http://ADDR`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Stops accepting, finishes in-flight requests and the worker's current round.
+    pub async fn shutdown(mut self) -> Result<(), ServiceError> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.handle
+            .await
+            .map_err(|e| ServiceError::Serve(e.to_string()))?
+    }
+
+    /// Runs until `signal` completes, then shuts down gracefully.
+    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) -> Result<(), ServiceError> {
+        signal.await;
+        self.shutdown().await
+    }
+}
+
+#[derive(Clone, Default)]
+struct Ids(Arc<AtomicU64>);
+
+impl MakeRequestId for Ids {
+    fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
+        let n = self.0.fetch_add(1, Ordering::Relaxed);
+        HeaderValue::from_str(&format!("req-{n:08x}")).ok().map(RequestId::new)
+    }
+}
+
+async fn require_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let header = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    match header.and_then(|v| v.strip_prefix("Bearer ")) {
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send your API key as Authorization: Bearer <api key>",
+        )
+        .into_response(),
+        Some(key) if state.knows_key(key.trim()) => next.run(req).await,
+        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown API key")
+            .into_response(),
+    }
+}
+
+async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let method = req.method().to_string();
+    let response = next.run(req).await;
+    state.metrics.request(
+        &route,
+        &method,
+        response.status().as_u16(),
+        started.elapsed().as_secs_f64(),
+    );
+    response
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint; see /openapi.json")
+}
+
+/// The router over a state.
+pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
+    let v1 = Router::new()
+        .route("/v1/orders", post(api::post_order))
+        .route("/v1/orders/{order_id}", get(api::get_order))
+        .route("/v1/orders/{order_id}/rerun", post(api::rerun))
+        .route("/v1/subscriptions/{subscription_id}", get(api::get_subscription))
+        .route("/v1/subscriptions/{subscription_id}/rebills", post(api::post_rebill))
+        .route("/v1/events", get(api::events))
+        .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+    Router::new()
+        .merge(v1)
+        .route("/webhooks/flexfactor", post(webhooks::flexfactor_webhook))
+        .route("/healthz", get(ops::healthz))
+        .route("/readyz", get(ops::readyz))
+        .route("/metrics", get(ops::metrics))
+        .route("/openapi.json", get(ops::openapi))
+        .fallback(not_found)
+        .route_layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(DefaultBodyLimit::max(body_limit))
+        .layer(TraceLayer::new_for_http())
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(SetRequestIdLayer::x_request_id(Ids::default()))
+        .with_state(state)
+}
+
+/// Builds everything and starts serving.
+pub async fn start(config: ServiceConfig, options: ServeOptions) -> Result<RunningService, ServiceError> {
+    let clock = options.clock.clone();
+    let store = Arc::new(
+        Store::open_in_schema(config.service.store_url.expose_secret(), options.pg_schema.as_deref())
+            .await?,
+    );
+    let setup = Arc::new(config.setup.clone());
+    let services = DomainServices::new(setup.clone(), clock.clone());
+    let metrics = Arc::new(Metrics::new().map_err(|e| ServiceError::Metrics(e.to_string()))?);
+
+    let mut clients: BTreeMap<GatewayId, Arc<dyn FlexFactor>> = BTreeMap::new();
+    let mut verifiers = Vec::new();
+    let nonces = Arc::new(SqlNonceStore { store: store.clone() });
+    for ff in setup.flexfactor_gateways() {
+        let mut ff_config = FlexFactorConfig::new(config.flexfactor.base_url.clone());
+        ff_config.request_timeout = Duration::from_millis(config.flexfactor.request_timeout_ms);
+        ff_config.dynamic_descriptor = config.flexfactor.dynamic_descriptor.clone();
+        for g in setup.gateways.iter().filter_map(|g| g.as_regular()) {
+            ff_config
+                .response_code_sources
+                .insert(g.id.to_string(), g.processor.clone());
+        }
+        let client = FlexFactorClient::new(ff_config, ff.credentials.clone(), clock.clone())
+            .map_err(|e| ServiceError::FlexFactor {
+                gateway: ff.id.to_string(),
+                reason: e.to_string(),
+            })?;
+        clients.insert(ff.id.clone(), Arc::new(client));
+        let verifier = WebhookVerifier::from_credentials(
+            &ff.credentials,
+            WebhookVerifierConfig {
+                date_tolerance: chrono::Duration::seconds(config.flexfactor.webhook_tolerance_seconds as i64),
+                max_body_bytes: config.service.request_body_limit,
+                require_body_signature: false,
+            },
+            clock.clone(),
+            nonces.clone(),
+        )
+        .map_err(|e| ServiceError::FlexFactor {
+            gateway: ff.id.to_string(),
+            reason: format!("hmac_signing_key: {e}"),
+        })?;
+        verifiers.push((ff.id.clone(), verifier));
+    }
+    let tokenizer = setup
+        .cascade_all_gateway()
+        .map(|g| g.id.clone())
+        .or_else(|| clients.keys().next().cloned())
+        .and_then(|id| clients.get(&id).cloned());
+
+    let charge: Option<Arc<dyn Charge>> = match &config.charge_hook {
+        Some(h) => Some(Arc::new(
+            HttpChargeHook::new(h.url.clone(), h.secret.clone(), Duration::from_millis(h.timeout_ms), clock.clone())
+                .map_err(|e| ServiceError::ChargeHook(e.to_string()))?,
+        )),
+        None if options.sandbox_charges => Some(Arc::new(SandboxProcessor)),
+        None => None,
+    };
+    let notifier = match &config.notifications {
+        Some(n) => Some(
+            Notifier::new(
+                n.url.clone(),
+                n.secret.clone(),
+                Duration::from_millis(n.timeout_ms),
+                chrono::Duration::hours(n.retry_for_hours as i64),
+            )
+            .map_err(|e| ServiceError::Notifications(e.to_string()))?,
+        ),
+        None => None,
+    };
+    let effects = Arc::new(ServiceEffects {
+        store: store.clone(),
+        flexfactor: clients,
+        charge,
+        notifier,
+        clock: clock.clone(),
+        metrics: metrics.clone(),
+    });
+    let engine = Arc::new(Engine::new(store.clone(), services, effects, EngineConfig::default()));
+    let state = Arc::new(AppState {
+        engine,
+        store: store.clone(),
+        setup,
+        clock: clock.clone(),
+        api_keys: config.service.api_keys.clone(),
+        tokenizer,
+        verifiers,
+        metrics,
+        wake: Arc::new(Notify::new()),
+    });
+
+    let listener = tokio::net::TcpListener::bind(config.service.listen)
+        .await
+        .map_err(|e| ServiceError::Listen {
+            addr: config.service.listen,
+            reason: e.to_string(),
+        })?;
+    let addr = listener.local_addr().map_err(|e| ServiceError::Listen {
+        addr: config.service.listen,
+        reason: e.to_string(),
+    })?;
+    let app = router(state.clone(), config.service.request_body_limit);
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let worker = tokio::spawn(worker(
+        state.clone(),
+        stop_rx,
+        options.poll_interval,
+        config.flexfactor.webhook_tolerance_seconds as i64,
+    ));
+    let grace = Duration::from_secs(config.service.shutdown_grace_seconds);
+    let handle = tokio::spawn(async move {
+        let served = axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = shutdown_rx.await;
+                info!("shutting down: finishing in-flight requests");
+            })
+            .await;
+        let _ = stop_tx.send(true);
+        if tokio::time::timeout(grace, worker).await.is_err() {
+            warn!("the background worker did not finish within the grace period");
+        }
+        info!("stopped");
+        served.map_err(|e| ServiceError::Serve(e.to_string()))
+    });
+    info!(%addr, "listening");
+    Ok(RunningService {
+        addr,
+        state,
+        shutdown: Some(shutdown_tx),
+        handle,
+    })
+}
+
+/// The background worker: projections, dispatcher and due outbox rows, woken by requests and
+/// polling for timers; prunes old webhook nonces.
+async fn worker(state: Arc<AppState>, mut stop: watch::Receiver<bool>, poll: Duration, tolerance_s: i64) {
+    let mut last_prune = Instant::now();
+    loop {
+        if *stop.borrow() {
+            break;
+        }
+        match state.engine.pump_once().await {
+            Ok(s) if !s.is_idle() => continue,
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "background round failed; retrying"),
+        }
+        if last_prune.elapsed() > Duration::from_secs(60) {
+            let before = state.clock.now().timestamp_millis() - 2 * tolerance_s * 1000;
+            if let Err(e) = webhook_book::prune_nonces(&state.store.backend, before).await {
+                warn!(error = %e, "could not prune webhook nonces");
+            }
+            last_prune = Instant::now();
+        }
+        tokio::select! {
+            _ = state.wake.notified() => {}
+            _ = tokio::time::sleep(poll) => {}
+            _ = stop.changed() => {}
+        }
+    }
+}

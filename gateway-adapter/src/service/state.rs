@@ -1,0 +1,51 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use secrecy::{ExposeSecret, SecretString};
+use tokio::sync::Notify;
+
+use salvage_domain::clock::Clock;
+use salvage_domain::ports::FlexFactor;
+use salvage_domain::{GatewayId, Setup};
+
+use super::metrics::Metrics;
+use crate::engine::{Engine, EngineError};
+use crate::flexfactor::WebhookVerifier;
+use crate::store::Store;
+
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub store: Arc<Store>,
+    pub setup: Arc<Setup>,
+    pub clock: Arc<dyn Clock>,
+    pub api_keys: Vec<SecretString>,
+    /// The FlexFactor client that tokenizes cards (F2).
+    pub tokenizer: Option<Arc<dyn FlexFactor>>,
+    /// One verifier per FlexFactor gateway (each has its own HMACSigningKey).
+    pub verifiers: Vec<(GatewayId, WebhookVerifier)>,
+    pub metrics: Arc<Metrics>,
+    /// Wakes the background worker when there is new work.
+    pub wake: Arc<Notify>,
+}
+
+impl AppState {
+    /// Whether `key` is one of the API keys, compared in constant time.
+    pub fn knows_key(&self, key: &str) -> bool {
+        let mut found = false;
+        for k in &self.api_keys {
+            let eq: bool =
+                subtle::ConstantTimeEq::ct_eq(k.expose_secret().as_bytes(), key.as_bytes()).into();
+            found |= eq;
+        }
+        found
+    }
+
+    /// Runs the engine until the work due now is done (cascades answer within the request, C6),
+    /// then wakes the background worker for whatever became due later.
+    pub async fn drive(&self) -> Result<(), EngineError> {
+        let r = self.engine.pump().await.map(|_| ());
+        self.wake.notify_one();
+        r
+    }
+}

@@ -1,0 +1,179 @@
+//! `POST /webhooks/flexfactor`: FlexFactor's deliveries (W1-W5, O7).
+//!
+//! Order of work: verify (W1 signature, W2 date and nonce; refused → 401 and nothing applied);
+//! a delivery already applied is acknowledged at once (O7); otherwise its result is applied to
+//! the order and committed, the delivery recorded, and only then 2xx (W3). A failure answers 5xx
+//! (and forgets the nonce) so that FlexFactor delivers again. A verified delivery for an order
+//! Salvage does not know is acknowledged and kept for reconciliation (W4).
+
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header::HOST, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use salvage_domain::order::{FlexFactorResult as DomainResult, OrderCommand, OrderError, ResultSource};
+
+use super::error::{ApiError, ErrorBody};
+use super::state::AppState;
+use crate::flexfactor::{FlexFactorResult, VerifiedDelivery, WebhookError, WebhookVerifier};
+use crate::store::webhook_book::{self, UnmatchedDelivery};
+use crate::store::ExecuteError;
+
+fn refused(state: &AppState, e: &WebhookError) -> Response {
+    let reason = match e {
+        WebhookError::MissingHeader(_) => "missing_header",
+        WebhookError::MalformedHeader { .. } => "malformed_header",
+        WebhookError::BadContentHash => "bad_content_hash",
+        WebhookError::BadSignature | WebhookError::BadBodySignature => "bad_signature",
+        WebhookError::StaleDate { .. } => "stale_date",
+        WebhookError::ReplayedNonce => "replayed_nonce",
+        WebhookError::BodyTooLarge { .. } => "body_too_large",
+        WebhookError::MalformedBody(_) => "malformed_body",
+        WebhookError::NonceStore(_) => "nonce_store",
+    };
+    state.metrics.webhook_refused(reason);
+    let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
+    let code = match status.as_u16() {
+        401 => "unauthorized",
+        413 => "payload_too_large",
+        503 => "unavailable",
+        _ => "invalid_request",
+    };
+    ApiError::new(status, code, format!("delivery refused: {e}")).into_response()
+}
+
+/// The verifier whose key signed the delivery (one per FlexFactor gateway).
+fn pick<'a>(
+    verifiers: &'a [(salvage_domain::GatewayId, WebhookVerifier)],
+    headers: &HeaderMap,
+    body: &[u8],
+    host: Option<&str>,
+) -> Option<&'a WebhookVerifier> {
+    if verifiers.len() == 1 {
+        return verifiers.first().map(|(_, v)| v);
+    }
+    verifiers
+        .iter()
+        .find(|(_, v)| !matches!(v.check_signature(headers, body, host), Err(WebhookError::BadSignature)))
+        .or_else(|| verifiers.first())
+        .map(|(_, v)| v)
+}
+
+fn ack(outcome: &str) -> Response {
+    (StatusCode::OK, Json(json!({ "status": outcome }))).into_response()
+}
+
+/// Receive a FlexFactor delivery.
+#[utoipa::path(post, path = "/webhooks/flexfactor", request_body(content = String, description = "FlexFactor's JSON delivery, signed with the x-fc-* headers"),
+    responses((status = 200, description = "Stored (or already stored, or kept for reconciliation)"),
+              (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+              (status = 503, body = ErrorBody, description = "Not stored: deliver again")))]
+pub async fn flexfactor_webhook(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let host = headers.get(HOST).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let Some(verifier) = pick(&state.verifiers, &headers, &body, host.as_deref()) else {
+        return ApiError::unavailable("no FlexFactor gateway is configured").into_response();
+    };
+    let delivery = match verifier.verify(&headers, &body, host.as_deref()).await {
+        Ok(d) => d,
+        Err(e) => return refused(&state, &e),
+    };
+    match apply(&state, &delivery, &body).await {
+        Ok(outcome) => ack(outcome),
+        Err(e) => {
+            // W3: not stored; let FlexFactor deliver again (with this nonce too).
+            let _ = verifier.release(&delivery).await;
+            e.into_response()
+        }
+    }
+}
+
+async fn apply(
+    state: &AppState,
+    delivery: &VerifiedDelivery,
+    body: &[u8],
+) -> Result<&'static str, ApiError> {
+    let o = &delivery.outcome;
+    let backend = &state.store.backend;
+    let now = state.clock.now().timestamp_millis();
+    let key = format!(
+        "{}:{}:{}",
+        o.event.trim().to_ascii_lowercase(),
+        o.flexfactor_order_id.as_ref().map(|f| f.as_str()).unwrap_or("-"),
+        o.external_order_id.as_ref().map(|f| f.as_str()).unwrap_or("-"),
+    );
+    if webhook_book::delivery_seen(backend, &key).await? {
+        return Ok("duplicate");
+    }
+    let order_id = o.external_order_id.as_ref().map(|x| x.to_string());
+    let ff_id = o.flexfactor_order_id.as_ref().map(|x| x.to_string());
+    let record = |outcome: &'static str| {
+        let key = key.clone();
+        let order_id = order_id.clone();
+        let ff_id = ff_id.clone();
+        let event = o.event.clone();
+        async move {
+            webhook_book::record_delivery(backend, &key, &event, order_id.as_deref(), ff_id.as_deref(), now, outcome)
+                .await
+                .map(|_| outcome)
+        }
+    };
+    let result = match &o.result {
+        FlexFactorResult::NotRelevant { .. } => return Ok(record("not_relevant").await?),
+        FlexFactorResult::Unknown { .. } => return Ok(record("unknown_event").await?),
+        FlexFactorResult::Completed { confirmation_id } => DomainResult::Completed {
+            flexfactor_order_id: o.flexfactor_order_id.clone(),
+            confirmation_id: confirmation_id.clone().or(o.confirmation_id.clone()),
+        },
+        FlexFactorResult::Expired => DomainResult::Expired,
+        FlexFactorResult::Cancelled => DomainResult::Cancelled,
+        FlexFactorResult::Refunded => DomainResult::Refunded,
+        FlexFactorResult::Chargeback => DomainResult::Chargeback,
+        FlexFactorResult::CaptureRequired => DomainResult::CaptureRequired,
+    };
+    let park = || async {
+        webhook_book::park_unmatched(
+            backend,
+            &UnmatchedDelivery {
+                delivery_key: key.clone(),
+                event: o.event.clone(),
+                order_id: order_id.clone(),
+                flexfactor_order_id: ff_id.clone(),
+                body: String::from_utf8_lossy(body).into_owned(),
+                received_at: now,
+            },
+        )
+        .await
+    };
+    let Some(order) = order_id.clone() else {
+        park().await?;
+        return Ok(record("unmatched").await?);
+    };
+    let command = OrderCommand::ApplyFlexFactorResult {
+        result,
+        source: ResultSource::Webhook {
+            delivery_id: key.clone(),
+            resent: o.is_resent,
+        },
+    };
+    match state.engine.order(&order.as_str().into(), command).await {
+        Ok(_) => {}
+        Err(ExecuteError::Refused(OrderError::NotPlaced)) => {
+            park().await?;
+            return Ok(record("unmatched").await?);
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let outcome = record("applied").await?;
+    if let Err(e) = state.drive().await {
+        tracing::warn!(error = %e, "the delivery is stored; its follow-ups continue in the background");
+    }
+    Ok(outcome)
+}

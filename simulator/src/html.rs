@@ -1,0 +1,404 @@
+//! `report.html`: one self-contained page (inline CSS, inline SVG charts drawn with plotters'
+//! SVG backend, no scripts, no external files, no system fonts: text is SVG `<text>` in the
+//! viewer's sans-serif).
+
+use std::fmt::Write as _;
+
+use plotters::prelude::*;
+
+use crate::error::ReportError;
+use crate::report::{Report, RouteReport};
+use crate::tally::{ROUTES, SLOTS};
+
+const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}\
+table{border-collapse:collapse;margin:1em 0;font-size:14px}\
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\
+th:first-child,td:first-child{text-align:left}\
+th{background:#f3f3f3}h2{margin-top:2em}figure{margin:1em 0}\
+pre{background:#f7f7f7;padding:1em;overflow-x:auto;font-size:12px}\
+.note{color:#555;font-size:13px}";
+
+fn esc(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '<' => "&lt;".to_string(),
+            '>' => "&gt;".to_string(),
+            '&' => "&amp;".to_string(),
+            '"' => "&quot;".to_string(),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+fn chart_error(chart: &'static str) -> impl Fn(String) -> ReportError {
+    move |message| ReportError::Chart { chart, message }
+}
+
+fn color(i: usize) -> RGBColor {
+    const COLORS: [RGBColor; 8] = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+        RGBColor(214, 39, 40),
+        RGBColor(148, 103, 189),
+        RGBColor(140, 86, 75),
+        RGBColor(227, 119, 194),
+        RGBColor(127, 127, 127),
+    ];
+    COLORS[i % COLORS.len()]
+}
+
+/// Cumulative series in major units.
+fn cumulative(daily: &[i64], scale: f64) -> Vec<f64> {
+    let mut sum = 0i64;
+    daily
+        .iter()
+        .map(|d| {
+            sum += d;
+            sum as f64 / scale
+        })
+        .collect()
+}
+
+fn line_chart(
+    name: &'static str,
+    title: &str,
+    y_desc: &str,
+    series: &[(String, Vec<f64>)],
+) -> Result<String, ReportError> {
+    let err = chart_error(name);
+    let days = series.iter().map(|(_, s)| s.len()).max().unwrap_or(1).max(2) - 1;
+    let max_y = series
+        .iter()
+        .flat_map(|(_, s)| s.iter().copied())
+        .fold(0.0, f64::max)
+        .max(1.0)
+        * 1.08;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 400)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(90)
+            .build_cartesian_2d(0f64..days as f64, 0f64..max_y)
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .x_desc("day of the simulation")
+            .y_desc(y_desc)
+            .x_label_formatter(&|x| format!("{x:.0}"))
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        for (i, (label, s)) in series.iter().enumerate() {
+            let c = color(i);
+            chart
+                .draw_series(LineSeries::new(
+                    s.iter().enumerate().map(|(d, v)| (d as f64, *v)),
+                    c.stroke_width(2),
+                ))
+                .map_err(|e| err(e.to_string()))?
+                .label(label.as_str())
+                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3)));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperLeft)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    Ok(svg)
+}
+
+/// Stacked bars: one bar per variant, one layer per part.
+fn stacked_bars(
+    name: &'static str,
+    title: &str,
+    y_desc: &str,
+    variants: &[String],
+    parts: &[&str],
+    values: &[Vec<f64>],
+) -> Result<String, ReportError> {
+    let err = chart_error(name);
+    let n = variants.len().max(1);
+    let max_y = values
+        .iter()
+        .map(|v| v.iter().sum::<f64>())
+        .fold(0.0, f64::max)
+        .max(1.0)
+        * 1.15;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 400)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(14)
+            .x_label_area_size(40)
+            .y_label_area_size(90)
+            .build_cartesian_2d((0..n.max(2) - 1).into_segmented(), 0f64..max_y)
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .y_desc(y_desc)
+            .x_labels(n)
+            .x_label_formatter(&|x| match x {
+                SegmentValue::CenterOf(i) => variants.get(*i).cloned().unwrap_or_default(),
+                _ => String::new(),
+            })
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        for (p, part) in parts.iter().enumerate() {
+            let c = color(p);
+            let bars = values.iter().enumerate().map(|(i, v)| {
+                let base: f64 = v.iter().take(p).sum();
+                let top = base + v.get(p).copied().unwrap_or(0.0);
+                let mut bar = Rectangle::new(
+                    [
+                        (SegmentValue::Exact(i), base),
+                        (SegmentValue::Exact(i + 1), top),
+                    ],
+                    c.filled(),
+                );
+                bar.set_margin(0, 0, 30, 30);
+                bar
+            });
+            chart
+                .draw_series(bars)
+                .map_err(|e| err(e.to_string()))?
+                .label(*part)
+                .legend(move |(x, y)| Rectangle::new([(x, y - 6), (x + 12, y + 6)], c.filled()));
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    Ok(svg)
+}
+
+fn route_rows(out: &mut String, report: &Report, title: &str, pick: &dyn Fn(usize) -> Vec<(&'static str, RouteReport)>) {
+    let _ = write!(
+        out,
+        "<h3>{}</h3><table><tr><th>variant</th><th>{}</th><th>submitted</th><th>recovered</th><th>rate</th><th>recovered revenue</th><th>failed</th><th>pending at horizon</th><th>hours to recovery p50 / p90</th><th>chargebacks</th><th>refunds</th></tr>",
+        esc(title),
+        if title.contains("slot") { "slot" } else { "route" }
+    );
+    for (i, v) in report.variants.iter().enumerate() {
+        for (name, r) in pick(i) {
+            let failed: u64 = r.counts.failed.values().sum();
+            let t = &r.hours_to_recovery;
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{} / {}</td><td>{}</td><td>{}</td></tr>",
+                esc(&v.name),
+                name,
+                r.counts.submitted,
+                r.counts.recovered,
+                r.recovery_rate.map(|x| format!("{:.1}%", x * 100.0)).unwrap_or_else(|| "-".into()),
+                esc(&report.money(r.counts.recovered_minor)),
+                failed,
+                r.counts.pending_at_horizon,
+                t.p50.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
+                t.p90.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
+                r.counts.chargebacks,
+                r.counts.refunds,
+            );
+        }
+    }
+    out.push_str("</table>");
+}
+
+/// The whole page.
+pub fn render(report: &Report) -> Result<String, ReportError> {
+    let scale = 10f64.powi(report.currency.minor_exponent() as i32);
+    let cur = report.currency.as_str();
+    let names: Vec<String> = report.variants.iter().map(|v| v.name.clone()).collect();
+
+    let ff_over_time: Vec<(String, Vec<f64>)> = report
+        .variants
+        .iter()
+        .map(|v| {
+            let days = v.daily.gateway_recovered_minor.len();
+            let mut total = vec![0i64; days];
+            for s in v.daily.flexfactor_recovered_minor.values() {
+                for (t, x) in total.iter_mut().zip(s) {
+                    *t += x;
+                }
+            }
+            (v.name.clone(), cumulative(&total, scale))
+        })
+        .collect();
+    let all_over_time: Vec<(String, Vec<f64>)> = report
+        .variants
+        .iter()
+        .map(|v| {
+            let mut total = v.daily.gateway_recovered_minor.clone();
+            for s in v.daily.flexfactor_recovered_minor.values() {
+                for (t, x) in total.iter_mut().zip(s) {
+                    *t += x;
+                }
+            }
+            (v.name.clone(), cumulative(&total, scale))
+        })
+        .collect();
+    let by_route: Vec<Vec<f64>> = report
+        .variants
+        .iter()
+        .map(|v| {
+            ROUTES
+                .iter()
+                .map(|r| {
+                    v.flexfactor
+                        .by_route
+                        .get(r)
+                        .map(|x| x.counts.recovered_minor as f64 / scale)
+                        .unwrap_or(0.0)
+                })
+                .collect()
+        })
+        .collect();
+    let by_slot: Vec<Vec<f64>> = report
+        .variants
+        .iter()
+        .map(|v| {
+            SLOTS
+                .iter()
+                .map(|r| {
+                    v.flexfactor
+                        .by_slot
+                        .get(r)
+                        .map(|x| x.counts.recovered_minor as f64 / scale)
+                        .unwrap_or(0.0)
+                })
+                .collect()
+        })
+        .collect();
+
+    let mut out = String::new();
+    let s = &report.scenario;
+    let _ = write!(
+        out,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Salvage simulation: {}</title><style>{STYLE}</style></head><body>",
+        esc(&s.name)
+    );
+    let _ = write!(
+        out,
+        "<h1>Salvage simulation: {}</h1><p>{}</p><p class=\"note\">Seed {}, {} customers, {} days from {}, base setup <code>{}</code>. Amounts in {cur}. The same scenario and seed give the same report.</p>",
+        esc(&s.name),
+        esc(&s.description),
+        s.seed,
+        s.population.customers,
+        s.horizon_days,
+        esc(&s.start),
+        esc(&s.setup),
+    );
+
+    out.push_str("<h2>Comparison</h2><table><tr><th>variant</th><th>recovered orders</th><th>recovered revenue</th><th>by FlexFactor</th><th>by regular gateways</th><th>declined amount</th><th>median hours to asynchronous FlexFactor recovery</th><th>recycle failed</th><th>chargebacks</th><th>refunds</th><th>active subscriptions at horizon</th></tr>");
+    for v in &report.variants {
+        let m = &v.summary;
+        let _ = write!(
+            out,
+            "<tr><td title=\"{}\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            esc(&v.description),
+            esc(&v.name),
+            m.recovered_orders,
+            esc(&report.money(m.recovered_minor)),
+            esc(&report.money(m.flexfactor_recovered_minor)),
+            esc(&report.money(m.gateway_recovered_minor)),
+            esc(&report.money(m.declined_minor)),
+            m.async_median_hours_to_recovery.map(|h| h.to_string()).unwrap_or_else(|| "-".into()),
+            m.recycle_failed,
+            m.chargebacks,
+            m.refunds,
+            m.active_subscriptions_at_horizon,
+        );
+    }
+    out.push_str("</table>");
+
+    out.push_str("<h2>Recovery over time</h2><figure>");
+    out.push_str(&line_chart(
+        "flexfactor_over_time",
+        "Revenue recovered by FlexFactor (cumulative)",
+        cur,
+        &ff_over_time,
+    )?);
+    out.push_str("</figure><figure>");
+    out.push_str(&line_chart(
+        "all_over_time",
+        "Revenue recovered by FlexFactor and regular gateways (cumulative)",
+        cur,
+        &all_over_time,
+    )?);
+    out.push_str("</figure>");
+
+    out.push_str("<h2>By route and by recycle slot</h2><figure>");
+    out.push_str(&stacked_bars(
+        "by_route",
+        "FlexFactor-recovered revenue by route",
+        cur,
+        &names,
+        &ROUTES,
+        &by_route,
+    )?);
+    out.push_str("</figure><figure>");
+    out.push_str(&stacked_bars(
+        "by_slot",
+        "FlexFactor-recovered revenue by recycle slot",
+        cur,
+        &names,
+        &SLOTS,
+        &by_slot,
+    )?);
+    out.push_str("</figure>");
+
+    route_rows(&mut out, report, "FlexFactor by route", &|i| {
+        let v = &report.variants[i];
+        ROUTES
+            .iter()
+            .filter_map(|r| v.flexfactor.by_route.get(r).map(|x| (*r, x.clone())))
+            .collect()
+    });
+    route_rows(&mut out, report, "FlexFactor by recycle slot", &|i| {
+        let v = &report.variants[i];
+        SLOTS
+            .iter()
+            .filter_map(|r| v.flexfactor.by_slot.get(r).map(|x| (*r, x.clone())))
+            .collect()
+    });
+
+    out.push_str("<h2>Variants</h2>");
+    for v in &report.variants {
+        let changes = serde_json::to_string_pretty(&v.changes)?;
+        let _ = write!(
+            out,
+            "<h3>{}</h3><p>{}</p><pre>{}</pre><p class=\"note\">Audit: FlexFactor-recovered {} from events, {} salvaged in the orders' final states: {}. Invariants: {}.</p>",
+            esc(&v.name),
+            esc(&v.description),
+            esc(&changes),
+            esc(&report.money(v.audit.recovered_minor_from_events)),
+            esc(&report.money(v.audit.salvaged_minor_from_states)),
+            if v.audit.balanced { "balanced" } else { "NOT balanced" },
+            esc(&serde_json::to_string(&v.invariants)?),
+        );
+    }
+    let params = serde_json::to_string_pretty(&report.scenario)?;
+    let _ = write!(
+        out,
+        "<h2>Scenario parameters</h2><pre>{}</pre><p class=\"note\">Every figure of this page is in <code>report.json</code> next to it.</p></body></html>\n",
+        esc(&params)
+    );
+    Ok(out)
+}

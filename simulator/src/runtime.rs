@@ -1,0 +1,299 @@
+//! The in-memory runtime both the simulation engine and the trace replay drive: the real Order
+//! and Subscription aggregates (decide, then apply), the real process manager on every committed
+//! event, and a timer queue on a virtual clock. Effects (FlexFactor calls, charges, bills, CRM
+//! notifications) go to a [`Driver`], which answers them with more follow-ups: the engine from
+//! its statistical models, the replay from the recorded trace.
+//!
+//! Nothing here sleeps or reads the wall clock: time moves only in [`Runtime::advance_to`].
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use cqrs_es::Aggregate;
+use salvage_domain::order::{Order, OrderCommand, OrderError, OrderEvent};
+use salvage_domain::process_manager::{on_order_event, on_subscription_event, Effect, FollowUp};
+use salvage_domain::subscription::{
+    Subscription, SubscriptionCommand, SubscriptionError, SubscriptionEvent,
+};
+use salvage_domain::{Clock, DomainServices, ManualClock, OrderId, Setup, SubscriptionId};
+
+/// An aggregate's state and the sequence number of its last event.
+#[derive(Debug, Clone, Default)]
+pub struct Held<A> {
+    pub state: A,
+    pub sequence: usize,
+}
+
+/// Every aggregate of the runtime.
+#[derive(Debug, Default)]
+pub struct Store {
+    pub orders: BTreeMap<OrderId, Held<Order>>,
+    pub subscriptions: BTreeMap<SubscriptionId, Held<Subscription>>,
+}
+
+impl Store {
+    pub fn order(&self, id: &OrderId) -> Option<&Order> {
+        self.orders.get(id).map(|h| &h.state)
+    }
+
+    pub fn subscription(&self, id: &SubscriptionId) -> Option<&Subscription> {
+        self.subscriptions.get(id).map(|h| &h.state)
+    }
+}
+
+/// A follow-up command the aggregate refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refused {
+    Order {
+        order_id: OrderId,
+        error: OrderError,
+    },
+    Subscription {
+        subscription_id: SubscriptionId,
+        error: SubscriptionError,
+    },
+}
+
+/// What drives a runtime: it performs the effects and watches the events.
+pub trait Driver {
+    /// Performs `effect` at `now`; answers (commands) and later work (timers) go to `out`.
+    fn effect(&mut self, store: &Store, now: DateTime<Utc>, effect: Effect, out: &mut Vec<FollowUp>);
+
+    /// An Order event was committed; `order` is the state after it.
+    fn order_event(
+        &mut self,
+        _order_id: &OrderId,
+        _event: &OrderEvent,
+        _order: &Order,
+        _out: &mut Vec<FollowUp>,
+    ) {
+    }
+
+    /// A Subscription event was committed; `subscription` is the state after it.
+    fn subscription_event(
+        &mut self,
+        _subscription_id: &SubscriptionId,
+        _event: &SubscriptionEvent,
+        _subscription: &Subscription,
+        _out: &mut Vec<FollowUp>,
+    ) {
+    }
+
+    /// A follow-up command (from the process manager, a timer or the driver) was refused.
+    fn refused(&mut self, _refused: Refused) {}
+}
+
+/// Aggregates, process manager and timers on one virtual clock.
+pub struct Runtime {
+    clock: Arc<ManualClock>,
+    services: DomainServices,
+    pub store: Store,
+    timers: BTreeMap<(DateTime<Utc>, u64), Box<FollowUp>>,
+    timer_seq: u64,
+    queue: VecDeque<FollowUp>,
+    scratch: Vec<FollowUp>,
+}
+
+impl Runtime {
+    pub fn new(setup: Arc<Setup>, start: DateTime<Utc>) -> Runtime {
+        let clock = Arc::new(ManualClock::new(start));
+        Runtime {
+            services: DomainServices::new(setup, clock.clone()),
+            clock,
+            store: Store::default(),
+            timers: BTreeMap::new(),
+            timer_seq: 0,
+            queue: VecDeque::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Forgets every aggregate and timer and sets the clock to `start`.
+    pub fn reset(&mut self, start: DateTime<Utc>) {
+        self.store.orders.clear();
+        self.store.subscriptions.clear();
+        self.timers.clear();
+        self.timer_seq = 0;
+        self.queue.clear();
+        self.clock.set(start);
+    }
+
+    pub fn setup(&self) -> &Setup {
+        &self.services.setup
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Timers not yet run.
+    pub fn pending_timers(&self) -> usize {
+        self.timers.len()
+    }
+
+    /// Runs a command on an order now, then everything that follows from it. Only this
+    /// command's refusal is returned; refused follow-ups go to the driver.
+    pub fn order_command(
+        &mut self,
+        order_id: OrderId,
+        command: OrderCommand,
+        driver: &mut dyn Driver,
+    ) -> Result<(), OrderError> {
+        let result = self.commit_order(order_id, command, driver);
+        self.drain(driver);
+        result.map_err(|(_, e)| e)
+    }
+
+    /// Runs a command on a subscription now, then everything that follows from it.
+    pub fn subscription_command(
+        &mut self,
+        subscription_id: SubscriptionId,
+        command: SubscriptionCommand,
+        driver: &mut dyn Driver,
+    ) -> Result<(), SubscriptionError> {
+        let result = self.commit_subscription(subscription_id, command, driver);
+        self.drain(driver);
+        result.map_err(|(_, e)| e)
+    }
+
+    /// Schedules `then` at `at`.
+    pub fn schedule(&mut self, at: DateTime<Utc>, then: FollowUp) {
+        self.schedule_boxed(at, Box::new(then));
+    }
+
+    fn schedule_boxed(&mut self, at: DateTime<Utc>, then: Box<FollowUp>) {
+        self.timer_seq += 1;
+        self.timers.insert((at, self.timer_seq), then);
+    }
+
+    /// Moves the clock to `to`, running every timer due on the way in time order (timers due at
+    /// the same time in the order they were set).
+    pub fn advance_to(&mut self, to: DateTime<Utc>, driver: &mut dyn Driver) {
+        while let Some(entry) = self.timers.first_entry() {
+            let (at, _) = *entry.key();
+            if at > to {
+                break;
+            }
+            let then = entry.remove();
+            if at > self.clock.now() {
+                self.clock.set(at);
+            }
+            self.queue.push_back(*then);
+            self.drain(driver);
+        }
+        if to > self.clock.now() {
+            self.clock.set(to);
+        }
+    }
+
+    fn drain(&mut self, driver: &mut dyn Driver) {
+        while let Some(f) = self.queue.pop_front() {
+            match f {
+                FollowUp::Order { order_id, command } => {
+                    if let Err((order_id, error)) = self.commit_order(order_id, command, driver) {
+                        driver.refused(Refused::Order { order_id, error });
+                    }
+                }
+                FollowUp::Subscription {
+                    subscription_id,
+                    command,
+                } => {
+                    if let Err((subscription_id, error)) =
+                        self.commit_subscription(subscription_id, command, driver)
+                    {
+                        driver.refused(Refused::Subscription {
+                            subscription_id,
+                            error,
+                        });
+                    }
+                }
+                FollowUp::At { at, then } => self.schedule_boxed(at, then),
+                FollowUp::Effect(effect) => {
+                    let now = self.clock.now();
+                    driver.effect(&self.store, now, effect, &mut self.scratch);
+                    self.queue.extend(self.scratch.drain(..));
+                }
+            }
+        }
+    }
+
+    fn commit_order(
+        &mut self,
+        order_id: OrderId,
+        command: OrderCommand,
+        driver: &mut dyn Driver,
+    ) -> Result<(), (OrderId, OrderError)> {
+        let held = match self.store.orders.get_mut(&order_id) {
+            Some(held) => held,
+            None => self.store.orders.entry(order_id.clone()).or_default(),
+        };
+        let events = match held.state.decide(command, &self.services) {
+            Ok(events) => events,
+            Err(e) => {
+                if held.sequence == 0 {
+                    self.store.orders.remove(&order_id);
+                }
+                return Err((order_id, e));
+            }
+        };
+        for event in events {
+            held.state.apply(event.clone());
+            held.sequence += 1;
+            self.queue.extend(on_order_event(
+                &self.services.setup,
+                &order_id,
+                held.sequence,
+                &event,
+                &held.state,
+            ));
+            driver.order_event(&order_id, &event, &held.state, &mut self.scratch);
+            self.queue.extend(self.scratch.drain(..));
+        }
+        if held.sequence == 0 {
+            self.store.orders.remove(&order_id);
+        }
+        Ok(())
+    }
+
+    fn commit_subscription(
+        &mut self,
+        subscription_id: SubscriptionId,
+        command: SubscriptionCommand,
+        driver: &mut dyn Driver,
+    ) -> Result<(), (SubscriptionId, SubscriptionError)> {
+        let held = match self.store.subscriptions.get_mut(&subscription_id) {
+            Some(held) => held,
+            None => self
+                .store
+                .subscriptions
+                .entry(subscription_id.clone())
+                .or_default(),
+        };
+        let events = match held.state.decide(command, &self.services) {
+            Ok(events) => events,
+            Err(e) => {
+                if held.sequence == 0 {
+                    self.store.subscriptions.remove(&subscription_id);
+                }
+                return Err((subscription_id, e));
+            }
+        };
+        for event in events {
+            held.state.apply(event.clone());
+            held.sequence += 1;
+            self.queue.extend(on_subscription_event(
+                &subscription_id,
+                held.sequence,
+                &event,
+                &held.state,
+            ));
+            driver.subscription_event(&subscription_id, &event, &held.state, &mut self.scratch);
+            self.queue.extend(self.scratch.drain(..));
+        }
+        if held.sequence == 0 {
+            self.store.subscriptions.remove(&subscription_id);
+        }
+        Ok(())
+    }
+}

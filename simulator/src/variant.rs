@@ -1,0 +1,252 @@
+//! Setup variants: the base setup with a few options changed (`cascade_all`, `expiry_days`,
+//! `include_chargebacks`, which recycle re-attempts go to FlexFactor...), and the CRM policy each
+//! runs with. Every variant's setup is validated like a setup file (S1-S8).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use salvage_domain::setup::{Gateway, RecycleAttempt, SetupError};
+use salvage_domain::{GatewayId, RecycleProfileId, Setup};
+use serde::{Deserialize, Serialize};
+
+use crate::error::ScenarioError;
+use crate::scenario::{check_crm, CrmPolicy, Problems, ScenarioSpec};
+
+/// A re-attempt named by its number (1-based) or as `"final"` (the profile's last).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum AttemptRef {
+    Number(u32),
+    Named(String),
+}
+
+/// One re-attempt of a replaced recycle profile.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttemptSpec {
+    pub wait_days: i64,
+    #[serde(default)]
+    pub flexfactor: bool,
+}
+
+/// A variant as written under `[[variants]]`: what it changes in the base setup and policy.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VariantSpec {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// The FlexFactor gateway the options below change; by default the setup's only one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flexfactor_gateway: Option<GatewayId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cascade_all: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expiry_days: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_chargebacks: Option<bool>,
+    /// Per recycle profile: the re-attempts that carry `flexfactor = true` (all others false).
+    /// Only the first is used (Y3); `[]` takes FlexFactor out of the profile.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub recycle_flexfactor: BTreeMap<RecycleProfileId, Vec<AttemptRef>>,
+    /// Per recycle profile: a whole new list of re-attempts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub recycle_attempts: BTreeMap<RecycleProfileId, Vec<AttemptSpec>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_share: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_trial_share: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_delay_hours: Option<u32>,
+}
+
+/// A variant ready to run.
+#[derive(Debug, Clone)]
+pub struct Variant {
+    pub spec: VariantSpec,
+    pub setup: Arc<Setup>,
+    pub crm: CrmPolicy,
+    /// The FlexFactor gateway reruns name, if reruns can happen at all.
+    pub rerun_gateway: Option<GatewayId>,
+}
+
+impl Variant {
+    pub fn name(&self) -> &str {
+        &self.spec.name
+    }
+}
+
+/// Builds every variant of the scenario (one "base" variant when none is given).
+pub(crate) fn build_all(
+    spec: &ScenarioSpec,
+    base: &Setup,
+    path: &Path,
+    p: &mut Problems,
+) -> Result<Vec<Variant>, ScenarioError> {
+    let specs = if spec.variants.is_empty() {
+        vec![VariantSpec {
+            name: "base".into(),
+            description: "the base setup as it is".into(),
+            ..VariantSpec::default()
+        }]
+    } else {
+        spec.variants.clone()
+    };
+    let mut seen = BTreeMap::new();
+    let mut out = Vec::new();
+    for (i, v) in specs.into_iter().enumerate() {
+        let field = format!("variants[{i}]");
+        if v.name.trim().is_empty() {
+            p.add(format!("{field}.name"), "is empty");
+        }
+        if let Some(first) = seen.insert(v.name.clone(), i) {
+            p.add(
+                format!("{field}.name"),
+                format!("{:?} is also the name of variants[{first}]", v.name),
+            );
+        }
+        let before = p.0.len();
+        let setup = apply(&v, base, &field, p);
+        let crm = CrmPolicy {
+            rerun_share: v.rerun_share.unwrap_or(spec.crm.rerun_share),
+            rerun_trial_share: v.rerun_trial_share.unwrap_or(spec.crm.rerun_trial_share),
+            rerun_delay_hours: v.rerun_delay_hours.unwrap_or(spec.crm.rerun_delay_hours),
+            ..spec.crm.clone()
+        };
+        check_crm(&crm, &field, p);
+        if p.0.len() > before {
+            continue;
+        }
+        if let Err(violations) = setup.validate() {
+            return Err(ScenarioError::VariantSetup {
+                path: path.to_path_buf(),
+                variant: v.name.clone(),
+                error: SetupError::Invalid(violations),
+            });
+        }
+        let rerun_gateway = match &crm.rerun_gateway {
+            Some(g) => {
+                if !setup.is_flexfactor(g) {
+                    p.add(
+                        "crm.rerun_gateway",
+                        format!("{:?} is not a FlexFactor gateway of the setup", g.as_str()),
+                    );
+                }
+                Some(g.clone())
+            }
+            None => only_flexfactor(&setup),
+        };
+        if rerun_gateway.is_none() && (crm.rerun_share > 0.0 || crm.rerun_trial_share > 0.0) {
+            p.add(
+                format!("{field}.rerun_share"),
+                "reruns need a FlexFactor gateway: name it in crm.rerun_gateway",
+            );
+        }
+        out.push(Variant {
+            spec: v,
+            setup: Arc::new(setup),
+            crm,
+            rerun_gateway,
+        });
+    }
+    Ok(out)
+}
+
+fn only_flexfactor(setup: &Setup) -> Option<GatewayId> {
+    let mut ff = setup.flexfactor_gateways();
+    match (ff.next(), ff.next()) {
+        (Some(g), None) => Some(g.id.clone()),
+        _ => None,
+    }
+}
+
+/// The base setup with the variant's changes. Problems go to `p`.
+fn apply(v: &VariantSpec, base: &Setup, field: &str, p: &mut Problems) -> Setup {
+    let mut setup = base.clone();
+    let wants_ff = v.cascade_all.is_some()
+        || v.expiry_days.is_some()
+        || v.include_chargebacks.is_some()
+        || v.recycle_flexfactor.values().any(|l| !l.is_empty());
+    let ff_id = match &v.flexfactor_gateway {
+        Some(g) if setup.is_flexfactor(g) => Some(g.clone()),
+        Some(g) => {
+            p.add(
+                format!("{field}.flexfactor_gateway"),
+                format!("{:?} is not a FlexFactor gateway of the setup", g.as_str()),
+            );
+            None
+        }
+        None => only_flexfactor(&setup),
+    };
+    if wants_ff && ff_id.is_none() && v.flexfactor_gateway.is_none() {
+        p.add(
+            format!("{field}.flexfactor_gateway"),
+            "the setup has no single FlexFactor gateway: name the one to change",
+        );
+    }
+    if let Some(id) = &ff_id {
+        for g in &mut setup.gateways {
+            if let Gateway::FlexFactor(ff) = g {
+                if &ff.id == id {
+                    if let Some(on) = v.cascade_all {
+                        ff.cascade_all = on;
+                    }
+                    if let Some(days) = v.expiry_days {
+                        ff.expiry_days = days;
+                    }
+                    if let Some(on) = v.include_chargebacks {
+                        ff.include_chargebacks = on;
+                    }
+                }
+            }
+        }
+    }
+    for (profile, attempts) in &v.recycle_attempts {
+        let f = format!("{field}.recycle_attempts.{:?}", profile.as_str());
+        match setup.recycle_profiles.iter_mut().find(|r| &r.id == profile) {
+            None => p.add(f, "is not a recycle profile of the setup"),
+            Some(r) => {
+                r.attempts = attempts
+                    .iter()
+                    .map(|a| RecycleAttempt {
+                        wait_days: a.wait_days,
+                        flexfactor: a.flexfactor,
+                    })
+                    .collect();
+            }
+        }
+    }
+    for (profile, refs) in &v.recycle_flexfactor {
+        let f = format!("{field}.recycle_flexfactor.{:?}", profile.as_str());
+        let Some(r) = setup.recycle_profiles.iter_mut().find(|r| &r.id == profile) else {
+            p.add(f, "is not a recycle profile of the setup");
+            continue;
+        };
+        let total = r.attempts.len();
+        let mut numbers = Vec::new();
+        for a in refs {
+            match a {
+                AttemptRef::Number(n) if (1..=total as u32).contains(n) => {
+                    numbers.push(*n as usize)
+                }
+                AttemptRef::Number(n) => p.add(
+                    &f,
+                    format!("re-attempt {n} does not exist: the profile has {total}"),
+                ),
+                AttemptRef::Named(s) if s == "final" && total > 0 => numbers.push(total),
+                AttemptRef::Named(s) => p.add(
+                    &f,
+                    format!("{s:?}: name re-attempts by number or as \"final\""),
+                ),
+            }
+        }
+        for (i, a) in r.attempts.iter_mut().enumerate() {
+            a.flexfactor = numbers.contains(&(i + 1));
+        }
+        if !numbers.is_empty() && r.flexfactor_gateway.is_none() {
+            r.flexfactor_gateway = ff_id.clone();
+        }
+    }
+    setup
+}

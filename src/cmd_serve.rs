@@ -1,0 +1,140 @@
+//! `salvage serve` and `salvage check-config`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use salvage_domain::setup::SetupError;
+use salvage_domain::{Setup, SystemClock};
+use salvage_gateway::service::config::{process_env, ConfigError, ServiceConfig};
+use salvage_gateway::service::{start, ServeOptions};
+
+/// Arguments of `salvage serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// The service configuration (TOML: the setup plus [service], [flexfactor], [charge_hook],
+    /// [notifications]). Without it, the embedded sandbox runs.
+    #[arg(long, value_name = "FILE", env = "SALVAGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Listen on this address instead of the configured one (embedded default 127.0.0.1:8080).
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+}
+
+/// The API key of the embedded sandbox (only there).
+pub const SANDBOX_API_KEY: &str = "sandbox-key-0123456789";
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+}
+
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    init_logs();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        match &args.config {
+            Some(path) => serve_config(path, args.listen).await,
+            None => crate::cmd_serve_sandbox::serve_sandbox(args.listen).await,
+        }
+    })
+}
+
+async fn serve_config(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
+    let mut config = match ServiceConfig::load(path, &process_env) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    if let Some(addr) = listen {
+        config.service.listen = addr;
+    }
+    let running = start(config, ServeOptions::new(Arc::new(SystemClock)))
+        .await
+        .context("the service could not start")?;
+    println!("Salvage listening on {}", running.url());
+    running.run_until(shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+
+
+const SERVICE_TABLES: [&str; 4] = ["[service]", "[flexfactor]", "[charge_hook]", "[notifications]"];
+
+pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file)
+        .with_context(|| format!("cannot read the setup file {}", file.display()))?;
+    let is_service = text
+        .lines()
+        .any(|l| SERVICE_TABLES.contains(&l.trim()));
+    if is_service {
+        return match ServiceConfig::from_str(&text, file, &process_env) {
+            Ok(c) => {
+                println!("{}: valid service configuration", file.display());
+                println!("listen: {}", c.service.listen);
+                println!("API keys: {}", c.service.api_keys.len());
+                println!(
+                    "charge hook: {}",
+                    c.charge_hook.as_ref().map(|h| h.url.as_str()).unwrap_or("none (the CRM bills)")
+                );
+                println!(
+                    "notifications: {}",
+                    c.notifications.as_ref().map(|n| n.url.as_str()).unwrap_or("none (logged only)")
+                );
+                print!("{}", c.setup.summary());
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(e @ (ConfigError::Parse { .. } | ConfigError::Invalid { .. } | ConfigError::Read { .. })) => {
+                eprintln!("{e}");
+                Ok(ExitCode::FAILURE)
+            }
+        };
+    }
+    match Setup::from_toml_str(&text) {
+        Ok(setup) => {
+            println!("{}: valid setup (add a [service] table to serve it)", file.display());
+            print!("{}", setup.summary());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(SetupError::Parse(e)) => {
+            eprintln!("{}: {e}", file.display());
+            Ok(ExitCode::FAILURE)
+        }
+        Err(SetupError::Invalid(violations)) => {
+            eprintln!("{}: the setup has {} problem(s):", file.display(), violations.len());
+            for v in violations {
+                eprintln!("  {}: {v}", file.display());
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
