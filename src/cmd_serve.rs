@@ -29,7 +29,10 @@ pub const SANDBOX_API_KEY: &str = "sandbox-key-0123456789";
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_target(false).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
 }
 
 pub async fn shutdown_signal() {
@@ -86,16 +89,17 @@ async fn serve_config(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
-
-
-const SERVICE_TABLES: [&str; 4] = ["[service]", "[flexfactor]", "[charge_hook]", "[notifications]"];
+const SERVICE_TABLES: [&str; 4] = [
+    "[service]",
+    "[flexfactor]",
+    "[charge_hook]",
+    "[notifications]",
+];
 
 pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
     let text = std::fs::read_to_string(file)
         .with_context(|| format!("cannot read the setup file {}", file.display()))?;
-    let is_service = text
-        .lines()
-        .any(|l| SERVICE_TABLES.contains(&l.trim()));
+    let is_service = text.lines().any(|l| SERVICE_TABLES.contains(&l.trim()));
     if is_service {
         return match ServiceConfig::from_str(&text, file, &process_env) {
             Ok(c) => {
@@ -104,16 +108,26 @@ pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
                 println!("API keys: {}", c.service.api_keys.len());
                 println!(
                     "charge hook: {}",
-                    c.charge_hook.as_ref().map(|h| h.url.as_str()).unwrap_or("none (the CRM bills)")
+                    c.charge_hook
+                        .as_ref()
+                        .map(|h| h.url.as_str())
+                        .unwrap_or("none (the CRM bills)")
                 );
                 println!(
                     "notifications: {}",
-                    c.notifications.as_ref().map(|n| n.url.as_str()).unwrap_or("none (logged only)")
+                    c.notifications
+                        .as_ref()
+                        .map(|n| n.url.as_str())
+                        .unwrap_or("none (logged only)")
                 );
                 print!("{}", c.setup.summary());
                 Ok(ExitCode::SUCCESS)
             }
-            Err(e @ (ConfigError::Parse { .. } | ConfigError::Invalid { .. } | ConfigError::Read { .. })) => {
+            Err(
+                e @ (ConfigError::Parse { .. }
+                | ConfigError::Invalid { .. }
+                | ConfigError::Read { .. }),
+            ) => {
                 eprintln!("{e}");
                 Ok(ExitCode::FAILURE)
             }
@@ -121,7 +135,10 @@ pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
     }
     match Setup::from_toml_str(&text) {
         Ok(setup) => {
-            println!("{}: valid setup (add a [service] table to serve it)", file.display());
+            println!(
+                "{}: valid setup (add a [service] table to serve it)",
+                file.display()
+            );
             print!("{}", setup.summary());
             Ok(ExitCode::SUCCESS)
         }
@@ -130,7 +147,11 @@ pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::FAILURE)
         }
         Err(SetupError::Invalid(violations)) => {
-            eprintln!("{}: the setup has {} problem(s):", file.display(), violations.len());
+            eprintln!(
+                "{}: the setup has {} problem(s):",
+                file.display(),
+                violations.len()
+            );
             for v in violations {
                 eprintln!("  {}: {v}", file.display());
             }

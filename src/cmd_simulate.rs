@@ -20,7 +20,10 @@ use salvage_sim::{html, Engine, Report, RunOptions, Scenario, ScenarioOverrides}
 pub struct SimulateArgs {
     /// The scenario (TOML). Shipped ones are in simulator/scenarios/: default.toml, slots.toml,
     /// cascade_all.toml, expiry_days.toml.
-    #[arg(value_name = "SCENARIO.toml", default_value = "simulator/scenarios/default.toml")]
+    #[arg(
+        value_name = "SCENARIO.toml",
+        default_value = "simulator/scenarios/default.toml"
+    )]
     pub scenario: PathBuf,
     /// The directory the report is written to (created if needed).
     #[arg(long, short, value_name = "DIR", default_value = "simulation")]

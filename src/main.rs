@@ -1,9 +1,10 @@
 //! `salvage`: the one command-line entry point of Salvage.
 
+mod cmd_fake;
 mod cmd_replay;
-mod cmd_simulate;
 mod cmd_serve;
 mod cmd_serve_sandbox;
+mod cmd_simulate;
 mod cmd_store;
 
 use std::path::PathBuf;
@@ -39,6 +40,10 @@ enum Command {
     RebuildProjections(cmd_store::RebuildArgs),
     Simulate(cmd_simulate::SimulateArgs),
     Replay(cmd_replay::ReplayArgs),
+    /// Run the fake FlexFactor server: FlexFactor's endpoints and payloads, sandbox-like outcomes
+    /// from scenario rules, signed webhooks to --webhook-url, a real or driven clock, fault
+    /// injection and admin endpoints (see docs/fake-flexfactor.md).
+    FakeFlexfactor(cmd_fake::FakeArgs),
 }
 
 fn main() -> ExitCode {
@@ -59,5 +64,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::RebuildProjections(args) => cmd_store::rebuild_projections(args),
         Command::Simulate(args) => cmd_simulate::run(args),
         Command::Replay(args) => cmd_replay::run(args),
+        Command::FakeFlexfactor(args) => cmd_fake::run(args),
     }
 }

@@ -19,7 +19,8 @@ use serde_json::{json, Value};
 use support::*;
 
 const KEY: &str = "test-api-key-0123456789";
-const HMAC: &str = "XRmKBxG5uvt1qWzqvp+T6CAbTo0MB89GTxXZD5cHA56RP7Mj4NbnHQOR1Y8uorUU9YQz8ujaVRUdm9vTSkPZSw==";
+const HMAC: &str =
+    "XRmKBxG5uvt1qWzqvp+T6CAbTo0MB89GTxXZD5cHA56RP7Mj4NbnHQOR1Y8uorUU9YQz8ujaVRUdm9vTSkPZSw==";
 
 struct Svc {
     running: RunningService,
@@ -73,18 +74,33 @@ impl Svc {
     }
 
     async fn get(&self, path: &str) -> (StatusCode, Value) {
-        let r = self.http.get(self.url(path)).bearer_auth(KEY).send().await.unwrap();
+        let r = self
+            .http
+            .get(self.url(path))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap();
         let status = r.status();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     /// A signed delivery, as FlexFactor sends it.
-    async fn deliver(&self, body: &str, nonce: &str, date_offset: Duration, key: &str) -> (StatusCode, Value) {
+    async fn deliver(
+        &self,
+        body: &str,
+        nonce: &str,
+        date_offset: Duration,
+        key: &str,
+    ) -> (StatusCode, Value) {
         let host = self.running.addr.to_string();
         let date = format_fc_date(self.clock.now() + date_offset);
         let k = WebhookKey::from_base64(&SecretString::from(key.to_string())).unwrap();
         let signed = sign_webhook(&k, &host, nonce, &date, body.as_bytes());
-        let mut req = self.http.post(self.url("/webhooks/flexfactor")).body(body.to_string());
+        let mut req = self
+            .http
+            .post(self.url("/webhooks/flexfactor"))
+            .body(body.to_string());
         for (name, value) in signed.pairs() {
             req = req.header(name, value);
         }
@@ -165,11 +181,23 @@ async fn api_keys_are_required(place: Place) {
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthorized");
-    assert!(body["error"]["message"].as_str().unwrap().contains("Bearer"));
-    let r = svc.http.get(svc.url("/v1/orders/x")).bearer_auth("wrong-key-0000000000").send().await.unwrap();
+    assert!(body["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("Bearer"));
+    let r = svc
+        .http
+        .get(svc.url("/v1/orders/x"))
+        .bearer_auth("wrong-key-0000000000")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     let (s, b) = svc.get("/v1/orders/x").await;
-    assert_eq!((s, b["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::NOT_FOUND, Some("not_found"))
+    );
     svc.stop().await;
 }
 
@@ -181,7 +209,10 @@ async fn the_same_order_twice_is_one_order_and_another_body_is_a_conflict(place:
     assert_eq!(first["status"], "complete");
     let (s, again) = svc.post("/v1/orders", &body).await;
     assert_eq!(s, StatusCode::OK);
-    assert_eq!(again["history"].as_array().unwrap().len(), first["history"].as_array().unwrap().len());
+    assert_eq!(
+        again["history"].as_array().unwrap().len(),
+        first["history"].as_array().unwrap().len()
+    );
     let mut other = body.clone();
     other["amount_minor"] = json!(2999);
     let (s, err) = svc.post("/v1/orders", &other).await;
@@ -208,10 +239,16 @@ async fn bad_requests_get_clear_errors(place: Place) {
     bad["attempt"]["decline_type"] = json!("medium");
     let (s, b) = svc.post("/v1/orders", &bad).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
-    assert!(b["error"]["message"].as_str().unwrap().contains("decline_type"));
+    assert!(b["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("decline_type"));
     let mut bad = order("o-1", "stripe-eu", "approved", 1999);
     bad["currency"] = json!("usd");
-    assert_eq!(svc.post("/v1/orders", &bad).await.0, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        svc.post("/v1/orders", &bad).await.0,
+        StatusCode::BAD_REQUEST
+    );
     let mut bad = order("o-1", "stripe-eu", "approved", 1999);
     bad["campaign_id"] = json!("nope");
     let (s, b) = svc.post("/v1/orders", &bad).await;
@@ -250,12 +287,37 @@ async fn d3_r1_r3_hard_declines_and_profile_reruns_are_refused(place: Place) {
     let (_, out) = svc.post("/v1/orders", &body).await;
     assert_eq!(out["status"], "declined");
     assert_eq!(out["cascade_skipped_reason"], "hard_decline");
-    let (s, err) = svc.post("/v1/orders/o-hard/rerun", &json!({"gateway_id": "flexfactor"})).await;
-    assert_eq!((s, err["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("hard_decline")));
-    svc.post("/v1/orders", &order("o-soft", "stripe-eu", "declined", 1999)).await;
-    let (s, err) = svc.post("/v1/orders/o-soft/rerun", &json!({"gateway_id": "atri-us"})).await;
-    assert_eq!((s, err["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("rerun_on_gateway_profile")));
-    let (s, _) = svc.post("/v1/orders/nope/rerun", &json!({"gateway_id": "flexfactor"})).await;
+    let (s, err) = svc
+        .post(
+            "/v1/orders/o-hard/rerun",
+            &json!({"gateway_id": "flexfactor"}),
+        )
+        .await;
+    assert_eq!(
+        (s, err["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("hard_decline"))
+    );
+    svc.post(
+        "/v1/orders",
+        &order("o-soft", "stripe-eu", "declined", 1999),
+    )
+    .await;
+    let (s, err) = svc
+        .post("/v1/orders/o-soft/rerun", &json!({"gateway_id": "atri-us"}))
+        .await;
+    assert_eq!(
+        (s, err["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("rerun_on_gateway_profile")
+        )
+    );
+    let (s, _) = svc
+        .post(
+            "/v1/orders/nope/rerun",
+            &json!({"gateway_id": "flexfactor"}),
+        )
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     svc.stop().await;
 }
@@ -264,12 +326,22 @@ async fn c1_cascade_through_a_regular_gateway_completes_in_the_answer(place: Pla
     let svc = Svc::start(place, "").await;
     // nmi-main declines; its direct cascade tries nmi-backup, which the sandbox processor
     // approves (amount not ending in 01 or 05).
-    let (s, out) = svc.post("/v1/orders", &order("o-1", "nmi-main", "declined", 1999)).await;
+    let (s, out) = svc
+        .post("/v1/orders", &order("o-1", "nmi-main", "declined", 1999))
+        .await;
     assert_eq!(s, StatusCode::CREATED);
     assert_eq!(out["status"], "complete", "C6: final in the answer: {out}");
     assert_eq!(out["paid_by_gateway_id"], "nmi-backup");
-    let names: Vec<&str> = out["history"].as_array().unwrap().iter().map(|h| h["type"].as_str().unwrap()).collect();
-    assert!(names.contains(&"CascadeStepStarted") && names.contains(&"FulfillmentRequested"), "{names:?}");
+    let names: Vec<&str> = out["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["type"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"CascadeStepStarted") && names.contains(&"FulfillmentRequested"),
+        "{names:?}"
+    );
     svc.stop().await;
 }
 
@@ -277,9 +349,13 @@ async fn w1_w2_w4_w5_webhook_verification(place: Place) {
     let svc = Svc::start(place, "").await;
     let body = r#"{"Event":"order.completed","TimeStamp":"2026-03-20T17:16:40Z","EventData":null,"ExternalOrderId":"unknown-order","OrderId":"ff-9","ConfirmationId":"C1","IsTestMode":true,"IsResent":false}"#;
     // W1: another key.
-    let other = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
+    let other =
+        "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+Pw==";
     let (s, e) = svc.deliver(body, "n-1", Duration::zero(), other).await;
-    assert_eq!((s, e["error"]["code"].as_str()), (StatusCode::UNAUTHORIZED, Some("unauthorized")));
+    assert_eq!(
+        (s, e["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("unauthorized"))
+    );
     // W2: a stale date.
     let (s, _) = svc.deliver(body, "n-2", Duration::minutes(-30), HMAC).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
@@ -287,23 +363,47 @@ async fn w1_w2_w4_w5_webhook_verification(place: Place) {
     let (s, ack) = svc.deliver(body, "n-3", Duration::zero(), HMAC).await;
     assert_eq!(s, StatusCode::OK, "{ack}");
     assert_eq!(ack["status"], "unmatched");
-    let kept = salvage_gateway::store::webhook_book::unmatched(&svc.running.state.store.backend).await.unwrap();
+    let kept = salvage_gateway::store::webhook_book::unmatched(&svc.running.state.store.backend)
+        .await
+        .unwrap();
     assert_eq!(kept.len(), 1);
     assert_eq!(kept[0].order_id.as_deref(), Some("unknown-order"));
     // W2: the same nonce again is a replay.
     let (s, _) = svc.deliver(body, "n-3", Duration::zero(), HMAC).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
     // W5: malformed body (signed), oversized body.
-    let (s, e) = svc.deliver("{\"Event\": 12", "n-4", Duration::zero(), HMAC).await;
+    let (s, e) = svc
+        .deliver("{\"Event\": 12", "n-4", Duration::zero(), HMAC)
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST, "{e}");
-    let big = format!("{{\"Event\":\"order.completed\",\"Pad\":\"{}\"}}", "x".repeat(70_000));
+    let big = format!(
+        "{{\"Event\":\"order.completed\",\"Pad\":\"{}\"}}",
+        "x".repeat(70_000)
+    );
     let (s, _) = svc.deliver(&big, "n-5", Duration::zero(), HMAC).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
     // Missing headers.
-    let r = svc.http.post(svc.url("/webhooks/flexfactor")).body(body).send().await.unwrap();
+    let r = svc
+        .http
+        .post(svc.url("/webhooks/flexfactor"))
+        .body(body)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let metrics = svc.http.get(svc.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("salvage_webhook_verification_failures_total{reason=\"bad_signature\"}"), "{metrics}");
+    let metrics = svc
+        .http
+        .get(svc.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("salvage_webhook_verification_failures_total{reason=\"bad_signature\"}"),
+        "{metrics}"
+    );
     svc.stop().await;
 }
 
@@ -326,7 +426,12 @@ async fn y1_d4_rebills_enter_recycle_billing_or_fail(place: Place) {
     assert_eq!(sub["cycle"], 1);
     let attempt = json!({"gateway_id": "nmi-main", "result": "declined", "response_code": "91",
                          "response_message": "Issuer unavailable", "decline_type": "soft"});
-    let (s, sub) = svc.post("/v1/subscriptions/sub-1/rebills", &json!({"attempt": attempt})).await;
+    let (s, sub) = svc
+        .post(
+            "/v1/subscriptions/sub-1/rebills",
+            &json!({"attempt": attempt}),
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{sub}");
     assert_eq!(sub["status"], "recycle_billing");
     assert_eq!(sub["recycle"]["attempt"], 1);
@@ -334,17 +439,25 @@ async fn y1_d4_rebills_enter_recycle_billing_or_fail(place: Place) {
     assert!(sub["recycle"]["next_attempt_at"].is_string());
     // Re-attempt 1 is due after one day: the sandbox processor approves the price (3999).
     svc.clock.advance(Duration::days(1) + Duration::minutes(1));
-    let sub = svc.eventually("/v1/subscriptions/sub-1", |v| v["status"] == "active").await;
+    let sub = svc
+        .eventually("/v1/subscriptions/sub-1", |v| v["status"] == "active")
+        .await;
     assert_eq!(sub["status"], "active", "Y2: {sub}");
     assert_eq!(sub["cycle"], 2);
-    let rebill = svc.eventually("/v1/orders/sub-1-c2", |v| v["status"] == "complete").await;
+    let rebill = svc
+        .eventually("/v1/orders/sub-1-c2", |v| v["status"] == "complete")
+        .await;
     assert_eq!(rebill["status"], "complete");
     // D4: a hard-declined rebill fails at once.
     let hard = json!({"gateway_id": "nmi-main", "result": "declined", "response_code": "04",
                       "response_message": "Pick up card", "decline_type": "hard"});
-    let (_, sub) = svc.post("/v1/subscriptions/sub-1/rebills", &json!({"attempt": hard})).await;
+    let (_, sub) = svc
+        .post("/v1/subscriptions/sub-1/rebills", &json!({"attempt": hard}))
+        .await;
     assert_eq!(sub["status"], "recycle_failed");
-    let (s, _) = svc.post("/v1/subscriptions/nope/rebills", &json!({"attempt": hard})).await;
+    let (s, _) = svc
+        .post("/v1/subscriptions/nope/rebills", &json!({"attempt": hard}))
+        .await;
     assert_eq!(s, StatusCode::NOT_FOUND);
     svc.stop().await;
 }
@@ -352,7 +465,11 @@ async fn y1_d4_rebills_enter_recycle_billing_or_fail(place: Place) {
 async fn feed_and_operations(place: Place) {
     let svc = Svc::start(place, "").await;
     for i in 0..3 {
-        svc.post("/v1/orders", &order(&format!("o-{i}"), "stripe-eu", "approved", 1999)).await;
+        svc.post(
+            "/v1/orders",
+            &order(&format!("o-{i}"), "stripe-eu", "approved", 1999),
+        )
+        .await;
     }
     let (s, page) = svc.get("/v1/events?after=0&limit=4").await;
     assert_eq!(s, StatusCode::OK);
@@ -360,16 +477,64 @@ async fn feed_and_operations(place: Place) {
     assert_eq!(events.len(), 4);
     let next = page["next_after"].as_i64().unwrap();
     assert_eq!(next, events[3]["position"].as_i64().unwrap());
-    let (_, rest) = svc.get(&format!("/v1/events?after={next}&limit=1000")).await;
+    let (_, rest) = svc
+        .get(&format!("/v1/events?after={next}&limit=1000"))
+        .await;
     assert_eq!(rest["events"].as_array().unwrap().len(), 3 * 3 - 4);
-    assert_eq!(svc.get("/v1/events?limit=0").await.0, StatusCode::BAD_REQUEST);
-    assert_eq!(svc.http.get(svc.url("/healthz")).send().await.unwrap().status(), StatusCode::OK);
-    assert_eq!(svc.http.get(svc.url("/readyz")).send().await.unwrap().status(), StatusCode::OK);
-    let metrics = svc.http.get(svc.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("salvage_http_requests_total{method=\"POST\",route=\"/v1/orders\",status=\"201\"} 3"), "{metrics}");
+    assert_eq!(
+        svc.get("/v1/events?limit=0").await.0,
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        svc.http
+            .get(svc.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        svc.http
+            .get(svc.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let metrics = svc
+        .http
+        .get(svc.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(
+            "salvage_http_requests_total{method=\"POST\",route=\"/v1/orders\",status=\"201\"} 3"
+        ),
+        "{metrics}"
+    );
     assert!(metrics.contains("salvage_scheduler_lag_seconds"));
-    let api: Value = svc.http.get(svc.url("/openapi.json")).send().await.unwrap().json().await.unwrap();
-    for path in ["/v1/orders", "/v1/orders/{order_id}/rerun", "/v1/subscriptions/{subscription_id}/rebills", "/v1/events", "/webhooks/flexfactor"] {
+    let api: Value = svc
+        .http
+        .get(svc.url("/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    for path in [
+        "/v1/orders",
+        "/v1/orders/{order_id}/rerun",
+        "/v1/subscriptions/{subscription_id}/rebills",
+        "/v1/events",
+        "/webhooks/flexfactor",
+    ] {
         assert!(api["paths"][path].is_object(), "openapi lacks {path}");
     }
     let r = svc.http.get(svc.url("/nope")).send().await.unwrap();

@@ -69,5 +69,8 @@ pub enum ReportError {
     #[error("cannot serialize the report: {0}")]
     Json(#[from] serde_json::Error),
     #[error("cannot draw chart {chart}: {message}")]
-    Chart { chart: &'static str, message: String },
+    Chart {
+        chart: &'static str,
+        message: String,
+    },
 }

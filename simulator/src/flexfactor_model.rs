@@ -130,7 +130,14 @@ mod tests {
                     AsyncKind::Rerun,
                     t0,
                     t0 + Duration::days(days),
-                    &mut stream(1, i, Site::FlexFactor { order: 0, attempt: 1 }),
+                    &mut stream(
+                        1,
+                        i,
+                        Site::FlexFactor {
+                            order: 0,
+                            attempt: 1,
+                        },
+                    ),
                 )
             };
             let (a, b) = (draw(21), draw(7));

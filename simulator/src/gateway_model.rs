@@ -111,7 +111,12 @@ impl GatewayModel {
     }
 
     /// The probability that `gateway` approves a charge for `purpose`.
-    pub fn approval(&self, gateway: &GatewayId, purpose: Purpose, credential: CredentialKind) -> f64 {
+    pub fn approval(
+        &self,
+        gateway: &GatewayId,
+        purpose: Purpose,
+        credential: CredentialKind,
+    ) -> f64 {
         let b = self.per_gateway.get(gateway).unwrap_or(&self.default);
         let p = match purpose {
             Purpose::NewSale => b.new_sale,

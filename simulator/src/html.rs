@@ -10,7 +10,8 @@ use crate::error::ReportError;
 use crate::report::{Report, RouteReport};
 use crate::tally::{ROUTES, SLOTS};
 
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}\
+const STYLE: &str =
+    "body{font-family:system-ui,sans-serif;margin:2em auto;max-width:1100px;color:#222}\
 table{border-collapse:collapse;margin:1em 0;font-size:14px}\
 th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}\
 th:first-child,td:first-child{text-align:left}\
@@ -67,7 +68,13 @@ fn line_chart(
     series: &[(String, Vec<f64>)],
 ) -> Result<String, ReportError> {
     let err = chart_error(name);
-    let days = series.iter().map(|(_, s)| s.len()).max().unwrap_or(1).max(2) - 1;
+    let days = series
+        .iter()
+        .map(|(_, s)| s.len())
+        .max()
+        .unwrap_or(1)
+        .max(2)
+        - 1;
     let max_y = series
         .iter()
         .flat_map(|(_, s)| s.iter().copied())
@@ -102,7 +109,9 @@ fn line_chart(
                 ))
                 .map_err(|e| err(e.to_string()))?
                 .label(label.as_str())
-                .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3)));
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3))
+                });
         }
         chart
             .configure_series_labels()
@@ -189,7 +198,12 @@ fn stacked_bars(
     Ok(svg)
 }
 
-fn route_rows(out: &mut String, report: &Report, title: &str, pick: &dyn Fn(usize) -> Vec<(&'static str, RouteReport)>) {
+fn route_rows(
+    out: &mut String,
+    report: &Report,
+    title: &str,
+    pick: &dyn Fn(usize) -> Vec<(&'static str, RouteReport)>,
+) {
     let _ = write!(
         out,
         "<h3>{}</h3><table><tr><th>variant</th><th>{}</th><th>submitted</th><th>recovered</th><th>rate</th><th>recovered revenue</th><th>failed</th><th>pending at horizon</th><th>hours to recovery p50 / p90</th><th>chargebacks</th><th>refunds</th></tr>",

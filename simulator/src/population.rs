@@ -118,12 +118,16 @@ mod tests {
         let a: Vec<_> = (0..200).map(|i| p.customer(&s, i)).collect();
         let b: Vec<_> = (0..200).rev().map(|i| p.customer(&s, i)).collect();
         assert!(a.iter().eq(b.iter().rev()));
-        assert!(a.iter().all(|c| c.arrival >= s.start && c.arrival < s.end()));
+        assert!(a
+            .iter()
+            .all(|c| c.arrival >= s.start && c.arrival < s.end()));
         let without_ip = a.iter().filter(|c| c.ip_address.is_none()).count();
         assert!(without_ip > 10 && without_ip < 60, "{without_ip}");
         // ATRI sales go to a member of the profile, with the profile named.
         assert!(a.iter().any(|c| c.gateway_profile.is_some()
             && ["nmi-main", "authnet-1"].contains(&c.gateway.as_str())));
-        assert!(a.iter().any(|c| c.gateway_profile.is_none() && c.gateway.as_str() == "nmi-main"));
+        assert!(a
+            .iter()
+            .any(|c| c.gateway_profile.is_none() && c.gateway.as_str() == "nmi-main"));
     }
 }

@@ -86,7 +86,13 @@ struct ReplayDriver {
 }
 
 impl Driver for ReplayDriver {
-    fn effect(&mut self, _store: &Store, now: DateTime<Utc>, effect: Effect, _out: &mut Vec<FollowUp>) {
+    fn effect(
+        &mut self,
+        _store: &Store,
+        now: DateTime<Utc>,
+        effect: Effect,
+        _out: &mut Vec<FollowUp>,
+    ) {
         match effect {
             Effect::NotifyCrm(n) => self.notifications.push(n),
             effect => self.effects.push(EffectRecord {
@@ -97,8 +103,17 @@ impl Driver for ReplayDriver {
         }
     }
 
-    fn order_event(&mut self, id: &OrderId, event: &OrderEvent, _order: &Order, _out: &mut Vec<FollowUp>) {
-        self.order_history.entry(id.clone()).or_default().push(event.name());
+    fn order_event(
+        &mut self,
+        id: &OrderId,
+        event: &OrderEvent,
+        _order: &Order,
+        _out: &mut Vec<FollowUp>,
+    ) {
+        self.order_history
+            .entry(id.clone())
+            .or_default()
+            .push(event.name());
     }
 
     fn subscription_event(
@@ -160,7 +175,9 @@ fn rebill_order(
         .get(subscription_id)
         .and_then(|o| store.order(o))
         .and_then(|o| o.details.as_ref())
-        .ok_or_else(|| format!("the order that created subscription {subscription_id} is unknown"))?;
+        .ok_or_else(|| {
+            format!("the order that created subscription {subscription_id} is unknown")
+        })?;
     let (Some(price), Some(campaign), Some(product), Some(billing)) = (
         sub.price,
         &sub.campaign_id,
@@ -212,8 +229,12 @@ pub fn replay(setup: Arc<Setup>, lines: &[NumberedLine]) -> ReplayOutcome {
         let (target, result): (String, Result<(), String>) = match entry {
             TraceEntry::PlaceOrder { order } => (
                 format!("order {}", order.order_id),
-                rt.order_command(order.order_id.clone(), OrderCommand::Place(order.clone()), &mut d)
-                    .map_err(|e| e.to_string()),
+                rt.order_command(
+                    order.order_id.clone(),
+                    OrderCommand::Place(order.clone()),
+                    &mut d,
+                )
+                .map_err(|e| e.to_string()),
             ),
             TraceEntry::CascadeAnswer {
                 order_id,
@@ -404,13 +425,8 @@ impl ReplayOutcome {
                 .salvage
                 .as_ref()
                 .map(|s| {
-                    format!(
-                        "salvage #{} {} {:?}",
-                        s.attempt,
-                        s.route.name(),
-                        s.state
-                    )
-                    .to_lowercase()
+                    format!("salvage #{} {} {:?}", s.attempt, s.route.name(), s.state)
+                        .to_lowercase()
                 })
                 .unwrap_or_default();
             let _ = writeln!(
@@ -455,7 +471,11 @@ impl ReplayOutcome {
             self.pending_timers
         );
         for r in &self.refused {
-            let _ = writeln!(out, "  line {}: {} {}: {}", r.line, r.kind, r.target, r.error);
+            let _ = writeln!(
+                out,
+                "  line {}: {} {}: {}",
+                r.line, r.kind, r.target, r.error
+            );
         }
         out
     }

@@ -237,11 +237,10 @@ impl Report {
                     t.cascade.approved_by_regular_gateway + t.recycle.recovered_by_gateway;
                 let gateway_minor = t.cascade.approved_by_regular_gateway_minor
                     + t.recycle.recovered_by_gateway_minor;
-                let within_submissions = t
-                    .routes
-                    .iter()
-                    .chain(&t.slots)
-                    .all(|r| r.recovered <= r.submitted && r.recovered_minor <= r.submitted_minor);
+                let within_submissions =
+                    t.routes.iter().chain(&t.slots).all(|r| {
+                        r.recovered <= r.submitted && r.recovered_minor <= r.submitted_minor
+                    });
                 let audit = Audit {
                     recovered_minor_from_events: total.recovered_minor,
                     salvaged_minor_from_states: total.audit_salvaged_minor,

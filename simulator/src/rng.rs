@@ -83,14 +83,22 @@ mod tests {
             draw(1, 2, Site::Rebill { cycle: 2 })
         );
         assert_ne!(
-            draw(1, 2, Site::Recycle {
-                cycle: 1,
-                attempt: 2
-            }),
-            draw(1, 2, Site::Recycle {
-                cycle: 2,
-                attempt: 1
-            })
+            draw(
+                1,
+                2,
+                Site::Recycle {
+                    cycle: 1,
+                    attempt: 2
+                }
+            ),
+            draw(
+                1,
+                2,
+                Site::Recycle {
+                    cycle: 2,
+                    attempt: 1
+                }
+            )
         );
     }
 }

@@ -58,7 +58,13 @@ pub enum Refused {
 /// What drives a runtime: it performs the effects and watches the events.
 pub trait Driver {
     /// Performs `effect` at `now`; answers (commands) and later work (timers) go to `out`.
-    fn effect(&mut self, store: &Store, now: DateTime<Utc>, effect: Effect, out: &mut Vec<FollowUp>);
+    fn effect(
+        &mut self,
+        store: &Store,
+        now: DateTime<Utc>,
+        effect: Effect,
+        out: &mut Vec<FollowUp>,
+    );
 
     /// An Order event was committed; `order` is the state after it.
     fn order_event(

@@ -371,11 +371,10 @@ impl Scenario {
         path: &Path,
         overrides: ScenarioOverrides,
     ) -> Result<Scenario, ScenarioError> {
-        let mut spec: ScenarioSpec =
-            toml::from_str(text).map_err(|e| ScenarioError::Parse {
-                path: path.to_path_buf(),
-                message: e.to_string().trim_end().to_string(),
-            })?;
+        let mut spec: ScenarioSpec = toml::from_str(text).map_err(|e| ScenarioError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
         if let Some(seed) = overrides.seed {
             spec.seed = seed;
         }
@@ -394,7 +393,10 @@ impl Scenario {
         let start = match DateTime::parse_from_rfc3339(&spec.start) {
             Ok(t) => t.with_timezone(&Utc),
             Err(e) => {
-                p.add("start", format!("{:?} is not an RFC 3339 time: {e}", spec.start));
+                p.add(
+                    "start",
+                    format!("{:?} is not an RFC 3339 time: {e}", spec.start),
+                );
                 DateTime::<Utc>::UNIX_EPOCH
             }
         };
@@ -573,10 +575,7 @@ fn check_numbers(spec: &ScenarioSpec, p: &mut Problems) {
     p.share("after_sale.chargeback_share", a.chargeback_share);
     p.share("after_sale.refund_share", a.refund_share);
     if a.chargeback_share + a.refund_share > 1.0 {
-        p.add(
-            "after_sale",
-            "chargeback_share + refund_share is above 1",
-        );
+        p.add("after_sale", "chargeback_share + refund_share is above 1");
     }
     for (name, [lo, hi]) in [
         ("chargeback_delay_days", a.chargeback_delay_days),

@@ -53,7 +53,10 @@ pub enum TraceEntry {
         answer: EvaluateAnswer,
     },
     /// The CRM reruns a declined sale on a FlexFactor gateway (R1-R5).
-    Rerun { order_id: OrderId, gateway: GatewayId },
+    Rerun {
+        order_id: OrderId,
+        gateway: GatewayId,
+    },
     /// A result FlexFactor delivered about an order (webhook or status poll): completed,
     /// declined, expired, cancelled, refunded, chargeback... (O1-O8, K1-K3).
     #[serde(rename = "flexfactor_result")]

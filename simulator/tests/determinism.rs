@@ -53,8 +53,14 @@ fn variants_see_the_same_traffic() {
     .unwrap();
     let report = run(&s, 2);
     let (long, short) = (&report.variants[0], &report.variants[1]);
-    assert_eq!(long.new_sales, short.new_sales, "the same sales and first attempts");
-    assert_eq!(long.cascade, short.cascade, "cascades do not depend on expiry_days (S2)");
+    assert_eq!(
+        long.new_sales, short.new_sales,
+        "the same sales and first attempts"
+    );
+    assert_eq!(
+        long.cascade, short.cascade,
+        "cascades do not depend on expiry_days (S2)"
+    );
     let (rl, rs) = (
         &long.flexfactor.by_route["rerun"].counts,
         &short.flexfactor.by_route["rerun"].counts,

@@ -59,7 +59,11 @@ cascade_all = true
     let r = run(&s, 2);
     assert_sound(&r);
     for v in &r.variants {
-        assert_eq!(v.flexfactor.by_route["cascade"].counts.submitted, 0, "{}", v.name);
+        assert_eq!(
+            v.flexfactor.by_route["cascade"].counts.submitted, 0,
+            "{}",
+            v.name
+        );
     }
     assert!(r.variants[0].cascade.started > 0, "nmi-backup is tried");
     assert!(r.variants[1].cascade.skipped["single_transaction_campaign"] > 0);
@@ -133,7 +137,10 @@ include_chargebacks = false
         on.after_sale.chargebacks_recorded
     );
     assert!(on.after_sale.refunds > 0 && on.after_sale.refunds == off.after_sale.refunds);
-    assert_eq!(on.orders_at_horizon["new_sale"]["chargeback"], on.summary.chargebacks);
+    assert_eq!(
+        on.orders_at_horizon["new_sale"]["chargeback"],
+        on.summary.chargebacks
+    );
 }
 
 /// O8: results whose webhook never comes are found by reconciliation after the expiry.
@@ -160,7 +167,10 @@ lost_webhook_share = 1.0
     let v = &r.variants[0];
     let rerun = &v.flexfactor.by_route["rerun"];
     assert!(rerun.counts.recovered > 0);
-    assert_eq!(v.reconciled_by_poll, rerun.counts.recovered + rerun.counts.failed["expired"]);
+    assert_eq!(
+        v.reconciled_by_poll,
+        rerun.counts.recovered + rerun.counts.failed["expired"]
+    );
     // Learnt only after the expiry (21 days) + 1 hour.
     assert!(rerun.hours_from_submission.p50.unwrap() >= 21 * 24);
 }
@@ -169,31 +179,38 @@ lost_webhook_share = 1.0
 /// profile.
 #[test]
 fn d4_y4_rebills_fail_hard_or_exhausted() {
-    let s = scenario(&base(
-        r#"
+    let text = |soft_share: &str| {
+        base(&format!(
+            r#"
 [population]
-customers = 200
+customers = 100
 arrival_days = 0
-products = [{ campaign = "coaching", product = "coaching-monthly" }]
+products = [{{ campaign = "coaching", product = "coaching-monthly" }}]
 [gateways]
 new_sale_approval = 1.0
 rebill_approval = 0.0
 recycle_approval = [0.0]
-soft_share = 0.5
+soft_share = {soft_share}
 [[variants]]
 name = "no FlexFactor"
-recycle_flexfactor = { recycle-ladder = [] }
-"#,
-    ));
-    let r = run(&s, 1);
-    assert_sound(&r);
-    let v = &r.variants[0];
-    assert_eq!(v.subscriptions.created, 200);
-    assert!(v.recycle.failed["hard_decline"] > 50);
-    assert!(v.recycle.failed["exhausted"] > 50);
-    assert_eq!(v.recycle.failed.values().sum::<u64>(), 200);
-    assert_eq!(v.recycle.gateway_reattempts, 10 * v.recycle.failed["exhausted"]);
-    assert_eq!(v.subscriptions.status_at_horizon["recycle_failed"], 200);
+recycle_flexfactor = {{ recycle-ladder = [] }}
+"#
+        ))
+    };
+    let hard = run(&scenario(&text("0.0")), 1);
+    assert_sound(&hard);
+    let v = &hard.variants[0];
+    assert_eq!(v.subscriptions.created, 100);
+    assert_eq!(v.recycle.started, 0, "D4: no recycle billing");
+    assert_eq!(v.recycle.failed["hard_decline"], 100);
+
+    let soft = run(&scenario(&text("1.0")), 1);
+    assert_sound(&soft);
+    let v = &soft.variants[0];
+    assert_eq!(v.recycle.started, 100);
+    assert_eq!(v.recycle.failed["exhausted"], 100, "Y4");
+    assert_eq!(v.recycle.gateway_reattempts, 10 * 100);
+    assert_eq!(v.subscriptions.status_at_horizon["recycle_failed"], 100);
 }
 
 /// O4, O5, O6: FlexFactor-salvaged sales subscribe with the card number; salvaged rebills advance

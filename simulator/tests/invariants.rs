@@ -64,7 +64,15 @@ fn params() -> impl Strategy<Value = Params> {
         ),
     )
         .prop_map(
-            |((seed, customers, horizon, arrival, ip), weights, gateways, flexfactor, crm, after_sale, variants)| {
+            |(
+                (seed, customers, horizon, arrival, ip),
+                weights,
+                gateways,
+                flexfactor,
+                crm,
+                after_sale,
+                variants,
+            )| {
                 Params {
                     seed,
                     customers,
@@ -83,8 +91,20 @@ fn params() -> impl Strategy<Value = Params> {
 }
 
 fn toml_of(p: &Params) -> String {
-    let products = ["serum-trial", "serum-monthly", "cleanser", "coaching-monthly", "bundle"];
-    let campaigns = ["skincare", "skincare", "skincare", "coaching", "one-click-bundle"];
+    let products = [
+        "serum-trial",
+        "serum-monthly",
+        "cleanser",
+        "coaching-monthly",
+        "bundle",
+    ];
+    let campaigns = [
+        "skincare",
+        "skincare",
+        "skincare",
+        "coaching",
+        "one-click-bundle",
+    ];
     let mut mix: Vec<String> = products
         .iter()
         .zip(campaigns)
@@ -151,7 +171,11 @@ refund_share = {rf}
         g_cascade = f(*g_cascade),
         g_rebill = f(*g_rebill),
         g_soft = f(*g_soft),
-        g_recycle = g_recycle.iter().map(|x| f(*x)).collect::<Vec<_>>().join(", "),
+        g_recycle = g_recycle
+            .iter()
+            .map(|x| f(*x))
+            .collect::<Vec<_>>()
+            .join(", "),
         ff_cascade = f(*ff_cascade),
         ff_rerun = f(*ff_rerun),
         s0 = f(slots[0]),

@@ -43,7 +43,10 @@ fn c5_o6_cascade_approval_completes_and_subscribes_on_the_declining_gateway() {
     assert_eq!(s.route, SalvageRoute::Cascade { step: 1 });
     assert_eq!(s.state, SalvageState::Succeeded);
     let sub = &o.subscriptions[&"sub-100".into()];
-    assert_eq!(sub.state.credential, Some(CredentialKind::CardNumberWithoutCvv));
+    assert_eq!(
+        sub.state.credential,
+        Some(CredentialKind::CardNumberWithoutCvv)
+    );
 }
 
 /// C3, R2, O1, K1: no cascade without ip_address; the rerun completes; the chargeback is
@@ -80,7 +83,10 @@ fn c4_single_transaction_sale_never_reaches_flexfactor() {
 fn o3_trial_completion_failure_keeps_its_status() {
     let o = example();
     assert_eq!(status(&o, "t-400"), "declined");
-    assert_eq!(o.orders[&"t-400".into()].order_type, Some("trial_completion"));
+    assert_eq!(
+        o.orders[&"t-400".into()].order_type,
+        Some("trial_completion")
+    );
     let s = o.orders[&"t-400".into()].state.salvage.clone().unwrap();
     assert_eq!(s.state, SalvageState::Failed);
     assert_eq!(o.subscriptions[&"sub-400".into()].status, Some("trial"));

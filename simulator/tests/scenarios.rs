@@ -29,7 +29,12 @@ fn every_shipped_scenario_loads_and_runs() {
         .iter()
         .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
         .collect();
-    for expected in ["default.toml", "slots.toml", "cascade_all.toml", "expiry_days.toml"] {
+    for expected in [
+        "default.toml",
+        "slots.toml",
+        "cascade_all.toml",
+        "expiry_days.toml",
+    ] {
         assert!(names.iter().any(|n| n == expected), "{expected} is shipped");
     }
     for file in files {
@@ -110,7 +115,10 @@ fn bad_fields_are_named_with_the_file() {
     let e = load_err(&format!(
         "{HEAD}\n[population]\ncustomers = 10\nproducts = [{{ campaign = \"coaching\", product = \"coaching-monthly\" }}]\n[gateways]\nnew_sale_aproval = 0.5\n"
     ));
-    assert!(e.contains("bad.toml") && e.contains("new_sale_aproval"), "{e}");
+    assert!(
+        e.contains("bad.toml") && e.contains("new_sale_aproval"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -124,7 +132,10 @@ fn s2_a_variant_making_an_invalid_setup_is_named() {
     let e = load_err(&format!(
         "{HEAD}\n[population]\ncustomers = 10\nproducts = [{{ campaign = \"coaching\", product = \"coaching-monthly\" }}]\n[[variants]]\nname = \"v\"\nrecycle_flexfactor = {{ recycle-ladder = [12], nope = [4] }}\n"
     ));
-    assert!(e.contains("variants[0].recycle_flexfactor.\"recycle-ladder\""), "{e}");
+    assert!(
+        e.contains("variants[0].recycle_flexfactor.\"recycle-ladder\""),
+        "{e}"
+    );
     assert!(e.contains("re-attempt 12 does not exist"), "{e}");
     assert!(e.contains("\"nope\""), "{e}");
 }
@@ -134,9 +145,15 @@ fn a_missing_setup_or_scenario_file_is_named() {
     let e = load_err(
         "name = \"bad\"\nseed = 1\nhorizon_days = 30\nsetup = { path = \"missing.toml\" }\n[population]\ncustomers = 1\nproducts = []\n",
     );
-    assert!(e.contains("setup.path") && e.contains("missing.toml"), "{e}");
-    let e = Scenario::load(Path::new("/nonexistent/scenario.toml"), ScenarioOverrides::default())
-        .unwrap_err();
+    assert!(
+        e.contains("setup.path") && e.contains("missing.toml"),
+        "{e}"
+    );
+    let e = Scenario::load(
+        Path::new("/nonexistent/scenario.toml"),
+        ScenarioOverrides::default(),
+    )
+    .unwrap_err();
     assert!(matches!(e, ScenarioError::Read { .. }));
     assert!(e.to_string().contains("/nonexistent/scenario.toml"));
 }

@@ -5,6 +5,7 @@
 
 mod dispatcher;
 mod effect_handler;
+mod inline;
 
 pub use dispatcher::{checkpoint as dispatch_checkpoint, dispatch_batch, DISPATCH_CHECKPOINT};
 pub use effect_handler::{EffectHandler, EffectOutcome};
@@ -166,7 +167,11 @@ impl Engine {
             }
         };
         match follow {
-            FollowUp::Effect(effect) => match self.handler.perform(&item.key, item.attempts, &effect).await {
+            FollowUp::Effect(effect) => match self
+                .handler
+                .perform(&item.key, item.attempts, &effect)
+                .await
+            {
                 EffectOutcome::Done(more) => {
                     for f in more {
                         self.run_command(&item.key, f).await;

@@ -109,22 +109,29 @@ pub async fn post_order(
         result,
     };
     let metadata = HashMap::from([(FINGERPRINT.to_string(), fp.clone())]);
-    match state
+    let envelopes = match state
         .store
         .orders
-        .execute(&body.order_id, OrderCommand::Place(Box::new(cmd)), &state.engine.services, metadata)
+        .execute(
+            &body.order_id,
+            OrderCommand::Place(Box::new(cmd)),
+            &state.engine.services,
+            metadata,
+        )
         .await
     {
-        Ok(_) => {}
+        Ok(envelopes) => envelopes,
         Err(ExecuteError::Refused(OrderError::AlreadyPlaced(_))) => {
             // A concurrent identical request won the race.
             if let Some(out) = repeat(&state, &body, &fp).await? {
                 return Ok((StatusCode::OK, Json(out)));
             }
+            Vec::new()
         }
         Err(e) => return Err(e.into()),
-    }
-    if let Err(e) = state.drive().await {
+    };
+    let id = OrderId::new(body.order_id.clone());
+    if let Err(e) = state.drive_order(&id, envelopes).await {
         tracing::warn!(error = %e, "the order is stored; its follow-ups continue in the background");
     }
     let out = order_out(&state, &body.order_id)
@@ -142,7 +149,13 @@ async fn tokenize(
             "no FlexFactor gateway is configured to tokenize card numbers: send card.token",
         ));
     };
-    let number: String = card.number.clone().unwrap_or_default().chars().filter(|c| !c.is_whitespace()).collect();
+    let number: String = card
+        .number
+        .clone()
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
     let details = CardDetails {
         number: SecretString::from(number),
         cvv: card.cvv.clone().map(SecretString::from),
@@ -151,7 +164,9 @@ async fn tokenize(
         holder: card.holder.clone(),
     };
     tokenizer.tokenize(&details).await.map_err(|e| match e {
-        FlexFactorError::Invalid(m) => ApiError::invalid(format!("FlexFactor refused the card: {m}")),
+        FlexFactorError::Invalid(m) => {
+            ApiError::invalid(format!("FlexFactor refused the card: {m}"))
+        }
         other => ApiError::unavailable(format!("the card could not be tokenized: {other}")),
     })
 }
@@ -182,16 +197,17 @@ pub async fn rerun(
     Path(order_id): Path<String>,
     ApiJson(body): ApiJson<RerunIn>,
 ) -> Result<Json<OrderOut>, ApiError> {
-    state
+    let id = OrderId::new(order_id.clone());
+    let envelopes = state
         .engine
         .order(
-            &OrderId::new(order_id.clone()),
+            &id,
             OrderCommand::RequestRerun {
                 gateway: GatewayId::new(body.gateway_id),
             },
         )
         .await?;
-    if let Err(e) = state.drive().await {
+    if let Err(e) = state.drive_order(&id, envelopes).await {
         tracing::warn!(error = %e, "the rerun is stored; its submission continues in the background");
     }
     get_order(State(state), Path(order_id)).await
@@ -238,14 +254,18 @@ pub async fn post_rebill(
     let result = convert::attempt(&body.attempt)?;
     let (sub, n) = state.store.subscriptions.load(&id).await?;
     if n == 0 {
-        return Err(ApiError::not_found(format!("subscription {id} is not known")));
+        return Err(ApiError::not_found(format!(
+            "subscription {id} is not known"
+        )));
     }
     let origin = match &sub.origin_order_id {
         Some(o) => state.store.orders.load(o.as_str()).await?.0,
         None => return Err(ApiError::internal("the subscription has no origin order")),
     };
     let Some(details) = origin.details else {
-        return Err(ApiError::internal("the subscription's origin order is missing"));
+        return Err(ApiError::internal(
+            "the subscription's origin order is missing",
+        ));
     };
     let price = sub.price.unwrap_or(details.amount);
     let amount = match body.amount_minor {
@@ -276,11 +296,17 @@ pub async fn post_rebill(
         gateway_profile: None,
         result,
     };
-    match state.engine.order(&order_id.as_str().into(), OrderCommand::Place(Box::new(cmd))).await {
-        Ok(_) | Err(ExecuteError::Refused(OrderError::AlreadyPlaced(_))) => {}
+    let rebill_id = OrderId::new(order_id.clone());
+    let envelopes = match state
+        .engine
+        .order(&rebill_id, OrderCommand::Place(Box::new(cmd)))
+        .await
+    {
+        Ok(envelopes) => envelopes,
+        Err(ExecuteError::Refused(OrderError::AlreadyPlaced(_))) => Vec::new(),
         Err(e) => return Err(e.into()),
-    }
-    if let Err(e) = state.drive().await {
+    };
+    if let Err(e) = state.drive_order(&rebill_id, envelopes).await {
         tracing::warn!(error = %e, "the rebill is stored; its follow-ups continue in the background");
     }
     get_subscription(State(state), Path(id)).await
@@ -307,7 +333,9 @@ pub async fn events(
 ) -> Result<Json<FeedPage>, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) || q.after < 0 {
-        return Err(ApiError::invalid("limit must be 1..=1000 and after not negative"));
+        return Err(ApiError::invalid(
+            "limit must be 1..=1000 and after not negative",
+        ));
     }
     let entries = event_log::read_after(&state.store.backend, q.after, limit).await?;
     let next_after = entries.last().map(|e| e.position).unwrap_or(q.after);

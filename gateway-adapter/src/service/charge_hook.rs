@@ -72,14 +72,19 @@ impl Charge for HttpChargeHook {
             .post(&self.url)
             .header("content-type", "application/json")
             .header(signing::TIMESTAMP_HEADER, ts.to_string())
-            .header(signing::SIGNATURE_HEADER, signing::sign(&self.secret, ts, &body))
+            .header(
+                signing::SIGNATURE_HEADER,
+                signing::sign(&self.secret, ts, &body),
+            )
             .header("idempotency-key", request.idempotency_key.as_str())
             .body(body)
             .send()
             .await;
         let response = match sent {
             Ok(r) => r,
-            Err(e) if e.is_connect() => return Err(ChargeError::NotSent(e.without_url().to_string())),
+            Err(e) if e.is_connect() => {
+                return Err(ChargeError::NotSent(e.without_url().to_string()))
+            }
             Err(e) => {
                 return Ok(GatewayAnswer::Unknown {
                     detail: format!("charge hook: {}", e.without_url()),

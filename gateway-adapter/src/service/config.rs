@@ -86,7 +86,9 @@ pub struct NotificationsSection {
 }
 
 fn default_listen() -> SocketAddr {
-    DEFAULT_LISTEN.parse().unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
+    DEFAULT_LISTEN
+        .parse()
+        .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 8080)))
 }
 fn default_store() -> SecretString {
     SecretString::from(DEFAULT_STORE_URL)
@@ -219,7 +221,11 @@ pub fn credential_env_name(gateway: &str, credential: &str) -> String {
             })
             .collect::<String>()
     };
-    format!("SALVAGE_FLEXFACTOR_{}_{}", clean(gateway), clean(credential))
+    format!(
+        "SALVAGE_FLEXFACTOR_{}_{}",
+        clean(gateway),
+        clean(credential)
+    )
 }
 
 const CREDENTIALS: [&str; 6] = [
@@ -259,7 +265,9 @@ impl ServiceConfig {
         let tables: ServiceTables = service_part
             .try_into()
             .map_err(|e: toml::de::Error| parse(e.to_string()))?;
-        let setup: Setup = table.try_into().map_err(|e: toml::de::Error| parse(e.to_string()))?;
+        let setup: Setup = table
+            .try_into()
+            .map_err(|e: toml::de::Error| parse(e.to_string()))?;
         let mut config = ServiceConfig {
             setup,
             service: tables.service.unwrap_or_default(),
@@ -344,12 +352,18 @@ impl ServiceConfig {
             );
         }
         if self.service.request_body_limit < 1024 {
-            add("[service]", "request_body_limit is below 1024 bytes".to_string());
+            add(
+                "[service]",
+                "request_body_limit is below 1024 bytes".to_string(),
+            );
         }
         if !(self.flexfactor.base_url.starts_with("http://")
             || self.flexfactor.base_url.starts_with("https://"))
         {
-            add("[flexfactor]", "base_url must be an http(s) URL".to_string());
+            add(
+                "[flexfactor]",
+                "base_url must be an http(s) URL".to_string(),
+            );
         }
         if self.flexfactor.webhook_tolerance_seconds == 0 {
             add(
@@ -396,7 +410,12 @@ mod tests {
     const SAMPLE: &str = include_str!("../../../examples/salvage.toml");
 
     fn env_of(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |k| pairs.iter().find(|(n, _)| *n == k).map(|(_, v)| v.to_string())
+        move |k| {
+            pairs
+                .iter()
+                .find(|(n, _)| *n == k)
+                .map(|(_, v)| v.to_string())
+        }
     }
 
     #[test]
@@ -411,8 +430,14 @@ mod tests {
     #[test]
     fn secrets_come_from_the_environment() {
         let env = env_of(&[
-            ("SALVAGE_API_KEYS", "k1-0123456789abcdef, k2-0123456789abcdef"),
-            ("SALVAGE_FLEXFACTOR_FLEXFACTOR_APP_SECRET", "from-env-secret"),
+            (
+                "SALVAGE_API_KEYS",
+                "k1-0123456789abcdef, k2-0123456789abcdef",
+            ),
+            (
+                "SALVAGE_FLEXFACTOR_FLEXFACTOR_APP_SECRET",
+                "from-env-secret",
+            ),
             ("SALVAGE_STORE_URL", "postgres://u:p@h/db"),
         ]);
         let c = ServiceConfig::from_str(SAMPLE, Path::new("s.toml"), &env).unwrap();

@@ -113,7 +113,9 @@ pub fn items(items: &[ItemIn]) -> Result<Vec<OrderItem>, ApiError> {
         .enumerate()
         .map(|(i, it)| {
             if it.product_id.trim().is_empty() {
-                return Err(ApiError::invalid(format!("items[{i}].product_id is required")));
+                return Err(ApiError::invalid(format!(
+                    "items[{i}].product_id is required"
+                )));
             }
             if it.quantity == 0 || it.price_minor < 0 {
                 return Err(ApiError::invalid(format!(
@@ -148,7 +150,9 @@ pub fn check_card(card: &CardIn) -> Result<(), ApiError> {
             Ok(())
         }
         (None, Some(t)) if !t.trim().is_empty() => Ok(()),
-        (Some(_), Some(_)) => Err(ApiError::invalid("give card.number or card.token, not both")),
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "give card.number or card.token, not both",
+        )),
         _ => Err(ApiError::invalid("card.number or card.token is required")),
     }
 }
@@ -224,14 +228,28 @@ pub fn order_view(order: &Order, events: &[EventEnvelope<Order>]) -> OrderOut {
     });
     let entries: Vec<_> = events
         .iter()
-        .map(|e| (e.sequence, e.payload.name().to_string(), e.payload.at(), &e.payload))
+        .map(|e| {
+            (
+                e.sequence,
+                e.payload.name().to_string(),
+                e.payload.at(),
+                &e.payload,
+            )
+        })
         .collect();
     OrderOut {
         order_id: details.map(|d| d.order_id.to_string()).unwrap_or_default(),
-        order_type: details.map(|d| d.order_type.as_str().to_string()).unwrap_or_default(),
-        status: order.status.map(|s| s.as_str().to_string()).unwrap_or_default(),
+        order_type: details
+            .map(|d| d.order_type.as_str().to_string())
+            .unwrap_or_default(),
+        status: order
+            .status
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
         amount_minor: details.map(|d| d.amount.amount_minor).unwrap_or(0),
-        currency: details.map(|d| d.amount.currency.to_string()).unwrap_or_default(),
+        currency: details
+            .map(|d| d.amount.currency.to_string())
+            .unwrap_or_default(),
         paid_by_gateway_id: order.paid_by.as_ref().map(|g| g.to_string()),
         cascade_skipped_reason: skipped,
         salvage,
@@ -259,11 +277,21 @@ pub fn subscription_view(
     });
     let entries: Vec<_> = events
         .iter()
-        .map(|e| (e.sequence, e.payload.name().to_string(), e.payload.at(), &e.payload))
+        .map(|e| {
+            (
+                e.sequence,
+                e.payload.name().to_string(),
+                e.payload.at(),
+                &e.payload,
+            )
+        })
         .collect();
     SubscriptionOut {
         subscription_id: id.to_string(),
-        status: sub.status.map(|s| s.as_str().to_string()).unwrap_or_default(),
+        status: sub
+            .status
+            .map(|s| s.as_str().to_string())
+            .unwrap_or_default(),
         billing_gateway_id: sub.billing_gateway.as_ref().map(|g| g.to_string()),
         cycle: sub.cycle,
         next_bill_at: sub.next_bill_at,

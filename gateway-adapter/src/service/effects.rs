@@ -13,8 +13,8 @@ use salvage_domain::order::{
     AttemptResult, FlexFactorResult, Order, OrderCommand, PlaceOrder, ResultSource, SalvageRoute,
 };
 use salvage_domain::ports::{
-    Charge, ChargeError, ChargePurpose, ChargeRequest, EvaluateAnswer, FlexFactor,
-    FlexFactorError, GatewayAnswer, SalvageRequest, SubscriptionInfo,
+    Charge, ChargeError, ChargePurpose, ChargeRequest, EvaluateAnswer, FlexFactor, FlexFactorError,
+    GatewayAnswer, SalvageRequest, SubscriptionInfo,
 };
 use salvage_domain::process_manager::{Effect, FollowUp};
 use salvage_domain::subscription::{SubscriptionCommand, SubscriptionStatus};
@@ -72,7 +72,12 @@ impl ServiceEffects {
             SalvageRoute::Recycle {
                 subscription_id, ..
             } => {
-                let (sub, _) = self.store.subscriptions.load(subscription_id.as_str()).await.ok()?;
+                let (sub, _) = self
+                    .store
+                    .subscriptions
+                    .load(subscription_id.as_str())
+                    .await
+                    .ok()?;
                 Some(SubscriptionInfo {
                     subscription_id: subscription_id.clone(),
                     interval_days: sub.terms.map(|t| t.interval_days).unwrap_or(30),
@@ -124,6 +129,16 @@ impl ServiceEffects {
                 self.metrics.answer(route, &answer);
                 record(order_id, attempt, answer)
             }
+            Err(FlexFactorError::Unavailable(reason)) if route == "cascade" => {
+                // C5: the shopper is waiting; nothing was sent, so the step simply declines.
+                record(
+                    order_id,
+                    attempt,
+                    EvaluateAnswer::Rejected {
+                        reason: format!("FlexFactor unavailable: {reason}"),
+                    },
+                )
+            }
             Err(FlexFactorError::Unavailable(reason)) => {
                 // Nothing was sent: safe to send again under the same key.
                 retry(Duration::seconds(10), reason)
@@ -149,11 +164,15 @@ impl ServiceEffects {
             Ok(o) => o,
             Err(r) => return r,
         };
-        let Some(s) = order.salvage.as_ref().filter(|s| s.attempt == attempt && s.state.is_open())
+        let Some(s) = order
+            .salvage
+            .as_ref()
+            .filter(|s| s.attempt == attempt && s.state.is_open())
         else {
             return EffectOutcome::Done(Vec::new());
         };
-        let (Some(client), Some(ff_id)) = (self.client(&s.flexfactor_gateway), &s.flexfactor_order_id)
+        let (Some(client), Some(ff_id)) =
+            (self.client(&s.flexfactor_gateway), &s.flexfactor_order_id)
         else {
             return EffectOutcome::Failed("capture without a FlexFactor order id".into());
         };
@@ -175,12 +194,18 @@ impl ServiceEffects {
             Ok(o) => o,
             Err(r) => return r,
         };
-        let Some(s) = order.salvage.as_ref().filter(|s| s.attempt == attempt && s.state.is_open())
+        let Some(s) = order
+            .salvage
+            .as_ref()
+            .filter(|s| s.attempt == attempt && s.state.is_open())
         else {
             return EffectOutcome::Done(Vec::new());
         };
         let Some(client) = self.client(&s.flexfactor_gateway) else {
-            return EffectOutcome::Failed(format!("no FlexFactor client for {}", s.flexfactor_gateway));
+            return EffectOutcome::Failed(format!(
+                "no FlexFactor client for {}",
+                s.flexfactor_gateway
+            ));
         };
         match &s.flexfactor_order_id {
             // O8: ask where it stands.
@@ -253,7 +278,12 @@ impl ServiceEffects {
 
     /// A subscription's scheduled rebill, charged through the hook; the result is reported as a
     /// rebill order, exactly as if the CRM had posted it.
-    async fn bill(&self, attempt: i64, sub_id: &salvage_domain::SubscriptionId, cycle: u32) -> EffectOutcome {
+    async fn bill(
+        &self,
+        attempt: i64,
+        sub_id: &salvage_domain::SubscriptionId,
+        cycle: u32,
+    ) -> EffectOutcome {
         let Some(charge) = &self.charge else {
             info!(subscription = %sub_id, cycle, "rebill due; no charge hook configured, the CRM bills it");
             return EffectOutcome::Done(Vec::new());
@@ -262,7 +292,10 @@ impl ServiceEffects {
             Ok(s) => s,
             Err(e) => return retry(Duration::seconds(30), e.to_string()),
         };
-        let billing = matches!(sub.status, Some(SubscriptionStatus::Active | SubscriptionStatus::Trial));
+        let billing = matches!(
+            sub.status,
+            Some(SubscriptionStatus::Active | SubscriptionStatus::Trial)
+        );
         if sub.cycle != cycle || !billing {
             return EffectOutcome::Done(Vec::new());
         }
@@ -337,7 +370,11 @@ impl ServiceEffects {
         }])
     }
 
-    async fn notify(&self, attempt: i64, n: &salvage_domain::process_manager::Notification) -> EffectOutcome {
+    async fn notify(
+        &self,
+        attempt: i64,
+        n: &salvage_domain::process_manager::Notification,
+    ) -> EffectOutcome {
         let Some(notifier) = &self.notifier else {
             info!(event_id = %n.event_id, kind = ?n.kind, "CRM notification (no endpoint configured)");
             return EffectOutcome::Done(Vec::new());
@@ -367,14 +404,23 @@ impl ServiceEffects {
 impl EffectHandler for ServiceEffects {
     async fn perform(&self, _key: &str, attempt: i64, effect: &Effect) -> EffectOutcome {
         match effect {
-            Effect::SubmitToFlexFactor { order_id, attempt: a } => self.submit(order_id, *a).await,
-            Effect::Capture { order_id, attempt: a } => self.capture(order_id, *a).await,
+            Effect::SubmitToFlexFactor {
+                order_id,
+                attempt: a,
+            } => self.submit(order_id, *a).await,
+            Effect::Capture {
+                order_id,
+                attempt: a,
+            } => self.capture(order_id, *a).await,
             Effect::ExternalCancel {
                 order_id,
                 flexfactor_gateway,
                 ..
             } => self.external_cancel(order_id, flexfactor_gateway).await,
-            Effect::ReconcileSalvage { order_id, attempt: a } => self.reconcile(order_id, *a).await,
+            Effect::ReconcileSalvage {
+                order_id,
+                attempt: a,
+            } => self.reconcile(order_id, *a).await,
             Effect::Charge(request) => self.charge(attempt, request).await,
             Effect::BillSubscription {
                 subscription_id,

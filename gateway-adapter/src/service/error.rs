@@ -157,7 +157,10 @@ where
                 "invalid_request",
                 "send the body as JSON with Content-Type: application/json",
             )),
-            Err(e) => Err(ApiError::invalid(format!("the JSON body is not valid: {}", e.body_text()))),
+            Err(e) => Err(ApiError::invalid(format!(
+                "the JSON body is not valid: {}",
+                e.body_text()
+            ))),
         }
     }
 }

@@ -26,14 +26,20 @@ impl Metrics {
     pub fn new() -> Result<Metrics, prometheus::Error> {
         let registry = Registry::new_custom(Some("salvage".into()), None)?;
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
             &["route", "method", "status"],
         )?;
         let latency = HistogramVec::new(
-            HistogramOpts::new("http_request_duration_seconds", "HTTP request latency by route")
-                .buckets(vec![
-                    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
-                ]),
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route",
+            )
+            .buckets(vec![
+                0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+            ]),
             &["route"],
         )?;
         let webhook_failures = IntCounterVec::new(
@@ -44,15 +50,24 @@ impl Metrics {
             &["reason"],
         )?;
         let submissions = IntCounterVec::new(
-            Opts::new("salvage_submissions_total", "Calls to FlexFactor /evaluate by route"),
+            Opts::new(
+                "salvage_submissions_total",
+                "Calls to FlexFactor /evaluate by route",
+            ),
             &["route"],
         )?;
         let answers = IntCounterVec::new(
-            Opts::new("salvage_answers_total", "FlexFactor answers by route and status"),
+            Opts::new(
+                "salvage_answers_total",
+                "FlexFactor answers by route and status",
+            ),
             &["route", "answer"],
         )?;
         let notifications = IntCounterVec::new(
-            Opts::new("crm_notifications_total", "CRM notification attempts by result"),
+            Opts::new(
+                "crm_notifications_total",
+                "CRM notification attempts by result",
+            ),
             &["result"],
         )?;
         let scheduler_lag_seconds = Gauge::new(
@@ -119,7 +134,11 @@ impl Metrics {
 
     pub fn notification(&self, acknowledged: bool) {
         self.notifications
-            .with_label_values(&[if acknowledged { "acknowledged" } else { "not_yet" }])
+            .with_label_values(&[if acknowledged {
+                "acknowledged"
+            } else {
+                "not_yet"
+            }])
             .inc();
     }
 

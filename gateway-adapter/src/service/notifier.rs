@@ -50,7 +50,10 @@ impl Notifier {
             .post(&self.url)
             .header("content-type", "application/json")
             .header(signing::TIMESTAMP_HEADER, now_unix.to_string())
-            .header(signing::SIGNATURE_HEADER, signing::sign(&self.secret, now_unix, &body))
+            .header(
+                signing::SIGNATURE_HEADER,
+                signing::sign(&self.secret, now_unix, &body),
+            )
             .header("x-salvage-event-id", n.event_id.as_str())
             .body(body)
             .send()

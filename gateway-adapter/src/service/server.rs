@@ -15,7 +15,9 @@ use axum::routing::{get, post};
 use axum::Router;
 use secrecy::ExposeSecret;
 use tokio::sync::{oneshot, watch, Notify};
-use tower_http::request_id::{MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer};
+use tower_http::request_id::{
+    MakeRequestId, PropagateRequestIdLayer, RequestId, SetRequestIdLayer,
+};
 use tower_http::trace::TraceLayer;
 use tracing::{info, warn};
 
@@ -33,7 +35,9 @@ use super::notifier::Notifier;
 use super::state::AppState;
 use super::{api, ops, webhooks};
 use crate::engine::{Engine, EngineConfig};
-use crate::flexfactor::{FlexFactorClient, FlexFactorConfig, WebhookVerifier, WebhookVerifierConfig};
+use crate::flexfactor::{
+    FlexFactorClient, FlexFactorConfig, WebhookVerifier, WebhookVerifierConfig,
+};
 use crate::store::{webhook_book, Store};
 
 /// Why the service could not start or stopped.
@@ -103,7 +107,10 @@ impl RunningService {
     }
 
     /// Runs until `signal` completes, then shuts down gracefully.
-    pub async fn run_until(self, signal: impl std::future::Future<Output = ()>) -> Result<(), ServiceError> {
+    pub async fn run_until(
+        self,
+        signal: impl std::future::Future<Output = ()>,
+    ) -> Result<(), ServiceError> {
         signal.await;
         self.shutdown().await
     }
@@ -115,12 +122,17 @@ struct Ids(Arc<AtomicU64>);
 impl MakeRequestId for Ids {
     fn make_request_id<B>(&mut self, _: &axum::http::Request<B>) -> Option<RequestId> {
         let n = self.0.fetch_add(1, Ordering::Relaxed);
-        HeaderValue::from_str(&format!("req-{n:08x}")).ok().map(RequestId::new)
+        HeaderValue::from_str(&format!("req-{n:08x}"))
+            .ok()
+            .map(RequestId::new)
     }
 }
 
 async fn require_key(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
-    let header = req.headers().get(AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let header = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
     match header.and_then(|v| v.strip_prefix("Bearer ")) {
         None => ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -162,8 +174,14 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/v1/orders", post(api::post_order))
         .route("/v1/orders/{order_id}", get(api::get_order))
         .route("/v1/orders/{order_id}/rerun", post(api::rerun))
-        .route("/v1/subscriptions/{subscription_id}", get(api::get_subscription))
-        .route("/v1/subscriptions/{subscription_id}/rebills", post(api::post_rebill))
+        .route(
+            "/v1/subscriptions/{subscription_id}",
+            get(api::get_subscription),
+        )
+        .route(
+            "/v1/subscriptions/{subscription_id}/rebills",
+            post(api::post_rebill),
+        )
         .route("/v1/events", get(api::events))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     Router::new()
@@ -183,11 +201,17 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
 }
 
 /// Builds everything and starts serving.
-pub async fn start(config: ServiceConfig, options: ServeOptions) -> Result<RunningService, ServiceError> {
+pub async fn start(
+    config: ServiceConfig,
+    options: ServeOptions,
+) -> Result<RunningService, ServiceError> {
     let clock = options.clock.clone();
     let store = Arc::new(
-        Store::open_in_schema(config.service.store_url.expose_secret(), options.pg_schema.as_deref())
-            .await?,
+        Store::open_in_schema(
+            config.service.store_url.expose_secret(),
+            options.pg_schema.as_deref(),
+        )
+        .await?,
     );
     let setup = Arc::new(config.setup.clone());
     let services = DomainServices::new(setup.clone(), clock.clone());
@@ -195,7 +219,9 @@ pub async fn start(config: ServiceConfig, options: ServeOptions) -> Result<Runni
 
     let mut clients: BTreeMap<GatewayId, Arc<dyn FlexFactor>> = BTreeMap::new();
     let mut verifiers = Vec::new();
-    let nonces = Arc::new(SqlNonceStore { store: store.clone() });
+    let nonces = Arc::new(SqlNonceStore {
+        store: store.clone(),
+    });
     for ff in setup.flexfactor_gateways() {
         let mut ff_config = FlexFactorConfig::new(config.flexfactor.base_url.clone());
         ff_config.request_timeout = Duration::from_millis(config.flexfactor.request_timeout_ms);
@@ -214,7 +240,9 @@ pub async fn start(config: ServiceConfig, options: ServeOptions) -> Result<Runni
         let verifier = WebhookVerifier::from_credentials(
             &ff.credentials,
             WebhookVerifierConfig {
-                date_tolerance: chrono::Duration::seconds(config.flexfactor.webhook_tolerance_seconds as i64),
+                date_tolerance: chrono::Duration::seconds(
+                    config.flexfactor.webhook_tolerance_seconds as i64,
+                ),
                 max_body_bytes: config.service.request_body_limit,
                 require_body_signature: false,
             },
@@ -235,8 +263,13 @@ pub async fn start(config: ServiceConfig, options: ServeOptions) -> Result<Runni
 
     let charge: Option<Arc<dyn Charge>> = match &config.charge_hook {
         Some(h) => Some(Arc::new(
-            HttpChargeHook::new(h.url.clone(), h.secret.clone(), Duration::from_millis(h.timeout_ms), clock.clone())
-                .map_err(|e| ServiceError::ChargeHook(e.to_string()))?,
+            HttpChargeHook::new(
+                h.url.clone(),
+                h.secret.clone(),
+                Duration::from_millis(h.timeout_ms),
+                clock.clone(),
+            )
+            .map_err(|e| ServiceError::ChargeHook(e.to_string()))?,
         )),
         None if options.sandbox_charges => Some(Arc::new(SandboxProcessor)),
         None => None,
@@ -261,7 +294,12 @@ pub async fn start(config: ServiceConfig, options: ServeOptions) -> Result<Runni
         clock: clock.clone(),
         metrics: metrics.clone(),
     });
-    let engine = Arc::new(Engine::new(store.clone(), services, effects, EngineConfig::default()));
+    let engine = Arc::new(Engine::new(
+        store.clone(),
+        services,
+        effects,
+        EngineConfig::default(),
+    ));
     let state = Arc::new(AppState {
         engine,
         store: store.clone(),
@@ -319,7 +357,12 @@ pub async fn start(config: ServiceConfig, options: ServeOptions) -> Result<Runni
 
 /// The background worker: projections, dispatcher and due outbox rows, woken by requests and
 /// polling for timers; prunes old webhook nonces.
-async fn worker(state: Arc<AppState>, mut stop: watch::Receiver<bool>, poll: Duration, tolerance_s: i64) {
+async fn worker(
+    state: Arc<AppState>,
+    mut stop: watch::Receiver<bool>,
+    poll: Duration,
+    tolerance_s: i64,
+) {
     let mut last_prune = Instant::now();
     loop {
         if *stop.borrow() {

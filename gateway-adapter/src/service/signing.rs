@@ -46,6 +46,11 @@ mod tests {
         assert!(verify(&s, 1_700_000_000, b"{\"a\":1}", &sig));
         assert!(!verify(&s, 1_700_000_001, b"{\"a\":1}", &sig));
         assert!(!verify(&s, 1_700_000_000, b"{\"a\":2}", &sig));
-        assert!(!verify(&SecretString::from("other"), 1_700_000_000, b"{\"a\":1}", &sig));
+        assert!(!verify(
+            &SecretString::from("other"),
+            1_700_000_000,
+            b"{\"a\":1}",
+            &sig
+        ));
     }
 }

@@ -41,8 +41,24 @@ impl AppState {
         found
     }
 
-    /// Runs the engine until the work due now is done (cascades answer within the request, C6),
-    /// then wakes the background worker for whatever became due later.
+    /// Runs an order's own follow-ups within the request (cascades answer with their final
+    /// status, C6), then wakes the background worker for the rest.
+    pub async fn drive_order(
+        &self,
+        order_id: &salvage_domain::OrderId,
+        envelopes: Vec<cqrs_es::EventEnvelope<salvage_domain::order::Order>>,
+    ) -> Result<(), EngineError> {
+        let r = self.engine.drive_order(order_id, envelopes).await;
+        self.wake.notify_one();
+        r
+    }
+
+    /// Wakes the background worker: there is new work.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    /// Runs every round of work due now (tests and operators; the worker does this anyway).
     pub async fn drive(&self) -> Result<(), EngineError> {
         let r = self.engine.pump().await.map(|_| ());
         self.wake.notify_one();

@@ -15,7 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
-use salvage_domain::order::{FlexFactorResult as DomainResult, OrderCommand, OrderError, ResultSource};
+use salvage_domain::order::{
+    FlexFactorResult as DomainResult, OrderCommand, OrderError, ResultSource,
+};
 
 use super::error::{ApiError, ErrorBody};
 use super::state::AppState;
@@ -58,7 +60,12 @@ fn pick<'a>(
     }
     verifiers
         .iter()
-        .find(|(_, v)| !matches!(v.check_signature(headers, body, host), Err(WebhookError::BadSignature)))
+        .find(|(_, v)| {
+            !matches!(
+                v.check_signature(headers, body, host),
+                Err(WebhookError::BadSignature)
+            )
+        })
         .or_else(|| verifiers.first())
         .map(|(_, v)| v)
 }
@@ -77,7 +84,10 @@ pub async fn flexfactor_webhook(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let host = headers.get(HOST).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let host = headers
+        .get(HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let Some(verifier) = pick(&state.verifiers, &headers, &body, host.as_deref()) else {
         return ApiError::unavailable("no FlexFactor gateway is configured").into_response();
     };
@@ -106,8 +116,14 @@ async fn apply(
     let key = format!(
         "{}:{}:{}",
         o.event.trim().to_ascii_lowercase(),
-        o.flexfactor_order_id.as_ref().map(|f| f.as_str()).unwrap_or("-"),
-        o.external_order_id.as_ref().map(|f| f.as_str()).unwrap_or("-"),
+        o.flexfactor_order_id
+            .as_ref()
+            .map(|f| f.as_str())
+            .unwrap_or("-"),
+        o.external_order_id
+            .as_ref()
+            .map(|f| f.as_str())
+            .unwrap_or("-"),
     );
     if webhook_book::delivery_seen(backend, &key).await? {
         return Ok("duplicate");
@@ -120,9 +136,17 @@ async fn apply(
         let ff_id = ff_id.clone();
         let event = o.event.clone();
         async move {
-            webhook_book::record_delivery(backend, &key, &event, order_id.as_deref(), ff_id.as_deref(), now, outcome)
-                .await
-                .map(|_| outcome)
+            webhook_book::record_delivery(
+                backend,
+                &key,
+                &event,
+                order_id.as_deref(),
+                ff_id.as_deref(),
+                now,
+                outcome,
+            )
+            .await
+            .map(|_| outcome)
         }
     };
     let result = match &o.result {
@@ -172,8 +196,7 @@ async fn apply(
         Err(e) => return Err(e.into()),
     }
     let outcome = record("applied").await?;
-    if let Err(e) = state.drive().await {
-        tracing::warn!(error = %e, "the delivery is stored; its follow-ups continue in the background");
-    }
+    // Stored (W3); what follows (subscription, notifications) runs in the background.
+    state.wake();
     Ok(outcome)
 }

@@ -213,3 +213,28 @@ pub async fn row_state(
     });
     Ok(v)
 }
+
+/// Claims a row that does not exist yet (the request path running a follow-up at once, under
+/// the key the dispatcher would give it). False when the row exists: someone else owns it.
+pub async fn claim_new(
+    backend: &Backend,
+    key: &str,
+    kind: &str,
+    payload: &str,
+    now: i64,
+    lease_until: i64,
+) -> Result<bool, StoreError> {
+    let n = crate::on_pool!(backend, pool => {
+        sqlx::query("INSERT INTO salvage_outbox (key, kind, payload, due_at, source_position, created_at, lease_until, attempts)
+                     VALUES ($1, $2, $3, $4, 0, $4, $5, 1) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(kind)
+            .bind(payload)
+            .bind(now)
+            .bind(lease_until)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(n == 1)
+}

@@ -123,8 +123,8 @@ fn bad(message: impl std::fmt::Display) -> Response {
     Reply::json(400, json!({"error": message.to_string()})).into_response()
 }
 
-fn read<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| bad(format!("invalid body: {e}")))
+fn read<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("invalid body: {e}"))
 }
 
 fn to_json<T: Serialize>(value: &T) -> Response {
@@ -159,7 +159,7 @@ struct Advance {
 async fn advance(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let a: Advance = match read(&body) {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(e) => return bad(e),
     };
     let total = [
         Duration::try_seconds(a.seconds),
@@ -168,7 +168,9 @@ async fn advance(State(app): State<Arc<App>>, body: Bytes) -> Response {
         Duration::try_days(a.days),
     ]
     .into_iter()
-    .try_fold(Duration::zero(), |acc, d| d.and_then(|d| acc.checked_add(&d)));
+    .try_fold(Duration::zero(), |acc, d| {
+        d.and_then(|d| acc.checked_add(&d))
+    });
     let Some(by) = total.filter(|d| *d >= Duration::zero()) else {
         return bad("the clock only moves forward, by a representable amount");
     };
@@ -198,7 +200,7 @@ enum FaultList {
 async fn replace_faults(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let list = match read::<FaultList>(&body) {
         Ok(FaultList::List(l)) | Ok(FaultList::Wrapped { faults: l }) => l,
-        Err(r) => return r,
+        Err(e) => return bad(e),
     };
     match app.set_faults(list) {
         Ok(()) => faults(State(app)).await,
@@ -209,7 +211,7 @@ async fn replace_faults(State(app): State<Arc<App>>, body: Bytes) -> Response {
 async fn add_fault(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let rule: FaultRule = match read(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return bad(e),
     };
     match app.add_fault(rule) {
         Ok(()) => faults(State(app)).await,
@@ -232,7 +234,7 @@ async fn rules(State(app): State<Arc<App>>) -> Response {
 async fn replace_rules(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let rules: RuleSet = match read(&body) {
         Ok(r) => r,
-        Err(r) => return r,
+        Err(e) => return bad(e),
     };
     match app.set_rules(rules) {
         Ok(()) => self::rules(State(app)).await,
@@ -253,7 +255,7 @@ struct WebhookUrl {
 async fn set_webhook_url(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let w: WebhookUrl = match read(&body) {
         Ok(w) => w,
-        Err(r) => return r,
+        Err(e) => return bad(e),
     };
     match app.set_webhook_url(w.url.as_deref()) {
         Ok(()) => webhook_url(State(app)).await,

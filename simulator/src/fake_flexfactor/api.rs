@@ -214,7 +214,13 @@ impl App {
             && env.as_deref() == Some(self.settings.environment_key.expose_secret())
     }
 
-    fn token(&self, st: &mut FakeState, req: &Request<'_>, now: DateTime<Utc>, trace: &str) -> Reply {
+    fn token(
+        &self,
+        st: &mut FakeState,
+        req: &Request<'_>,
+        now: DateTime<Utc>,
+        trace: &str,
+    ) -> Reply {
         let v = match parse_object(req.body, trace) {
             Ok(v) => v,
             Err(r) => return r,
@@ -245,7 +251,8 @@ impl App {
         );
         let refresh = format!("{:016x}{:016x}", self.random_u64(), self.random_u64());
         let expires = now + self.settings.token_lifetime;
-        st.tokens.retain(|_, exp| *exp + chrono::Duration::hours(1) > now);
+        st.tokens
+            .retain(|_, exp| *exp + chrono::Duration::hours(1) > now);
         st.tokens.insert(access.clone(), expires);
         let id = st.ids.uuid();
         Reply::json(
@@ -494,10 +501,7 @@ impl App {
             rule = ?decision.rule,
             "fake FlexFactor evaluated a submission"
         );
-        let reply = Reply::json(
-            200,
-            evaluate_body(&id, status, text(at(&v, &["sensekey"]))),
-        );
+        let reply = Reply::json(200, evaluate_body(&id, status, text(at(&v, &["sensekey"]))));
         self.remember(st, Endpoint::Evaluate, &key, v, &reply, now);
         reply
     }

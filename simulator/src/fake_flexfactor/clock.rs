@@ -6,6 +6,8 @@ use std::sync::{Arc, Mutex};
 use chrono::{DateTime, Duration, Utc};
 use salvage_domain::{Clock, ManualClock, SystemClock};
 
+use super::error::FakeError;
+
 /// How the fake tells time.
 #[derive(Debug, Clone)]
 pub enum ClockMode {
@@ -20,6 +22,17 @@ pub enum ClockMode {
     /// A manual clock shared with the caller (for example with the client and the webhook
     /// verifier of a test); advancing either moves both.
     Shared(Arc<ManualClock>),
+}
+
+impl ClockMode {
+    /// A driven clock starting at an RFC 3339 time (e.g. `2026-03-01T12:00:00Z`).
+    pub fn driven_from_rfc3339(text: &str) -> Result<ClockMode, FakeError> {
+        DateTime::parse_from_rfc3339(text.trim())
+            .map(|t| ClockMode::Driven {
+                start: t.with_timezone(&Utc),
+            })
+            .map_err(|e| FakeError::Clock(format!("{text:?} is not an RFC 3339 time: {e}")))
+    }
 }
 
 /// The clock in force.

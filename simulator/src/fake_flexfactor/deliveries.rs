@@ -178,9 +178,7 @@ impl App {
                 st.faults.take_delivery("duplicate").is_some(),
             )
         };
-        let sent = self
-            .send(target, &delivery, is_resent, bad_signature)
-            .await;
+        let sent = self.send(target, &delivery, is_resent, bad_signature).await;
         let ok = matches!(sent.result, Ok(s) if (200..300).contains(&s));
         self.record(&delivery, &sent, is_resent, false, bad_signature, report);
         let resend = {

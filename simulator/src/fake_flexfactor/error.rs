@@ -50,6 +50,9 @@ pub enum FakeError {
     /// A fault rule is invalid (e.g. a webhook fault aimed at an API endpoint).
     #[error("invalid fault: {0}")]
     Fault(String),
+    /// A clock setting is invalid.
+    #[error("invalid clock: {0}")]
+    Clock(String),
     /// The HTTP client used for webhook deliveries could not be built.
     #[error("cannot build the webhook HTTP client: {0}")]
     Http(String),

@@ -52,6 +52,4 @@ pub use error::FakeError;
 pub use faults::{Endpoint, Fault, FaultRule, FaultTarget};
 pub use rules::{Decision, Facts, Mode, Outcome, Rule, RuleSet};
 pub use server::{FakeFlexFactor, RunningFake};
-pub use state::{
-    Action, CallLog, Delivery, DeliveryAttempt, Order, OrderStatus, Scheduled,
-};
+pub use state::{Action, CallLog, Delivery, DeliveryAttempt, Order, OrderStatus, Scheduled};

@@ -217,7 +217,10 @@ impl Rule {
         }
         for (what, v) in [("card", &self.card), ("bin", &self.bin)] {
             if let Some(v) = v {
-                if v.is_empty() || !v.chars().all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
+                if v.is_empty()
+                    || !v
+                        .chars()
+                        .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
                 {
                     return Err(format!("{label}: {what} must be digits"));
                 }
@@ -502,8 +505,7 @@ mod tests {
         let count = |seed| {
             (0..2000)
                 .filter(|i| {
-                    rules.decide(&cit("1"), seed, &format!("key-{i}")).outcome
-                        == Outcome::Approved
+                    rules.decide(&cit("1"), seed, &format!("key-{i}")).outcome == Outcome::Approved
                 })
                 .count()
         };

@@ -194,12 +194,10 @@ impl FakeFlexFactor {
                 addr: config.listen,
                 source,
             })?;
-        let addr = listener
-            .local_addr()
-            .map_err(|source| FakeError::Bind {
-                addr: config.listen,
-                source,
-            })?;
+        let addr = listener.local_addr().map_err(|source| FakeError::Bind {
+            addr: config.listen,
+            source,
+        })?;
         let settings = Settings {
             credentials: c.clone(),
             app_key: c.app_key.clone(),
@@ -229,9 +227,7 @@ impl FakeFlexFactor {
             entropy: RandomState::new(),
             counter: AtomicU64::new(0),
         });
-        let router = api::routes()
-            .merge(admin::routes())
-            .with_state(app.clone());
+        let router = api::routes().merge(admin::routes()).with_state(app.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let shutdown = async {

@@ -129,7 +129,10 @@ impl IntoResponse for Reply {
 /// A body parsed with normalized property names; `Err` is the 400 to answer.
 pub(crate) fn parse_object(body: &[u8], trace_id: &str) -> Result<Value, Reply> {
     if body.iter().all(u8::is_ascii_whitespace) {
-        return Err(json_error("A non-empty request body is required.", trace_id));
+        return Err(json_error(
+            "A non-empty request body is required.",
+            trace_id,
+        ));
     }
     match parse_normalized(body) {
         Ok(v) if v.is_object() => Ok(v),
@@ -450,11 +453,17 @@ mod tests {
         e.add("OrderId", "Merchant's orderId is required");
         let body = e.into_reply("00-t-01").body.unwrap();
         assert_eq!(body["status"], "400");
-        assert_eq!(body["errors"]["Transaction.Id"][0], "The Id field is required.");
+        assert_eq!(
+            body["errors"]["Transaction.Id"][0],
+            "The Id field is required."
+        );
         assert_eq!(body["errors"]["TraceId"][0], "00-t-01");
         let mut e = FieldErrors::default();
         e.add("ExpiryDateUtc", "The field ExpiryDateUtc is invalid.");
         let body = e.into_reply("t").body.unwrap();
-        assert_eq!(body["ExpiryDateUtc"][0], "The field ExpiryDateUtc is invalid.");
+        assert_eq!(
+            body["ExpiryDateUtc"][0],
+            "The field ExpiryDateUtc is invalid."
+        );
     }
 }

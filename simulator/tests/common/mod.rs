@@ -70,12 +70,7 @@ pub fn assert_sound(report: &Report) {
             "{}: the slots split the recycle route",
             v.name
         );
-        let daily: i64 = v
-            .daily
-            .flexfactor_recovered_minor
-            .values()
-            .flatten()
-            .sum();
+        let daily: i64 = v.daily.flexfactor_recovered_minor.values().flatten().sum();
         assert_eq!(daily, v.summary.flexfactor_recovered_minor, "{}", v.name);
     }
 }
