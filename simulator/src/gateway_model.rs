@@ -189,9 +189,11 @@ mod tests {
 
     #[test]
     fn approval_rates_and_verdicts_follow_the_spec() {
-        let mut spec = GatewayModelSpec::default();
-        spec.rebill_approval = 0.6;
-        spec.soft_share = 0.75;
+        let mut spec = GatewayModelSpec {
+            rebill_approval: 0.6,
+            soft_share: 0.75,
+            ..GatewayModelSpec::default()
+        };
         spec.per_gateway.insert(
             "gw-b".into(),
             crate::scenario::GatewayOverride {

@@ -409,9 +409,9 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
         );
     }
     let params = serde_json::to_string_pretty(&report.scenario)?;
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "<h2>Scenario parameters</h2><pre>{}</pre><p class=\"note\">Every figure of this page is in <code>report.json</code> next to it.</p></body></html>\n",
+        "<h2>Scenario parameters</h2><pre>{}</pre><p class=\"note\">Every figure of this page is in <code>report.json</code> next to it.</p></body></html>",
         esc(&params)
     );
     Ok(out)

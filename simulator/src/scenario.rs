@@ -429,7 +429,7 @@ impl Scenario {
                 ),
             );
         }
-        for (g, _) in &spec.gateways.per_gateway {
+        for g in spec.gateways.per_gateway.keys() {
             match base.gateway(g) {
                 None => p.add(
                     format!("gateways.per_gateway.{g:?}"),

@@ -329,12 +329,16 @@ mod tests {
 
     #[test]
     fn tallies_merge_by_addition_in_any_order() {
-        let mut x = Tally::default();
-        x.customers = 2;
+        let mut x = Tally {
+            customers: 2,
+            ..Tally::default()
+        };
         bump(&mut x.notifications, "order_completed");
         add_daily(&mut x.daily_gateway_minor, 3, 10);
-        let mut y = Tally::default();
-        y.customers = 5;
+        let mut y = Tally {
+            customers: 5,
+            ..Tally::default()
+        };
         bump(&mut y.notifications, "order_completed");
         bump(&mut y.notifications, "chargeback");
         let mut xy = x.clone();
