@@ -37,13 +37,14 @@ fn kind(f: &FollowUp) -> &'static str {
 
 impl Engine {
     /// Runs the follow-ups of `envelopes` (just committed on order `order_id`) that belong in
-    /// the request, and theirs in turn.
+    /// the request, and theirs in turn. Returns the keys of those another worker holds.
     pub async fn drive_order(
         &self,
         order_id: &OrderId,
         mut envelopes: Vec<EventEnvelope<Order>>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Vec<String>, EngineError> {
         let backend = &self.store.backend;
+        let mut held_elsewhere = Vec::new();
         for _ in 0..MAX_ROUNDS {
             if envelopes.is_empty() {
                 break;
@@ -81,7 +82,8 @@ impl Engine {
                         reason: e.to_string(),
                     })?;
                     let lease = now + self.config.lease.num_milliseconds();
-                    if !outbox::claim_new(backend, &key, kind(&f), &payload, now, lease).await? {
+                    if !outbox::claim_key(backend, &key, kind(&f), &payload, now, lease).await? {
+                        held_elsewhere.push(key);
                         continue;
                     }
                     match f {
@@ -113,7 +115,7 @@ impl Engine {
             }
             envelopes = next;
         }
-        Ok(())
+        Ok(held_elsewhere)
     }
 
     fn now(&self) -> i64 {
@@ -142,6 +144,61 @@ impl Engine {
                 let _ = self.run_command(key, other).await;
                 Vec::new()
             }
+        }
+    }
+}
+
+impl Engine {
+    /// Drives `envelopes` and then waits, at most `deadline`, while the order's cascade is
+    /// unresolved or its FlexFactor submission has no answer yet (another worker may be running
+    /// that step): C6, the answer carries the final status. New events found while waiting are
+    /// driven too.
+    pub async fn drive_order_to_rest(
+        &self,
+        order_id: &OrderId,
+        envelopes: Vec<EventEnvelope<Order>>,
+        deadline: std::time::Duration,
+    ) -> Result<(), EngineError> {
+        let mut seen = envelopes.last().map(|e| e.sequence).unwrap_or(0);
+        let mut waiting = self.drive_order(order_id, envelopes).await?;
+        let started = std::time::Instant::now();
+        loop {
+            let events = self
+                .store
+                .orders
+                .load_events(order_id.as_str())
+                .await
+                .map_err(|e| EngineError::BadRow {
+                    key: order_id.to_string(),
+                    reason: e.to_string(),
+                })?;
+            let mut order = Order::default();
+            for e in &events {
+                order.apply(e.payload.clone());
+            }
+            let fresh: Vec<_> = events.into_iter().filter(|e| e.sequence > seen).collect();
+            if let Some(last) = fresh.last() {
+                seen = last.sequence;
+                waiting.extend(self.drive_order(order_id, fresh).await?);
+                continue;
+            }
+            let mut still = Vec::new();
+            for key in waiting {
+                let state = outbox::row_state(&self.store.backend, &key).await?;
+                if state.is_some_and(|(s, _, _)| s == "pending") {
+                    still.push(key);
+                }
+            }
+            waiting = still;
+            let cascading = order.cascade.as_ref().is_some_and(|c| !c.ended);
+            let submitting = order
+                .salvage
+                .as_ref()
+                .is_some_and(|s| s.state == salvage_domain::order::SalvageState::Submitted);
+            if !(cascading || submitting || !waiting.is_empty()) || started.elapsed() > deadline {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         }
     }
 }

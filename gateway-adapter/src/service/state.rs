@@ -48,7 +48,10 @@ impl AppState {
         order_id: &salvage_domain::OrderId,
         envelopes: Vec<cqrs_es::EventEnvelope<salvage_domain::order::Order>>,
     ) -> Result<(), EngineError> {
-        let r = self.engine.drive_order(order_id, envelopes).await;
+        let r = self
+            .engine
+            .drive_order_to_rest(order_id, envelopes, std::time::Duration::from_secs(30))
+            .await;
         self.wake.notify_one();
         r
     }

@@ -238,3 +238,30 @@ pub async fn claim_new(
     });
     Ok(n == 1)
 }
+
+/// Claims the row `key` for the caller: inserts it leased, or takes over the existing row when
+/// it is pending and not leased (the dispatcher wrote it first). False when another worker holds
+/// it or it is done.
+pub async fn claim_key(
+    backend: &Backend,
+    key: &str,
+    kind: &str,
+    payload: &str,
+    now: i64,
+    lease_until: i64,
+) -> Result<bool, StoreError> {
+    if claim_new(backend, key, kind, payload, now, lease_until).await? {
+        return Ok(true);
+    }
+    let n = crate::on_pool!(backend, pool => {
+        sqlx::query("UPDATE salvage_outbox SET lease_until = $1, attempts = attempts + 1
+                     WHERE key = $2 AND state = 'pending' AND (lease_until IS NULL OR lease_until < $3)")
+            .bind(lease_until)
+            .bind(key)
+            .bind(now)
+            .execute(pool)
+            .await?
+            .rows_affected()
+    });
+    Ok(n == 1)
+}
