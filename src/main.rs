@@ -1,5 +1,6 @@
 //! `salvage`: the one command-line entry point of Salvage.
 
+mod cmd_conform;
 mod cmd_fake;
 mod cmd_replay;
 mod cmd_serve;
@@ -44,6 +45,11 @@ enum Command {
     /// from scenario rules, signed webhooks to --webhook-url, a real or driven clock, fault
     /// injection and admin endpoints (see docs/fake-flexfactor.md).
     FakeFlexfactor(cmd_fake::FakeArgs),
+    /// Run the conformance scenarios (Given/When/Then per rule ID) in-process, or against a
+    /// deployment and its fake FlexFactor with --target and --flexfactor; prints passed, failed
+    /// and skipped per rule, writes JUnit XML and Markdown on request, exits non-zero on a
+    /// failure (see docs/conformance.md).
+    Conform(cmd_conform::ConformArgs),
 }
 
 fn main() -> ExitCode {
@@ -65,5 +71,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Simulate(args) => cmd_simulate::run(args),
         Command::Replay(args) => cmd_replay::run(args),
         Command::FakeFlexfactor(args) => cmd_fake::run(args),
+        Command::Conform(args) => cmd_conform::run(args),
     }
 }

@@ -37,6 +37,10 @@ pub struct ServiceSection {
     /// Seconds to finish in-flight work at shutdown.
     #[serde(default = "default_shutdown")]
     pub shutdown_grace_seconds: u64,
+    /// How long a process holds a claimed piece of work; after a crash another process takes it
+    /// over once this has passed.
+    #[serde(default = "default_lease")]
+    pub work_lease_seconds: u64,
 }
 
 /// `[flexfactor]`: how to reach FlexFactor and accept its webhooks.
@@ -99,6 +103,9 @@ fn default_body_limit() -> usize {
 fn default_shutdown() -> u64 {
     20
 }
+fn default_lease() -> u64 {
+    60
+}
 fn default_ff_url() -> String {
     crate::flexfactor::SANDBOX_BASE_URL.to_string()
 }
@@ -126,6 +133,7 @@ impl Default for ServiceSection {
             api_keys: Vec::new(),
             request_body_limit: DEFAULT_BODY_LIMIT,
             shutdown_grace_seconds: default_shutdown(),
+            work_lease_seconds: default_lease(),
         }
     }
 }
@@ -350,6 +358,9 @@ impl ServiceConfig {
                 "[service]",
                 "store_url must be sqlite://PATH or postgres://...".to_string(),
             );
+        }
+        if self.service.work_lease_seconds == 0 {
+            add("[service]", "work_lease_seconds must be at least 1".to_string());
         }
         if self.service.request_body_limit < 1024 {
             add(
