@@ -360,7 +360,10 @@ impl ServiceConfig {
             );
         }
         if self.service.work_lease_seconds == 0 {
-            add("[service]", "work_lease_seconds must be at least 1".to_string());
+            add(
+                "[service]",
+                "work_lease_seconds must be at least 1".to_string(),
+            );
         }
         if self.service.request_body_limit < 1024 {
             add(

@@ -10,7 +10,8 @@ use tracing::{info, warn};
 
 use salvage_domain::clock::Clock;
 use salvage_domain::order::{
-    AttemptResult, FlexFactorResult, Order, OrderCommand, PlaceOrder, ResultSource, SalvageRoute,
+    AttemptResult, FlexFactorResult, Order, OrderCommand, PlaceOrder, ResultSource, Salvage,
+    SalvageRoute,
 };
 use salvage_domain::ports::{
     Charge, ChargeError, ChargePurpose, ChargeRequest, EvaluateAnswer, FlexFactor, FlexFactorError,
@@ -61,6 +62,20 @@ impl ServiceEffects {
             Ok((o, _)) => Ok(o),
             Err(e) => Err(retry(Duration::seconds(5), format!("store: {e}"))),
         }
+    }
+
+    /// Submission `attempt` of an order while it is still open; otherwise the outcome to return
+    /// (nothing left to do, or the store's error).
+    async fn open_salvage(
+        &self,
+        order_id: &OrderId,
+        attempt: u32,
+    ) -> Result<Salvage, EffectOutcome> {
+        let order = self.load_order(order_id).await?;
+        order
+            .salvage
+            .filter(|s| s.attempt == attempt && s.state.is_open())
+            .ok_or(EffectOutcome::Done(Vec::new()))
     }
 
     /// The `/evaluate` request of submission `attempt` of an order.
@@ -160,16 +175,9 @@ impl ServiceEffects {
     }
 
     async fn capture(&self, order_id: &OrderId, attempt: u32) -> EffectOutcome {
-        let order = match self.load_order(order_id).await {
-            Ok(o) => o,
-            Err(r) => return r,
-        };
-        let Some(s) = order
-            .salvage
-            .as_ref()
-            .filter(|s| s.attempt == attempt && s.state.is_open())
-        else {
-            return EffectOutcome::Done(Vec::new());
+        let s = match self.open_salvage(order_id, attempt).await {
+            Ok(s) => s,
+            Err(done) => return done,
         };
         let (Some(client), Some(ff_id)) =
             (self.client(&s.flexfactor_gateway), &s.flexfactor_order_id)
@@ -190,16 +198,9 @@ impl ServiceEffects {
     }
 
     async fn reconcile(&self, order_id: &OrderId, attempt: u32) -> EffectOutcome {
-        let order = match self.load_order(order_id).await {
-            Ok(o) => o,
-            Err(r) => return r,
-        };
-        let Some(s) = order
-            .salvage
-            .as_ref()
-            .filter(|s| s.attempt == attempt && s.state.is_open())
-        else {
-            return EffectOutcome::Done(Vec::new());
+        let s = match self.open_salvage(order_id, attempt).await {
+            Ok(s) => s,
+            Err(done) => return done,
         };
         let Some(client) = self.client(&s.flexfactor_gateway) else {
             return EffectOutcome::Failed(format!(
