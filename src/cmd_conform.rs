@@ -7,9 +7,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use salvage_conformance::crm::CrmReceiver;
-use salvage_conformance::report;
 use salvage_conformance::runner::{run_in_process, run_remote, RemoteOptions};
 use salvage_conformance::target::SANDBOX_API_KEY;
+use salvage_conformance::{catalogue, report};
 use salvage_conformance::{setup, Suite, SCENARIO_DIR};
 
 /// Arguments of `salvage conform`.
@@ -31,7 +31,13 @@ pub struct ConformArgs {
     #[arg(long, value_name = "FILE", requires = "target")]
     pub setup: Option<PathBuf>,
     /// The HMACSigningKey (base64) to sign webhooks with (default: the setup's).
-    #[arg(long, value_name = "BASE64", env = "SALVAGE_CONFORM_HMAC_KEY", hide_env_values = true, requires = "target")]
+    #[arg(
+        long,
+        value_name = "BASE64",
+        env = "SALVAGE_CONFORM_HMAC_KEY",
+        hide_env_values = true,
+        requires = "target"
+    )]
     pub hmac_key: Option<String>,
     /// Receive the deployment's CRM notifications on this address (its [notifications] url
     /// must be http://ADDR/notify); without it notification checks are not made.
@@ -56,7 +62,7 @@ pub struct ConformArgs {
 
 pub fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
     for f in &args.only {
-        if !report::known_filter(f) {
+        if !catalogue::is_filter(f) {
             bail!("--only {f}: not a rule ID (S1..F5) or group letter (S, D, C, R, Y, O, K, W, F)");
         }
     }
@@ -75,7 +81,8 @@ pub fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
                     Some(path) => {
                         let text = std::fs::read_to_string(path)
                             .with_context(|| format!("cannot read {}", path.display()))?;
-                        setup::parse(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
+                        setup::parse(&text)
+                            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?
                     }
                     None => setup::sample().map_err(anyhow::Error::msg)?,
                 };

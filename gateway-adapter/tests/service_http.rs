@@ -380,8 +380,9 @@ async fn w1_w2_w4_w5_webhook_verification(place: Place) {
         "{{\"Event\":\"order.completed\",\"Pad\":\"{}\"}}",
         "x".repeat(70_000)
     );
-    let (s, _) = svc.deliver(&big, "n-5", Duration::zero(), HMAC).await;
+    let (s, e) = svc.deliver(&big, "n-5", Duration::zero(), HMAC).await;
     assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+    assert_eq!(e["error"]["code"], "payload_too_large", "{e}");
     // Missing headers.
     let r = svc
         .http

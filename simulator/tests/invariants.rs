@@ -10,6 +10,9 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 
+/// A variant: cascade_all, expiry_days, include_chargebacks, which recycle slot.
+type VariantParams = (Option<bool>, Option<i64>, Option<bool>, u8);
+
 #[derive(Debug, Clone)]
 struct Params {
     seed: u64,
@@ -22,7 +25,7 @@ struct Params {
     flexfactor: (u32, u32, [u32; 3], u32, Vec<u32>),
     crm: (u32, u32, u32, bool, bool),
     after_sale: (u32, u32),
-    variants: Vec<(Option<bool>, Option<i64>, Option<bool>, u8)>,
+    variants: Vec<VariantParams>,
 }
 
 fn share() -> impl Strategy<Value = u32> {

@@ -12,9 +12,10 @@ fn shipped() -> Vec<std::path::PathBuf> {
     let mut files: Vec<_> = std::fs::read_dir(scenarios_dir())
         .unwrap()
         .map(|e| e.unwrap().path())
+        // Simulation scenarios have a population (setup.toml and other tools' files do not).
         .filter(|p| {
             p.extension().is_some_and(|e| e == "toml")
-                && p.file_name().is_some_and(|n| n != "setup.toml")
+                && std::fs::read_to_string(p).is_ok_and(|t| t.contains("[population]"))
         })
         .collect();
     files.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/million.toml"));

@@ -82,8 +82,27 @@ fn ack(outcome: &str) -> Response {
 pub async fn flexfactor_webhook(
     State(state): State<Arc<AppState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
+    let body = match body {
+        Ok(b) => b,
+        Err(e) => {
+            state.metrics.webhook_refused("body_too_large");
+            return ApiError::new(
+                e.status(),
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    "payload_too_large"
+                } else {
+                    "invalid_request"
+                },
+                format!(
+                    "W5: the delivery's body could not be read: {}",
+                    e.body_text()
+                ),
+            )
+            .into_response();
+        }
+    };
     let host = headers
         .get(HOST)
         .and_then(|v| v.to_str().ok())

@@ -1,0 +1,216 @@
+//! `salvage conform`, run as a user would: its help; the in-process scenario suite filtered by
+//! rule, with JUnit XML and Markdown reports; refusals of bad options and unreachable targets;
+//! and a run against a deployment (the embedded sandbox of `salvage serve`, with its fake
+//! FlexFactor), where scenarios needing another setup or a driven clock are skipped.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn salvage() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_salvage"))
+}
+
+/// Kills the child when the test ends, passed or failed.
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("salvage-conform-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn help_lists_the_options() {
+    let out = salvage().args(["conform", "--help"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for option in [
+        "--target",
+        "--flexfactor",
+        "--api-key",
+        "--junit",
+        "--markdown",
+        "--only",
+        "--setup",
+        "--scenarios",
+        "--notify-listen",
+    ] {
+        assert!(text.contains(option), "{option} missing from:\n{text}");
+    }
+    let top = salvage().arg("--help").output().unwrap();
+    assert!(String::from_utf8_lossy(&top.stdout).contains("conform"));
+}
+
+#[test]
+fn in_process_run_of_some_rules_writes_junit_and_markdown() {
+    let dir = temp_dir("in-process");
+    let junit = dir.join("out/junit.xml");
+    let markdown = dir.join("out/report.md");
+    let out = salvage()
+        .args(["conform", "--only", "C3,R1", "--junit"])
+        .arg(&junit)
+        .arg("--markdown")
+        .arg(&markdown)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("C3    passed"), "{stdout}");
+    assert!(stdout.contains("R1    passed"), "{stdout}");
+    assert!(stdout.contains("0 failed"), "{stdout}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(
+        xml.starts_with("<?xml") && xml.contains("<testcase") && xml.contains("[C3"),
+        "{xml}"
+    );
+    let md = std::fs::read_to_string(&markdown).unwrap();
+    assert!(md.contains("| C3 | ✅ passed"), "{md}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn bad_options_and_unreachable_targets_are_refused() {
+    let out = salvage()
+        .args(["conform", "--only", "Z9"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a rule ID"));
+
+    let out = salvage()
+        .args(["conform", "--target", "http://127.0.0.1:9"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "--target needs --flexfactor");
+
+    let out = salvage()
+        .args([
+            "conform",
+            "--target",
+            "http://127.0.0.1:9",
+            "--flexfactor",
+            "http://127.0.0.1:9/v1",
+            "--only",
+            "W1",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("cannot reach the service"), "{err}");
+
+    let dir = temp_dir("bad-scenarios");
+    std::fs::write(
+        dir.join("x.toml"),
+        "[[scenario]]\nid = \"x\"\nrules = [\"C1\"]\n",
+    )
+    .unwrap();
+    let out = salvage()
+        .args(["conform", "--scenarios"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("x.toml") && err.contains("when"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts `salvage serve` (embedded sandbox) in `dir`: (the service URL, the fake's /v1 URL).
+fn start_sandbox(dir: &PathBuf) -> (Killed, String, String) {
+    let mut child = Killed(
+        salvage()
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut service, mut fake) = (None, None);
+    while service.is_none() || fake.is_none() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("salvage serve did not print its URLs"));
+        let url = line
+            .split_whitespace()
+            .find(|w| w.starts_with("http://127.0.0.1:"))
+            .map(str::to_string);
+        if line.contains("Salvage sandbox listening on") {
+            service = url;
+        } else if line.contains("in-process fake at") {
+            fake = url;
+        }
+    }
+    (child, service.unwrap(), fake.unwrap())
+}
+
+#[test]
+fn against_a_deployment_runs_what_it_can_and_skips_the_rest() {
+    let dir = temp_dir("deployment");
+    let (_sandbox, service, fake) = start_sandbox(&dir);
+    let markdown = dir.join("remote.md");
+    let out = salvage()
+        .args([
+            "conform",
+            "--target",
+            &service,
+            "--flexfactor",
+            &fake,
+            "--only",
+            "C1,C3,W1,W4,S3",
+            "--markdown",
+        ])
+        .arg(&markdown)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains(&format!("scenarios against {service}")),
+        "{stdout}"
+    );
+    assert!(stdout.contains("W1    passed"), "{stdout}");
+    assert!(stdout.contains("W4    passed"), "{stdout}");
+    assert!(stdout.contains("C1    passed"), "{stdout}");
+    // The sandbox runs the sample setup: a scenario needing another one is skipped, saying why.
+    assert!(
+        stdout.contains("needs a setup the deployment does not have"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("0 failed"), "{stdout}");
+    let md = std::fs::read_to_string(&markdown).unwrap();
+    assert!(md.contains("skipped"), "{md}");
+    drop(_sandbox);
+    let _ = std::fs::remove_dir_all(&dir);
+}
