@@ -1104,11 +1104,14 @@ fn k3_refund_marks_the_salvaged_order_refunded() {
     assert_eq!(names(&e), vec!["OrderRefunded"]);
     all.extend(e);
     assert_eq!(order_state(&all).status, Some(OrderStatus::Refunded));
-    // A refund for an order FlexFactor did not salvage changes nothing.
-    let pending = rerun_pending(&s);
+    // A refund for an order FlexFactor did not salvage (no salvage at all) changes nothing.
+    let declined = order_history(
+        &s,
+        vec![place(new_sale("o-2", "stripe-eu", IP, soft("stripe-eu")))],
+    );
     let e = events(
         &s,
-        pending,
+        declined,
         OrderCommand::ApplyFlexFactorResult {
             result: FlexFactorResult::Refunded,
             source: webhook("rf"),
@@ -1117,10 +1120,60 @@ fn k3_refund_marks_the_salvaged_order_refunded() {
     assert!(matches!(
         &e[0],
         OrderEvent::ResultIgnored {
-            reason: IgnoredBecause::NotApplicable,
+            reason: IgnoredBecause::NoSalvage,
             ..
         }
     ));
+}
+
+#[test]
+fn o7_k3_a_refund_delivered_before_its_completion_is_applied_after_it() {
+    let s = services();
+    let mut all = rerun_pending(&s);
+    let e = events(
+        &s,
+        all.clone(),
+        OrderCommand::ApplyFlexFactorResult {
+            result: FlexFactorResult::Refunded,
+            source: webhook("rf"),
+        },
+    );
+    assert_eq!(names(&e), vec!["ResultDeferred"], "kept, not applied yet");
+    all.extend(e);
+    assert_eq!(order_state(&all).status, Some(OrderStatus::SalvagePending));
+    let e = events(
+        &s,
+        all.clone(),
+        OrderCommand::ApplyFlexFactorResult {
+            result: completed(),
+            source: webhook("d1"),
+        },
+    );
+    assert_eq!(
+        names(&e),
+        vec!["SalvageSucceeded", "FulfillmentRequested", "OrderRefunded"]
+    );
+    all.extend(e);
+    assert_eq!(order_state(&all).status, Some(OrderStatus::Refunded));
+    // A deferred refund for a salvage that then fails has nothing to apply to.
+    let mut other = rerun_pending(&s);
+    other.extend(events(
+        &s,
+        other.clone(),
+        OrderCommand::ApplyFlexFactorResult {
+            result: FlexFactorResult::Chargeback,
+            source: webhook("cb"),
+        },
+    ));
+    let e = events(
+        &s,
+        other,
+        OrderCommand::ApplyFlexFactorResult {
+            result: FlexFactorResult::Expired,
+            source: webhook("ex"),
+        },
+    );
+    assert_eq!(names(&e), vec!["SalvageFailed", "ResultIgnored"]);
 }
 
 // ------------------------------------------------------------------ F, Y (order side), placement

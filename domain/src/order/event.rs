@@ -271,6 +271,13 @@ pub enum OrderEvent {
         source: ResultSource,
         at: DateTime<Utc>,
     },
+    /// O7: a refund or chargeback that arrived before the salvage's own result (reordered
+    /// deliveries); applied as soon as the salvage succeeds.
+    ResultDeferred {
+        result: FlexFactorResult,
+        source: ResultSource,
+        at: DateTime<Utc>,
+    },
     /// O8: a poll without a final answer before the give-up time.
     ReconciliationInconclusive {
         attempt: u32,
@@ -303,6 +310,7 @@ impl OrderEvent {
             | OrderEvent::OrderRefunded { at, .. }
             | OrderEvent::ChargebackRecorded { at, .. }
             | OrderEvent::ResultIgnored { at, .. }
+            | OrderEvent::ResultDeferred { at, .. }
             | OrderEvent::ReconciliationInconclusive { at, .. } => *at,
         }
     }
@@ -331,6 +339,7 @@ impl OrderEvent {
             OrderEvent::OrderRefunded { .. } => "OrderRefunded",
             OrderEvent::ChargebackRecorded { .. } => "ChargebackRecorded",
             OrderEvent::ResultIgnored { .. } => "ResultIgnored",
+            OrderEvent::ResultDeferred { .. } => "ResultDeferred",
             OrderEvent::ReconciliationInconclusive { .. } => "ReconciliationInconclusive",
         }
     }

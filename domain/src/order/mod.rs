@@ -18,7 +18,7 @@ pub use event::{
 };
 pub use status::OrderStatus;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
@@ -115,6 +115,9 @@ pub struct Order {
     pub fulfillment_requested: bool,
     pub refunded: bool,
     pub chargeback: bool,
+    /// Refunds and chargebacks that arrived before the salvage's result (O7).
+    #[serde(default)]
+    pub deferred: Vec<(FlexFactorResult, ResultSource)>,
 }
 
 impl Order {
@@ -291,6 +294,7 @@ impl Aggregate for Order {
                 at,
                 ..
             } => {
+                self.deferred.clear();
                 if let Some(s) = &mut self.salvage {
                     s.state = SalvageState::Succeeded;
                     s.resolved_at = Some(at);
@@ -304,6 +308,7 @@ impl Aggregate for Order {
             OrderEvent::SalvageFailed {
                 route, reason, at, ..
             } => {
+                self.deferred.clear();
                 if let Some(s) = &mut self.salvage {
                     s.state = SalvageState::Failed;
                     s.resolved_at = Some(at);
@@ -332,6 +337,9 @@ impl Aggregate for Order {
             OrderEvent::ChargebackRecorded { .. } => {
                 self.chargeback = true;
                 self.status = Some(OrderStatus::Chargeback);
+            }
+            OrderEvent::ResultDeferred { result, source, .. } => {
+                self.deferred.push((result, source));
             }
             OrderEvent::ResultIgnored { .. } | OrderEvent::ReconciliationInconclusive { .. } => {}
         }
@@ -379,7 +387,7 @@ impl Order {
                         .flexfactor(&flexfactor_gateway)
                         .ok_or_else(|| OrderError::NotFlexFactor(flexfactor_gateway.to_string()))?;
                     let mode = SubmissionMode::Mit {
-                        expires_at: now + Duration::days(ff.expiry_days),
+                        expires_at: crate::clock::days_after(now, ff.expiry_days),
                         recurring: true,
                     };
                     submit(
@@ -695,7 +703,7 @@ fn record_flexfactor_answer(
             EvaluateAnswer::Approved {
                 confirmation_id, ..
             },
-        ) => succeed(d, &salvage, ff_id, confirmation_id, None, now)?,
+        ) => succeed(d, &salvage, ff_id, confirmation_id, None, services, now)?,
         (_, EvaluateAnswer::CaptureRequired { .. }) => {
             d.emit(OrderEvent::CaptureRequested {
                 attempt,
@@ -777,8 +785,10 @@ fn succeed(
     flexfactor_order_id: Option<FlexFactorOrderId>,
     confirmation_id: Option<String>,
     source: Option<ResultSource>,
+    services: &DomainServices,
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {
+    let deferred = d.state.deferred.clone();
     d.emit(OrderEvent::SalvageSucceeded {
         attempt: salvage.attempt,
         route: salvage.route.clone(),
@@ -796,6 +806,19 @@ fn succeed(
         });
     }
     d.emit(OrderEvent::FulfillmentRequested { at: now });
+    apply_deferred(d, deferred, services, now)
+}
+
+/// Applies the refunds and chargebacks that arrived before the salvage's result (O7).
+fn apply_deferred(
+    d: &mut Decision,
+    deferred: Vec<(FlexFactorResult, ResultSource)>,
+    services: &DomainServices,
+    now: DateTime<Utc>,
+) -> Result<(), OrderError> {
+    for (result, source) in deferred {
+        apply_result(d, result, source, services, now)?;
+    }
     Ok(())
 }
 
@@ -806,6 +829,7 @@ fn fail(
     source: Option<ResultSource>,
     now: DateTime<Utc>,
 ) {
+    let deferred = d.state.deferred.clone();
     d.emit(OrderEvent::SalvageFailed {
         attempt: salvage.attempt,
         route: salvage.route.clone(),
@@ -813,6 +837,15 @@ fn fail(
         source,
         at: now,
     });
+    // A refund or chargeback that came first has nothing to apply to.
+    for (result, source) in deferred {
+        d.emit(OrderEvent::ResultIgnored {
+            result,
+            reason: IgnoredBecause::NotApplicable,
+            source,
+            at: now,
+        });
+    }
 }
 
 fn rerun(
@@ -848,7 +881,7 @@ fn rerun(
         .flexfactor(&gateway)
         .ok_or_else(|| OrderError::NotFlexFactor(gateway.to_string()))?;
     let mode = SubmissionMode::Mit {
-        expires_at: now + Duration::days(ff.expiry_days),
+        expires_at: crate::clock::days_after(now, ff.expiry_days),
         recurring: details.order_type.is_recurring_billing(),
     };
     submit(d, SalvageRoute::Rerun, gateway, mode, now)
@@ -895,6 +928,7 @@ fn apply_result(
                 id,
                 confirmation_id.clone(),
                 Some(source.clone()),
+                services,
                 now,
             )?;
         }
@@ -918,7 +952,7 @@ fn apply_result(
         FlexFactorResult::StillPending | FlexFactorResult::Unrecognized { .. } if open => {
             let give_up = salvage
                 .expires_at()
-                .map(|e| e + Duration::days(RECONCILE_GIVE_UP_DAYS));
+                .map(|e| crate::clock::days_after(e, RECONCILE_GIVE_UP_DAYS));
             if give_up.is_some_and(|g| now >= g) {
                 // O8: never pending forever.
                 fail(
@@ -959,6 +993,14 @@ fn apply_result(
             } else {
                 ignore(d, result, IgnoredBecause::ChargebacksNotIncluded);
             }
+        }
+        // O7: it came before the salvage's own result; kept until that result arrives.
+        FlexFactorResult::Refunded | FlexFactorResult::Chargeback if open => {
+            d.emit(OrderEvent::ResultDeferred {
+                result,
+                source,
+                at: now,
+            });
         }
         FlexFactorResult::Refunded | FlexFactorResult::Chargeback => {
             ignore(d, result, IgnoredBecause::NotApplicable)

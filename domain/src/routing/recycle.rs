@@ -1,6 +1,6 @@
 //! Y1-Y4, S6: the recycle plan of a soft-declined rebill.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::ids::GatewayId;
@@ -75,7 +75,7 @@ impl RecyclePlan {
     /// Y1: when re-attempt `number` is due, given when the previous attempt happened.
     pub fn due_at(&self, number: u32, previous: DateTime<Utc>) -> Option<DateTime<Utc>> {
         self.attempt(number)
-            .map(|a| previous + Duration::days(a.wait_days))
+            .map(|a| crate::clock::days_after(previous, a.wait_days))
     }
 
     /// The FlexFactor hand-over, if the plan reaches one.

@@ -6,6 +6,11 @@ use std::fmt;
 use super::{Gateway, Setup, DEFAULT_EXPIRY_DAYS, MIN_EXPIRY_DAYS};
 use crate::ids::GatewayId;
 
+/// Longest billing interval or trial, in days (ten years).
+pub const MAX_PERIOD_DAYS: i64 = 3660;
+/// Longest wait before a recycle re-attempt, in days.
+pub const MAX_WAIT_DAYS: i64 = 365;
+
 /// One thing wrong with a setup.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetupViolation {
@@ -178,18 +183,21 @@ impl Setup {
                     }
                 }
                 if let Some(rec) = p.recurring {
-                    if rec.interval_days < 1 {
+                    if !(1..=MAX_PERIOD_DAYS).contains(&rec.interval_days) {
                         r.add(
                             "setup",
                             &pentry,
-                            "recurring.interval_days must be at least 1",
+                            format!("recurring.interval_days must be 1 to {MAX_PERIOD_DAYS}"),
                         );
                     }
-                    if rec.trial_days.is_some_and(|d| d < 1) {
+                    if rec
+                        .trial_days
+                        .is_some_and(|d| !(1..=MAX_PERIOD_DAYS).contains(&d))
+                    {
                         r.add(
                             "setup",
                             &pentry,
-                            "recurring.trial_days must be at least 1 when set",
+                            format!("recurring.trial_days must be 1 to {MAX_PERIOD_DAYS} when set"),
                         );
                     }
                 }
@@ -247,11 +255,11 @@ impl Setup {
             let n = rp.attempts.len();
             for (i, a) in rp.attempts.iter().enumerate() {
                 let number = i + 1;
-                if a.wait_days < 0 {
+                if !(0..=MAX_WAIT_DAYS).contains(&a.wait_days) {
                     r.add(
                         "Y1",
                         &entry,
-                        format!("re-attempt {number}: wait_days is negative"),
+                        format!("re-attempt {number}: wait_days must be 0 to {MAX_WAIT_DAYS}"),
                     );
                 }
                 if a.flexfactor && !(4..=9).contains(&number) && number != n {

@@ -11,7 +11,7 @@ pub use error::SubscriptionError;
 pub use event::{AdvanceVia, RecycleFailure, SubscriptionEvent};
 pub use status::SubscriptionStatus;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 use serde::{Deserialize, Serialize};
@@ -202,8 +202,8 @@ impl Subscription {
         self.settled_orders.iter().any(|o| o == order)
     }
 
-    fn interval(&self) -> Duration {
-        Duration::days(self.terms.map(|t| t.interval_days).unwrap_or(30).max(1))
+    fn interval_days(&self) -> i64 {
+        self.terms.map(|t| t.interval_days).unwrap_or(30).max(1)
     }
 
     /// Decides the events of a command without touching `self`.
@@ -229,12 +229,9 @@ impl Subscription {
                     ));
                 }
                 check_billing_gateway(services, &c.billing_gateway)?;
-                let (status, first_bill) = match c.terms.trial_days {
-                    Some(days) => (SubscriptionStatus::Trial, Duration::days(days)),
-                    None => (
-                        SubscriptionStatus::Active,
-                        Duration::days(c.terms.interval_days.max(1)),
-                    ),
+                let (status, first_bill_days) = match c.terms.trial_days {
+                    Some(days) => (SubscriptionStatus::Trial, days),
+                    None => (SubscriptionStatus::Active, c.terms.interval_days.max(1)),
                 };
                 d.emit(SubscriptionEvent::SubscriptionCreated {
                     subscription_id: c.subscription_id,
@@ -246,7 +243,7 @@ impl Subscription {
                     credential: c.credential,
                     terms: c.terms,
                     status,
-                    next_bill_at: now + first_bill,
+                    next_bill_at: crate::clock::days_after(now, first_bill_days),
                     at: now,
                 });
             }
@@ -536,7 +533,7 @@ fn advance(
     now: DateTime<Utc>,
 ) {
     let from = d.state.cycle;
-    let next_bill_at = now + d.state.interval();
+    let next_bill_at = crate::clock::days_after(now, d.state.interval_days());
     d.emit(SubscriptionEvent::CycleAdvanced {
         order_id,
         from_cycle: from,
