@@ -19,6 +19,9 @@ pub fn corpus(target: &str) -> Vec<(String, Vec<u8>)> {
         let mut files: Vec<_> = entries.filter_map(|e| e.ok()).map(|e| e.path()).collect();
         files.sort();
         for path in files {
+            if path.file_name().is_some_and(|n| n == "README.md") {
+                continue;
+            }
             if let Ok(data) = std::fs::read(&path) {
                 out.push((path.display().to_string(), data));
             }

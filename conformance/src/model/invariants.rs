@@ -554,6 +554,22 @@ pub fn compare(w: &World, m: &RefState) -> Result<(), String> {
                 ),
             );
         }
+        let deferred: Vec<&str> = o.deferred.iter().map(|(r, _)| r.name()).collect();
+        let model_deferred: Vec<&str> = mo
+            .deferred
+            .iter()
+            .map(|d| match d {
+                super::reference::Delivery::Refunded => "refunded",
+                super::reference::Delivery::Chargeback => "chargeback",
+                _ => "other",
+            })
+            .collect();
+        if deferred != model_deferred {
+            f.add(
+                "O7",
+                format!("order {id}: deferred {deferred:?}, the model says {model_deferred:?}"),
+            );
+        }
         if o.refunded != mo.refunded || o.chargeback != mo.chargeback {
             f.add(
                 "K1/K3",

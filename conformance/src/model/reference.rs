@@ -354,6 +354,9 @@ pub struct MOrder {
     pub fulfilled: bool,
     pub refunded: bool,
     pub chargeback: bool,
+    /// O7: refunds and chargebacks that arrived before the salvage's result, in arrival order;
+    /// applied when it succeeds, dropped when it fails.
+    pub deferred: Vec<Delivery>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -749,6 +752,7 @@ impl RefState {
         };
         s.state = SalvageState::Succeeded;
         let route = s.route.clone();
+        let deferred = std::mem::take(&mut o.deferred);
         o.paid_by = Some(rules::FLEXFACTOR);
         o.status = OrderStatus::Complete;
         o.fulfilled = true;
@@ -771,6 +775,10 @@ impl RefState {
                 self.salvage_outcome(&subscription, id, true, declining)
             }
         }
+        // O7: what came before the result applies now, in the order it came.
+        for delivery in deferred {
+            self.deliver(id, delivery);
+        }
     }
 
     fn fail(&mut self, id: &str) {
@@ -782,6 +790,8 @@ impl RefState {
         };
         s.state = SalvageState::Failed;
         let route = s.route.clone();
+        // A refund or chargeback that came first has nothing to apply to.
+        o.deferred.clear();
         let declining = o.first_decline.unwrap_or(o.gateway);
         match &route {
             Route::Cascade { step } => self.cascade_step(id, step + 1),
@@ -859,6 +869,8 @@ impl RefState {
             {
                 self.fail(id)
             }
+            // O7: before the salvage's own result: kept until it arrives.
+            Delivery::Refunded | Delivery::Chargeback if open => o.deferred.push(delivery),
             Delivery::Refunded if s.state == SalvageState::Succeeded && !o.refunded => {
                 o.refunded = true;
                 o.status = OrderStatus::Refunded;
@@ -1154,6 +1166,7 @@ impl MOrder {
             fulfilled: false,
             refunded: false,
             chargeback: false,
+            deferred: Vec::new(),
         }
     }
 }
