@@ -9,12 +9,14 @@
 //! See `docs/simulation.md` for the scenario format, the models and their sources, the trace
 //! format and the benchmark.
 
+mod customer;
 pub mod engine;
 pub mod error;
 pub mod fake_flexfactor;
 pub mod flexfactor_model;
 pub mod gateway_model;
 pub mod html;
+mod names;
 pub mod population;
 pub mod replay;
 pub mod report;
