@@ -73,7 +73,10 @@ mod tests {
         assert_eq!(days_after(t, 2), t + Duration::days(2));
         assert_eq!(days_after(t, -5), t);
         assert!(days_after(t, i64::MAX) > t);
-        assert_eq!(days_after(DateTime::<Utc>::MAX_UTC, 1), DateTime::<Utc>::MAX_UTC);
+        assert_eq!(
+            days_after(DateTime::<Utc>::MAX_UTC, 1),
+            DateTime::<Utc>::MAX_UTC
+        );
     }
 
     #[test]

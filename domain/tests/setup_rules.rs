@@ -261,7 +261,15 @@ fn y1_periods_and_waits_are_bounded_so_dates_cannot_overflow() {
         "{REGULAR}\n[[campaigns]]\nid = \"c\"\ncurrency = \"USD\"\n[[campaigns.products]]\nid = \"p\"\nprice_minor = 100\nrecurring = {{ interval_days = 9223372036854775807, trial_days = 99999 }}\n[[recycle_profiles]]\nid = \"rp\"\ngateways = [\"nmi\"]\nattempts = [{{ wait_days = 400 }}]\n"
     );
     let v = violations(&text);
-    assert!(v.iter().any(|x| x.message.contains("interval_days must be 1 to")), "{v:?}");
-    assert!(v.iter().any(|x| x.message.contains("trial_days must be 1 to")), "{v:?}");
+    assert!(
+        v.iter()
+            .any(|x| x.message.contains("interval_days must be 1 to")),
+        "{v:?}"
+    );
+    assert!(
+        v.iter()
+            .any(|x| x.message.contains("trial_days must be 1 to")),
+        "{v:?}"
+    );
     assert!(has(&v, "Y1", "recycle profile \"rp\""), "{v:?}");
 }

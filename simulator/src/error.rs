@@ -48,12 +48,6 @@ pub enum ScenarioError {
         setup: String,
         error: SetupError,
     },
-    #[error("{}: variant {variant:?}: the setup it makes is invalid: {error}", path.display())]
-    VariantSetup {
-        path: PathBuf,
-        variant: String,
-        error: SetupError,
-    },
 }
 
 /// Why a trace could not be read.

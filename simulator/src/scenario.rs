@@ -442,7 +442,7 @@ impl Scenario {
                 Some(_) => {}
             }
         }
-        let variants = crate::variant::build_all(&spec, &base, path, &mut p)?;
+        let variants = crate::variant::build_all(&spec, &base, &mut p);
         if !p.0.is_empty() {
             return Err(invalid(p));
         }

@@ -1,16 +1,15 @@
 //! Setup variants: the base setup with a few options changed (`cascade_all`, `expiry_days`,
 //! `include_chargebacks`, which recycle re-attempts go to FlexFactor...), and the CRM policy each
-//! runs with. Every variant's setup is validated like a setup file (S1-S8).
+//! runs with. Every variant's setup is validated like a setup file (S1-S8); what it breaks is
+//! reported with the variant's name and the rule.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
 
-use salvage_domain::setup::{Gateway, RecycleAttempt, SetupError};
+use salvage_domain::setup::{Gateway, RecycleAttempt};
 use salvage_domain::{GatewayId, RecycleProfileId, Setup};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ScenarioError;
 use crate::scenario::{check_crm, CrmPolicy, Problems, ScenarioSpec};
 
 /// A re-attempt named by its number (1-based) or as `"final"` (the profile's last).
@@ -78,12 +77,7 @@ impl Variant {
 }
 
 /// Builds every variant of the scenario (one "base" variant when none is given).
-pub(crate) fn build_all(
-    spec: &ScenarioSpec,
-    base: &Setup,
-    path: &Path,
-    p: &mut Problems,
-) -> Result<Vec<Variant>, ScenarioError> {
+pub(crate) fn build_all(spec: &ScenarioSpec, base: &Setup, p: &mut Problems) -> Vec<Variant> {
     let specs = if spec.variants.is_empty() {
         vec![VariantSpec {
             name: "base".into(),
@@ -119,11 +113,13 @@ pub(crate) fn build_all(
             continue;
         }
         if let Err(violations) = setup.validate() {
-            return Err(ScenarioError::VariantSetup {
-                path: path.to_path_buf(),
-                variant: v.name.clone(),
-                error: SetupError::Invalid(violations),
-            });
+            for violation in violations {
+                p.add(
+                    &field,
+                    format!("variant {:?} makes an invalid setup: {violation}", v.name),
+                );
+            }
+            continue;
         }
         let rerun_gateway = match &crm.rerun_gateway {
             Some(g) => {
@@ -150,7 +146,7 @@ pub(crate) fn build_all(
             rerun_gateway,
         });
     }
-    Ok(out)
+    out
 }
 
 fn only_flexfactor(setup: &Setup) -> Option<GatewayId> {

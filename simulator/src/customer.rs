@@ -1,0 +1,773 @@
+//! The driver of one customer's timeline: the gateway and FlexFactor models answer the
+//! runtime's effects, the CRM's policy (reruns, cancelling after a chargeback) acts on events, and
+//! everything that happens is counted into the variant's [`Tally`].
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Duration, Utc};
+use rand::RngExt;
+use salvage_domain::customer::{CardToken, CredentialKind, Customer, OrderItem};
+use salvage_domain::order::{
+    CascadeOutcome, FlexFactorResult, IgnoredBecause, Order, OrderCommand, OrderError, OrderEvent,
+    OrderStatus, PlaceOrder, ResultSource, SalvageRoute, SalvageState,
+};
+use salvage_domain::ports::{ChargePurpose, EvaluateAnswer, SubmissionMode};
+use salvage_domain::process_manager::{Effect, FollowUp};
+use salvage_domain::routing::RecycleSlot;
+use salvage_domain::subscription::{
+    Subscription, SubscriptionCommand, SubscriptionEvent, SubscriptionStatus,
+};
+use salvage_domain::{DeclineType, FlexFactorOrderId, OrderId, OrderType, SubscriptionId};
+
+use crate::engine::{Engine, Recorded};
+use crate::flexfactor_model::{AsyncKind, AsyncOutcome, AsyncResult};
+use crate::gateway_model::Purpose;
+use crate::names::{
+    advance_name, failure_name, ignored_name, notification_name, order_error_name,
+    recycle_failure_name, subscription_error_name,
+};
+use crate::population::CustomerProfile;
+use crate::rng::{stream, Site};
+use crate::runtime::{Driver, Refused, Store};
+use crate::tally::{add_daily, bump, Tally};
+use crate::variant::Variant;
+
+/// What the engine keeps about one order of the customer.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct OrderInfo {
+    /// 0 for the sale, n for the rebill of cycle n: the order part of its draw sites.
+    key: u32,
+    declined_at: Option<DateTime<Utc>>,
+    status: Option<OrderStatus>,
+    advanced: u32,
+    failed: u32,
+    recovered: u32,
+}
+
+/// The driver of one customer's runtime: models answer effects, events are counted.
+pub(crate) struct CustomerDriver<'a, 'e> {
+    pub(crate) engine: &'a Engine<'e>,
+    pub(crate) variant: &'a Variant,
+    pub(crate) seed: u64,
+    pub(crate) start: DateTime<Utc>,
+    pub(crate) horizon_days: usize,
+    pub(crate) profile: &'a CustomerProfile,
+    pub(crate) customer: Customer,
+    pub(crate) card: CardToken,
+    pub(crate) tally: &'a mut Tally,
+    pub(crate) orders: OrderInfos,
+    pub(crate) outcomes: BTreeMap<(OrderId, u32), AsyncOutcome>,
+    pub(crate) subscriptions: Vec<SubscriptionId>,
+    pub(crate) record: Option<&'a mut Vec<Recorded>>,
+}
+
+/// The engine's records of a customer's orders (a handful: a linear search is the fastest).
+#[derive(Debug, Default)]
+pub(crate) struct OrderInfos(Vec<(OrderId, OrderInfo)>);
+
+impl OrderInfos {
+    fn get(&self, id: &OrderId) -> Option<&OrderInfo> {
+        self.0.iter().find(|(k, _)| k == id).map(|(_, i)| i)
+    }
+
+    /// The record of `id`, created on first sight.
+    fn entry(&mut self, id: &OrderId) -> &mut OrderInfo {
+        let at = match self.0.iter().position(|(k, _)| k == id) {
+            Some(at) => at,
+            None => {
+                self.0.push((id.clone(), OrderInfo::default()));
+                self.0.len() - 1
+            }
+        };
+        &mut self.0[at].1
+    }
+
+    pub(crate) fn insert(&mut self, id: OrderId, info: OrderInfo) {
+        *self.entry(&id) = info;
+    }
+}
+
+fn route_index(route: &SalvageRoute) -> usize {
+    match route {
+        SalvageRoute::Cascade { .. } => 0,
+        SalvageRoute::Rerun => 1,
+        SalvageRoute::Recycle { .. } => 2,
+    }
+}
+
+fn slot_index(route: &SalvageRoute) -> Option<usize> {
+    match route {
+        SalvageRoute::Recycle { slot, .. } => Some(match slot {
+            RecycleSlot::Attempts4To6 => 0,
+            RecycleSlot::Attempts7To9 => 1,
+            RecycleSlot::Final => 2,
+        }),
+        _ => None,
+    }
+}
+
+impl<'a, 'e> CustomerDriver<'a, 'e> {
+    pub(crate) fn new(
+        engine: &'a Engine<'e>,
+        variant: &'a Variant,
+        profile: &'a CustomerProfile,
+        tally: &'a mut Tally,
+        record: Option<&'a mut Vec<Recorded>>,
+    ) -> Self {
+        let scenario = engine.scenario;
+        CustomerDriver {
+            engine,
+            variant,
+            seed: scenario.spec.seed,
+            start: scenario.start,
+            horizon_days: scenario.spec.horizon_days as usize,
+            customer: profile.customer(),
+            card: profile.card(),
+            profile,
+            tally,
+            orders: OrderInfos::default(),
+            outcomes: BTreeMap::new(),
+            subscriptions: Vec::new(),
+            record,
+        }
+    }
+}
+
+impl CustomerDriver<'_, '_> {
+    fn key(&self, order: &OrderId) -> u32 {
+        self.orders.get(order).map(|i| i.key).unwrap_or(0)
+    }
+
+    fn day(&self, at: DateTime<Utc>) -> usize {
+        (((at - self.start).num_seconds().max(0) / 86_400) as usize).min(self.horizon_days)
+    }
+
+    fn rng(&self, site: Site) -> rand::rngs::ChaCha8Rng {
+        stream(self.seed, self.profile.index, site)
+    }
+
+    /// The CRM reruns a soft-declined sale (or trial completion) on FlexFactor, with the
+    /// configured probability, after the configured delay (R1-R5).
+    fn maybe_rerun(
+        &mut self,
+        id: &OrderId,
+        order: &Order,
+        share: f64,
+        at: DateTime<Utc>,
+        out: &mut Vec<FollowUp>,
+    ) {
+        let Some(gateway) = &self.variant.rerun_gateway else {
+            return;
+        };
+        let crm = &self.variant.crm;
+        let soft = order
+            .last_decline
+            .as_ref()
+            .is_some_and(|d| d.may_go_to_flexfactor());
+        if share <= 0.0
+            || !soft
+            || (order.salvage_attempts > 0 && !crm.rerun_after_cascade_flexfactor)
+        {
+            return;
+        }
+        let key = self.key(id);
+        if !self.rng(Site::Rerun { order: key }).random_bool(share) {
+            return;
+        }
+        if key == 0 {
+            self.tally.reruns.requested_for_new_sales += 1;
+        } else {
+            self.tally.reruns.requested_for_trial_completions += 1;
+        }
+        out.push(FollowUp::At {
+            at: at + Duration::hours(i64::from(crm.rerun_delay_hours)),
+            then: Box::new(FollowUp::Order {
+                order_id: id.clone(),
+                command: OrderCommand::RequestRerun {
+                    gateway: gateway.clone(),
+                },
+            }),
+        });
+    }
+
+    /// A salvaged order may be charged back or refunded later (K1-K3).
+    fn after_sale(&mut self, id: &OrderId, at: DateTime<Utc>, out: &mut Vec<FollowUp>) {
+        let spec = &self.engine.scenario.spec.after_sale;
+        if spec.chargeback_share + spec.refund_share <= 0.0 {
+            return;
+        }
+        let mut rng = self.rng(Site::AfterSale {
+            order: self.key(id),
+        });
+        let u: f64 = rng.random();
+        let (result, [lo, hi]) = if u < spec.chargeback_share {
+            (FlexFactorResult::Chargeback, spec.chargeback_delay_days)
+        } else if u < spec.chargeback_share + spec.refund_share {
+            (FlexFactorResult::Refunded, spec.refund_delay_days)
+        } else {
+            return;
+        };
+        let seconds = rng.random_range(i64::from(lo) * 86_400..=i64::from(hi) * 86_400);
+        out.push(FollowUp::At {
+            at: at + Duration::seconds(seconds),
+            then: Box::new(FollowUp::Order {
+                order_id: id.clone(),
+                command: OrderCommand::ApplyFlexFactorResult {
+                    source: ResultSource::Webhook {
+                        delivery_id: format!("whk-{id}-{}", result.name()),
+                        resent: false,
+                    },
+                    result,
+                },
+            }),
+        });
+    }
+
+    fn submit(
+        &mut self,
+        store: &Store,
+        now: DateTime<Utc>,
+        order_id: OrderId,
+        attempt: u32,
+        out: &mut Vec<FollowUp>,
+    ) {
+        let Some(salvage) = store
+            .order(&order_id)
+            .and_then(|o| o.salvage.as_ref())
+            .filter(|s| s.attempt == attempt)
+        else {
+            return;
+        };
+        let ff_id = FlexFactorOrderId::new(format!("ff-{order_id}-{attempt}"));
+        let mut rng = self.rng(Site::FlexFactor {
+            order: self.key(&order_id),
+            attempt,
+        });
+        let model = &self.engine.flexfactor;
+        let (answer, later) = match &salvage.mode {
+            SubmissionMode::Cit { .. } => {
+                let answer = if model.cascade_approves(&mut rng) {
+                    EvaluateAnswer::Approved {
+                        flexfactor_order_id: Some(ff_id),
+                        confirmation_id: None,
+                    }
+                } else {
+                    EvaluateAnswer::Declined {
+                        flexfactor_order_id: Some(ff_id),
+                    }
+                };
+                (answer, None)
+            }
+            SubmissionMode::Mit { expires_at, .. } => {
+                let kind = match &salvage.route {
+                    SalvageRoute::Recycle { slot, .. } => AsyncKind::Recycle(*slot),
+                    _ => AsyncKind::Rerun,
+                };
+                let outcome = model.asynchronous(kind, now, *expires_at, &mut rng);
+                self.outcomes.insert((order_id.clone(), attempt), outcome);
+                let later = (!outcome.webhook_lost).then(|| {
+                    let result = match outcome.result {
+                        AsyncResult::Completed { .. } => FlexFactorResult::Completed {
+                            flexfactor_order_id: Some(ff_id.clone()),
+                            confirmation_id: None,
+                        },
+                        AsyncResult::Expired { .. } => FlexFactorResult::Expired,
+                    };
+                    FollowUp::At {
+                        at: outcome.result.at(),
+                        then: Box::new(FollowUp::Order {
+                            order_id: order_id.clone(),
+                            command: OrderCommand::ApplyFlexFactorResult {
+                                result,
+                                source: ResultSource::Webhook {
+                                    delivery_id: format!("whk-{order_id}-{attempt}"),
+                                    resent: false,
+                                },
+                            },
+                        }),
+                    }
+                });
+                (
+                    EvaluateAnswer::Submitted {
+                        flexfactor_order_id: Some(ff_id),
+                    },
+                    later,
+                )
+            }
+        };
+        out.push(FollowUp::Order {
+            order_id,
+            command: OrderCommand::RecordFlexFactorAnswer { attempt, answer },
+        });
+        out.extend(later);
+    }
+
+    fn reconcile(
+        &mut self,
+        store: &Store,
+        now: DateTime<Utc>,
+        order_id: OrderId,
+        attempt: u32,
+        out: &mut Vec<FollowUp>,
+    ) {
+        let open = store
+            .order(&order_id)
+            .and_then(|o| o.salvage.as_ref())
+            .is_some_and(|s| s.attempt == attempt && s.state.is_open());
+        if !open {
+            return;
+        }
+        let result = match self.outcomes.get(&(order_id.clone(), attempt)) {
+            Some(o) if o.result.at() <= now => {
+                self.tally.reconciled_by_poll += 1;
+                match o.result {
+                    AsyncResult::Completed { .. } => FlexFactorResult::Completed {
+                        flexfactor_order_id: None,
+                        confirmation_id: None,
+                    },
+                    AsyncResult::Expired { .. } => FlexFactorResult::Expired,
+                }
+            }
+            _ => FlexFactorResult::StillPending,
+        };
+        out.push(FollowUp::Order {
+            order_id,
+            command: OrderCommand::ApplyFlexFactorResult {
+                result,
+                source: ResultSource::StatusPoll,
+            },
+        });
+    }
+
+    fn bill(
+        &mut self,
+        store: &Store,
+        subscription_id: SubscriptionId,
+        cycle: u32,
+        out: &mut Vec<FollowUp>,
+    ) {
+        let Some(sub) = store.subscription(&subscription_id) else {
+            return;
+        };
+        let order_type = match sub.status {
+            Some(SubscriptionStatus::Trial) => OrderType::TrialCompletion,
+            Some(SubscriptionStatus::Active) => OrderType::Recurring,
+            _ => return,
+        };
+        let (Some(gateway), Some(price), Some(campaign), Some(product)) = (
+            &sub.billing_gateway,
+            sub.price,
+            &sub.campaign_id,
+            &sub.product_id,
+        ) else {
+            return;
+        };
+        if sub.cycle != cycle {
+            return;
+        }
+        let credential = sub.credential.unwrap_or(CredentialKind::Token);
+        let result = self.engine.gateways.attempt(
+            gateway,
+            Purpose::Rebill,
+            credential,
+            &mut self.rng(Site::Rebill { cycle }),
+        );
+        let subs = &mut self.tally.subscriptions;
+        if order_type == OrderType::TrialCompletion {
+            subs.trial_completions += 1;
+        } else {
+            subs.rebills += 1;
+        }
+        subs.rebills_minor += price.amount_minor;
+        let order_id = OrderId::new(format!("{subscription_id}-r{cycle}"));
+        self.orders.insert(
+            order_id.clone(),
+            OrderInfo {
+                key: cycle,
+                ..OrderInfo::default()
+            },
+        );
+        out.push(FollowUp::Order {
+            order_id: order_id.clone(),
+            command: OrderCommand::Place(Box::new(PlaceOrder {
+                order_id,
+                order_type,
+                campaign_id: campaign.clone(),
+                subscription_id: Some(subscription_id),
+                // A rebill is merchant-initiated: no customer at a browser, no ip_address.
+                ip_address: None,
+                amount: price,
+                customer: self.customer.clone(),
+                card: self.card.clone(),
+                items: vec![OrderItem {
+                    product_id: product.clone(),
+                    quantity: 1,
+                    price_minor: price.amount_minor,
+                }],
+                gateway: gateway.clone(),
+                gateway_profile: None,
+                result,
+            })),
+        });
+    }
+
+    /// The horizon is reached: count what stands, and audit the salvaged money from the final
+    /// states of the orders.
+    pub(crate) fn finish(&mut self, store: &Store) {
+        for held in store.orders.values() {
+            let order = &held.state;
+            let (Some(details), Some(status)) = (&order.details, order.status) else {
+                continue;
+            };
+            bump(
+                self.tally
+                    .orders_at_horizon
+                    .entry(details.order_type.as_str())
+                    .or_default(),
+                status.as_str(),
+            );
+            let Some(s) = &order.salvage else {
+                continue;
+            };
+            let r = route_index(&s.route);
+            let slot = slot_index(&s.route);
+            for t in std::iter::once(&mut self.tally.routes[r])
+                .chain(slot.map(|i| &mut self.tally.slots[i]))
+            {
+                if s.state.is_open() {
+                    t.pending_at_horizon += 1;
+                }
+                if s.state == SalvageState::Succeeded {
+                    t.audit_salvaged += 1;
+                    t.audit_salvaged_minor += s.amount.amount_minor;
+                }
+            }
+        }
+        for held in store.subscriptions.values() {
+            if let Some(status) = held.state.status {
+                bump(
+                    &mut self.tally.subscriptions.status_at_horizon,
+                    status.as_str(),
+                );
+            }
+        }
+    }
+}
+
+impl Driver for CustomerDriver<'_, '_> {
+    fn effect(
+        &mut self,
+        store: &Store,
+        now: DateTime<Utc>,
+        effect: Effect,
+        out: &mut Vec<FollowUp>,
+    ) {
+        match effect {
+            Effect::SubmitToFlexFactor { order_id, attempt } => {
+                self.submit(store, now, order_id, attempt, out)
+            }
+            Effect::ReconcileSalvage { order_id, attempt } => {
+                self.reconcile(store, now, order_id, attempt, out)
+            }
+            Effect::Charge(req) => match req.purpose {
+                ChargePurpose::Cascade { step } => {
+                    let answer = self.engine.gateways.answer(
+                        &req.gateway,
+                        Purpose::Cascade,
+                        req.credential,
+                        &mut self.rng(Site::CascadeStep { step }),
+                    );
+                    out.push(FollowUp::Order {
+                        order_id: req.order_id,
+                        command: OrderCommand::RecordCascadeStep { step, answer },
+                    });
+                }
+                ChargePurpose::Recycle { attempt } => {
+                    self.tally.recycle.gateway_reattempts += 1;
+                    let cycle = self.key(&req.order_id);
+                    let answer = self.engine.gateways.answer(
+                        &req.gateway,
+                        Purpose::Recycle { attempt },
+                        req.credential,
+                        &mut self.rng(Site::Recycle { cycle, attempt }),
+                    );
+                    if let Some(subscription_id) = req.subscription_id {
+                        out.push(FollowUp::Subscription {
+                            subscription_id,
+                            command: SubscriptionCommand::RecordRecycleAttemptResult {
+                                order_id: req.order_id,
+                                attempt,
+                                answer,
+                            },
+                        });
+                    }
+                }
+                ChargePurpose::Rebill { .. } => {}
+            },
+            Effect::BillSubscription {
+                subscription_id,
+                cycle,
+            } => self.bill(store, subscription_id, cycle, out),
+            Effect::NotifyCrm(n) => bump(&mut self.tally.notifications, notification_name(&n.kind)),
+            Effect::ExternalCancel { .. } => self.tally.cascade.external_cancels += 1,
+            // The model never answers CAPTURE REQUIRED.
+            Effect::Capture { .. } => {}
+        }
+    }
+
+    fn order_event(
+        &mut self,
+        id: &OrderId,
+        event: &OrderEvent,
+        order: &Order,
+        out: &mut Vec<FollowUp>,
+    ) {
+        if let Some(record) = self.record.as_deref_mut() {
+            record.push(Recorded::Order(id.clone(), event.clone()));
+        }
+        let Some(details) = &order.details else {
+            return;
+        };
+        let amount = details.amount.amount_minor;
+        let order_type = details.order_type;
+        let status_before = self.orders.get(id).and_then(|i| i.status);
+        let crm = &self.variant.crm;
+        match event {
+            OrderEvent::AttemptApproved { .. } => {
+                self.tally.collected_minor += amount;
+                match order_type {
+                    OrderType::NewSale => {
+                        self.tally.new_sales.approved += 1;
+                        self.tally.new_sales.approved_minor += amount;
+                    }
+                    OrderType::Recurring => self.tally.subscriptions.rebills_approved += 1,
+                    OrderType::TrialCompletion => {
+                        self.tally.subscriptions.trial_completions_approved += 1
+                    }
+                }
+            }
+            OrderEvent::AttemptDeclined { effective, at, .. } => {
+                self.orders.entry(id).declined_at.get_or_insert(*at);
+                let soft = effective.decline_type == DeclineType::Soft;
+                match order_type {
+                    OrderType::NewSale => {
+                        let s = &mut self.tally.new_sales;
+                        if soft {
+                            s.declined_soft += 1;
+                        } else {
+                            s.declined_hard += 1;
+                        }
+                        s.declined_minor += amount;
+                    }
+                    OrderType::Recurring => {
+                        let s = &mut self.tally.subscriptions;
+                        s.declined_minor += amount;
+                        if soft {
+                            s.rebills_declined_soft += 1;
+                        } else {
+                            s.rebills_declined_hard += 1;
+                        }
+                    }
+                    OrderType::TrialCompletion => {
+                        self.tally.subscriptions.trial_completions_declined += 1;
+                        self.tally.subscriptions.declined_minor += amount;
+                        let share = crm.rerun_trial_share;
+                        self.maybe_rerun(id, order, share, *at, out);
+                    }
+                }
+            }
+            OrderEvent::CascadeStarted { .. } => self.tally.cascade.started += 1,
+            OrderEvent::CascadeSkipped { reason, at } => {
+                bump(&mut self.tally.cascade.skipped, reason.as_str());
+                if order.status == Some(OrderStatus::Declined) {
+                    let share = crm.rerun_share;
+                    self.maybe_rerun(id, order, share, *at, out);
+                }
+            }
+            OrderEvent::CascadeEnded { outcome, at } => match outcome {
+                CascadeOutcome::Approved { gateway }
+                    if !self.variant.setup.is_flexfactor(gateway) =>
+                {
+                    let c = &mut self.tally.cascade;
+                    c.approved_by_regular_gateway += 1;
+                    c.approved_by_regular_gateway_minor += amount;
+                    self.tally.collected_minor += amount;
+                    let day = self.day(*at);
+                    add_daily(&mut self.tally.daily_gateway_minor, day, amount);
+                }
+                CascadeOutcome::Declined => {
+                    self.tally.cascade.ended_declined += 1;
+                    let share = crm.rerun_share;
+                    self.maybe_rerun(id, order, share, *at, out);
+                }
+                _ => {}
+            },
+            OrderEvent::SalvageSubmitted { route, amount, .. } => {
+                let r = route_index(route);
+                for t in std::iter::once(&mut self.tally.routes[r])
+                    .chain(slot_index(route).map(|i| &mut self.tally.slots[i]))
+                {
+                    t.submitted += 1;
+                    t.submitted_minor += amount.amount_minor;
+                }
+            }
+            OrderEvent::SalvageSucceeded { route, at, .. } => {
+                let info = self.orders.entry(id);
+                info.recovered += 1;
+                if info.recovered > 1 {
+                    self.tally.invariants.recovered_twice += 1;
+                }
+                let from_decline = info.declined_at.map(|d| (*at - d).num_seconds());
+                let from_submission = order
+                    .salvage
+                    .as_ref()
+                    .map(|s| (*at - s.submitted_at).num_seconds());
+                let r = route_index(route);
+                let day = self.day(*at);
+                for t in std::iter::once(&mut self.tally.routes[r])
+                    .chain(slot_index(route).map(|i| &mut self.tally.slots[i]))
+                {
+                    t.recovered += 1;
+                    t.recovered_minor += amount;
+                    if let Some(s) = from_decline {
+                        t.from_decline.record(s);
+                    }
+                    if let Some(s) = from_submission {
+                        t.from_submission.record(s);
+                    }
+                }
+                add_daily(&mut self.tally.daily_flexfactor_minor[r], day, amount);
+                self.tally.collected_minor += amount;
+                self.after_sale(id, *at, out);
+            }
+            OrderEvent::SalvageFailed { route, reason, .. } => {
+                let r = route_index(route);
+                let name = failure_name(reason);
+                for t in std::iter::once(&mut self.tally.routes[r])
+                    .chain(slot_index(route).map(|i| &mut self.tally.slots[i]))
+                {
+                    bump(&mut t.failed, name);
+                }
+                if order_type == OrderType::TrialCompletion && order.status != status_before {
+                    self.tally.invariants.trial_status_changed_by_failure += 1;
+                }
+            }
+            OrderEvent::PaidByRecycle { at, .. } => {
+                let rc = &mut self.tally.recycle;
+                rc.recovered_by_gateway += 1;
+                rc.recovered_by_gateway_minor += amount;
+                self.tally.collected_minor += amount;
+                let day = self.day(*at);
+                add_daily(&mut self.tally.daily_gateway_minor, day, amount);
+            }
+            OrderEvent::ChargebackRecorded { .. } => {
+                let a = &mut self.tally.after_sale;
+                a.chargebacks_recorded += 1;
+                a.chargebacks_recorded_minor += amount;
+                if let Some(s) = &order.salvage {
+                    self.tally.routes[route_index(&s.route)].chargebacks += 1;
+                    if let Some(i) = slot_index(&s.route) {
+                        self.tally.slots[i].chargebacks += 1;
+                    }
+                }
+                if crm.cancel_on_chargeback {
+                    for subscription_id in &self.subscriptions {
+                        out.push(FollowUp::Subscription {
+                            subscription_id: subscription_id.clone(),
+                            command: SubscriptionCommand::Cancel {
+                                reason: "chargeback".into(),
+                            },
+                        });
+                    }
+                }
+            }
+            OrderEvent::OrderRefunded { .. } => {
+                let a = &mut self.tally.after_sale;
+                a.refunds += 1;
+                a.refunds_minor += amount;
+                if let Some(s) = &order.salvage {
+                    self.tally.routes[route_index(&s.route)].refunds += 1;
+                    if let Some(i) = slot_index(&s.route) {
+                        self.tally.slots[i].refunds += 1;
+                    }
+                }
+            }
+            OrderEvent::ResultIgnored { reason, .. } => match reason {
+                IgnoredBecause::ChargebacksNotIncluded => {
+                    self.tally.after_sale.chargebacks_ignored += 1
+                }
+                other => bump(&mut self.tally.results_ignored, ignored_name(other)),
+            },
+            _ => {}
+        }
+        if order_type == OrderType::TrialCompletion {
+            // Only O3 needs the status before an event.
+            self.orders.entry(id).status = order.status;
+        }
+    }
+
+    fn subscription_event(
+        &mut self,
+        id: &SubscriptionId,
+        event: &SubscriptionEvent,
+        _subscription: &Subscription,
+        _out: &mut Vec<FollowUp>,
+    ) {
+        if let Some(record) = self.record.as_deref_mut() {
+            record.push(Recorded::Subscription(id.clone(), event.clone()));
+        }
+        let subs = &mut self.tally.subscriptions;
+        match event {
+            SubscriptionEvent::SubscriptionCreated {
+                credential, status, ..
+            } => {
+                subs.created += 1;
+                match credential {
+                    CredentialKind::Token => subs.with_token += 1,
+                    CredentialKind::CardNumberWithoutCvv => subs.with_card_number_without_cvv += 1,
+                }
+                if *status == SubscriptionStatus::Trial {
+                    subs.trials += 1;
+                }
+                self.subscriptions.push(id.clone());
+            }
+            SubscriptionEvent::RecycleBillingStarted { .. } => self.tally.recycle.started += 1,
+            SubscriptionEvent::CycleAdvanced { order_id, via, .. } => {
+                bump(&mut subs.advanced, advance_name(via));
+                let info = self.orders.entry(order_id);
+                info.advanced += 1;
+                if info.advanced > 1 {
+                    self.tally.invariants.advanced_twice_same_cycle += 1;
+                }
+                if info.failed > 0 {
+                    self.tally.invariants.advanced_and_failed_same_cycle += 1;
+                }
+            }
+            SubscriptionEvent::RecycleFailed {
+                order_id, reason, ..
+            } => {
+                bump(&mut self.tally.recycle.failed, recycle_failure_name(reason));
+                let info = self.orders.entry(order_id);
+                info.failed += 1;
+                if info.advanced > 0 {
+                    self.tally.invariants.advanced_and_failed_same_cycle += 1;
+                }
+            }
+            SubscriptionEvent::SubscriptionCancelled { .. } => subs.cancelled += 1,
+            _ => {}
+        }
+    }
+
+    fn refused(&mut self, refused: Refused) {
+        let name = match &refused {
+            Refused::Order { error, .. } => {
+                if matches!(error, OrderError::RerunRefused(_)) {
+                    self.tally.reruns.refused += 1;
+                }
+                order_error_name(error)
+            }
+            Refused::Subscription { error, .. } => subscription_error_name(error),
+        };
+        bump(&mut self.tally.refused, name);
+    }
+}
