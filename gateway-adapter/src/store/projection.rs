@@ -102,40 +102,52 @@ pub async fn project_batch(backend: &Backend, limit: i64) -> Result<usize, Store
             let Some(last) = entries.last().map(|e| e.position) else {
                 return Ok(0);
             };
+            // The view rows of every aggregate the batch touches, in one query per view.
             let mut changed: BTreeMap<(String, String), Changed> = BTreeMap::new();
+            for (table, id_col, kind) in [
+                ("salvage_order_view", "order_id", "order"),
+                ("salvage_subscription_view", "subscription_id", "subscription"),
+            ] {
+                let ids: std::collections::BTreeSet<&str> = entries
+                    .iter()
+                    .filter(|e| e.aggregate_type == kind)
+                    .map(|e| e.aggregate_id.as_str())
+                    .collect();
+                if ids.is_empty() {
+                    continue;
+                }
+                let placeholders = (1..=ids.len())
+                    .map(|i| format!("${i}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "SELECT {id_col} AS id, state, last_sequence FROM {table} WHERE {id_col} IN ({placeholders})"
+                );
+                let mut query = sqlx::query(&sql);
+                for id in &ids {
+                    query = query.bind(*id);
+                }
+                for r in query.fetch_all(&mut *$tx).await? {
+                    let id: String = r.try_get("id")?;
+                    let state: String = r.try_get("state")?;
+                    let seq: i64 = r.try_get("last_sequence")?;
+                    let c = if kind == "order" {
+                        Changed::Order(serde_json::from_str(&state)?, seq)
+                    } else {
+                        Changed::Subscription(serde_json::from_str(&state)?, seq)
+                    };
+                    changed.insert((kind.to_string(), id), c);
+                }
+            }
             for e in &entries {
                 let key = (e.aggregate_type.clone(), e.aggregate_id.clone());
                 if !changed.contains_key(&key) {
-                    let loaded = match e.aggregate_type.as_str() {
-                        "order" => {
-                            let row = sqlx::query("SELECT state, last_sequence FROM salvage_order_view WHERE order_id = $1")
-                                .bind(&e.aggregate_id)
-                                .fetch_optional(&mut *$tx)
-                                .await?;
-                            Some(match row {
-                                Some(r) => Changed::Order(
-                                    serde_json::from_str(&r.try_get::<String, _>("state")?)?,
-                                    r.try_get("last_sequence")?,
-                                ),
-                                None => Changed::Order(Box::default(), 0),
-                            })
-                        }
-                        "subscription" => {
-                            let row = sqlx::query("SELECT state, last_sequence FROM salvage_subscription_view WHERE subscription_id = $1")
-                                .bind(&e.aggregate_id)
-                                .fetch_optional(&mut *$tx)
-                                .await?;
-                            Some(match row {
-                                Some(r) => Changed::Subscription(
-                                    serde_json::from_str(&r.try_get::<String, _>("state")?)?,
-                                    r.try_get("last_sequence")?,
-                                ),
-                                None => Changed::Subscription(Box::default(), 0),
-                            })
-                        }
+                    let fresh = match e.aggregate_type.as_str() {
+                        "order" => Some(Changed::Order(Box::default(), 0)),
+                        "subscription" => Some(Changed::Subscription(Box::default(), 0)),
                         _ => None,
                     };
-                    if let Some(l) = loaded {
+                    if let Some(l) = fresh {
                         changed.insert(key.clone(), l);
                     }
                 }
