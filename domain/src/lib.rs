@@ -9,6 +9,7 @@
 
 pub mod clock;
 pub mod customer;
+mod decision;
 pub mod decline;
 pub mod decline_mapping;
 pub mod idempotency;

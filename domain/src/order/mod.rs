@@ -136,18 +136,9 @@ impl Order {
     }
 }
 
-/// Collects decided events and applies each to a scratch state at once.
-struct Decision {
-    state: Order,
-    events: Vec<OrderEvent>,
-}
+type Decision = crate::decision::Decision<Order>;
 
 impl Decision {
-    fn emit(&mut self, e: OrderEvent) {
-        self.state.apply(e.clone());
-        self.events.push(e);
-    }
-
     fn details(&self) -> Result<&OrderDetails, OrderError> {
         self.state.details.as_ref().ok_or(OrderError::NotPlaced)
     }
@@ -353,10 +344,7 @@ impl Order {
         command: OrderCommand,
         services: &DomainServices,
     ) -> Result<Vec<OrderEvent>, OrderError> {
-        let mut d = Decision {
-            state: self.clone(),
-            events: Vec::new(),
-        };
+        let mut d = Decision::from(self);
         let now = services.clock.now();
         match command {
             OrderCommand::Place(cmd) => place(&mut d, *cmd, services, now)?,

@@ -62,17 +62,7 @@ pub struct Subscription {
     pub settled_orders: Vec<OrderId>,
 }
 
-struct Decision {
-    state: Subscription,
-    events: Vec<SubscriptionEvent>,
-}
-
-impl Decision {
-    fn emit(&mut self, e: SubscriptionEvent) {
-        self.state.apply(e.clone());
-        self.events.push(e);
-    }
-}
+type Decision = crate::decision::Decision<Subscription>;
 
 impl Aggregate for Subscription {
     const TYPE: &'static str = "subscription";
@@ -212,10 +202,7 @@ impl Subscription {
         command: SubscriptionCommand,
         services: &DomainServices,
     ) -> Result<Vec<SubscriptionEvent>, SubscriptionError> {
-        let mut d = Decision {
-            state: self.clone(),
-            events: Vec::new(),
-        };
+        let mut d = Decision::from(self);
         let now = services.clock.now();
         let setup = &services.setup;
         if !matches!(command, SubscriptionCommand::Create(_)) && self.id.is_none() {
