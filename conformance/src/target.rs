@@ -221,21 +221,33 @@ impl Env {
         body: Option<&Value>,
     ) -> Result<Value, String> {
         let url = format!("{}{path}", self.fake);
-        let req = match method {
-            "GET" => self.http.get(&url),
-            "POST" => self.http.post(&url),
-            "DELETE" => self.http.delete(&url),
-            "PUT" => self.http.put(&url),
-            other => return Err(format!("method {other}")),
+        let build = || {
+            let req = match method {
+                "GET" => self.http.get(&url),
+                "POST" => self.http.post(&url),
+                "DELETE" => self.http.delete(&url),
+                "PUT" => self.http.put(&url),
+                other => return Err(format!("method {other}")),
+            };
+            Ok(match body {
+                Some(b) => req.json(b),
+                None => req,
+            })
         };
-        let req = match body {
-            Some(b) => req.json(b),
-            None => req,
+        // A GET is idempotent: a send error (a kept-alive connection the server closed) is
+        // tried again, at most three times in all.
+        let tries = if method == "GET" { 3 } else { 1 };
+        let mut attempt = 0;
+        let r = loop {
+            attempt += 1;
+            match build()?.send().await {
+                Ok(r) => break r,
+                Err(_) if attempt < tries => {
+                    tokio::time::sleep(StdDuration::from_millis(50)).await;
+                }
+                Err(e) => return Err(format!("fake FlexFactor {path}: {}", e.without_url())),
+            }
         };
-        let r = req
-            .send()
-            .await
-            .map_err(|e| format!("fake FlexFactor {path}: {}", e.without_url()))?;
         let status = r.status();
         let text = r
             .text()
