@@ -80,6 +80,7 @@ pub async fn dispatch_batch(
     services: &DomainServices,
     limit: i64,
 ) -> Result<usize, StoreError> {
+    event_log::sync(&store.backend, event_log::SYNC_WAIT).await?;
     let now = services.clock.now().timestamp_millis();
     macro_rules! body {
         ($tx:ident, $read_checkpoint:expr, $decode:path, $payload:expr) => {{

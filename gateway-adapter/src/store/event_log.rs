@@ -1,6 +1,8 @@
 //! The ordered log of every committed event, with its global position: what the CRM feed,
 //! the projections and the dispatcher read, each from its own checkpoint.
 
+use std::time::{Duration, Instant};
+
 use serde::Serialize;
 use serde_json::Value;
 use sqlx::Row;
@@ -59,13 +61,65 @@ pub(crate) fn decode_pg(r: &sqlx::postgres::PgRow) -> Result<LogEntry, StoreErro
     })
 }
 
-/// Reads at most `limit` entries after `after`, in position order. A reader never skips an
-/// event that commits late: see migration 2.
+/// How many events one sequencer call gives positions to, at most.
+const SEQUENCE_BATCH: i64 = 10_000;
+
+/// How long [`sync`] waits, at most, for transactions still running that may hold events
+/// committed before it was called.
+pub const SYNC_WAIT: Duration = Duration::from_secs(2);
+
+/// Gives log positions to the events committed before this call (PostgreSQL; on SQLite the
+/// committing transaction gives them, so this does nothing).
+///
+/// On PostgreSQL positions are given after commit, by `salvage_sequence_log` (migration 6), to
+/// the events whose transaction is older than every transaction still running, so a position,
+/// once given, is never followed by an event that sorts before it: a reader never skips an event
+/// that commits late. An event committed before this call may belong to a transaction newer
+/// than one still running; `sync` waits for those (a few milliseconds: transactions here are
+/// short), at most `wait`, and logs a warning if a long transaction holds the log back (the
+/// events are not lost; they get their positions when it ends).
+pub async fn sync(backend: &Backend, wait: Duration) -> Result<(), StoreError> {
+    let Backend::Postgres(pool) = backend else {
+        return Ok(());
+    };
+    let started = Instant::now();
+    let mut target: Option<i64> = None;
+    loop {
+        let (sequenced, horizon, next_xid): (i64, i64, i64) = sqlx::query_as(
+            "SELECT sequenced, horizon::text::bigint, next_xid::text::bigint \
+               FROM salvage_sequence_log($1)",
+        )
+        .bind(SEQUENCE_BATCH as i32)
+        .fetch_one(pool)
+        .await?;
+        let target = *target.get_or_insert(next_xid);
+        if sequenced >= SEQUENCE_BATCH {
+            continue;
+        }
+        if horizon >= target {
+            return Ok(());
+        }
+        if started.elapsed() >= wait {
+            tracing::warn!(
+                horizon,
+                target,
+                "the event log is held back by a long-running transaction; \
+                 its events get their positions when it ends"
+            );
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Reads at most `limit` entries after `after`, in position order, every event committed before
+/// the call included (see [`sync`]).
 pub async fn read_after(
     backend: &Backend,
     after: i64,
     limit: i64,
 ) -> Result<Vec<LogEntry>, StoreError> {
+    sync(backend, SYNC_WAIT).await?;
     match backend {
         Backend::Sqlite(pool) => sqlx::query(SELECT_AFTER)
             .bind(after)
@@ -88,6 +142,7 @@ pub async fn read_after(
 
 /// The highest committed position (0 when empty).
 pub async fn head(backend: &Backend) -> Result<i64, StoreError> {
+    sync(backend, SYNC_WAIT).await?;
     let v: Option<i64> = crate::on_pool!(backend, pool => {
         sqlx::query_scalar("SELECT MAX(position) FROM salvage_event_log")
             .fetch_one(pool)

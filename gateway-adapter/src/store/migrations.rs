@@ -266,6 +266,88 @@ CREATE TABLE salvage_unmatched_deliveries (
 );
 "#,
     },
+    Migration {
+        version: 6,
+        name: "ordered event log: positions after commit (PostgreSQL), a plain key (SQLite)",
+        // SQLite: one writer at a time, so a trigger filling the log in the committing
+        // transaction is in commit order already. The key becomes a plain INTEGER PRIMARY KEY
+        // (max + 1; rows are never deleted, so it only grows) instead of AUTOINCREMENT, and the
+        // redundant unique index goes: readers join from the log to the events' primary key.
+        sqlite: r#"
+CREATE TABLE salvage_event_log_v6 (
+  position       INTEGER PRIMARY KEY,
+  aggregate_type TEXT NOT NULL,
+  aggregate_id   TEXT NOT NULL,
+  sequence       INTEGER NOT NULL
+);
+INSERT INTO salvage_event_log_v6 (position, aggregate_type, aggregate_id, sequence)
+  SELECT position, aggregate_type, aggregate_id, sequence FROM salvage_event_log ORDER BY position;
+DROP TRIGGER salvage_event_log_append;
+DROP TABLE salvage_event_log;
+ALTER TABLE salvage_event_log_v6 RENAME TO salvage_event_log;
+CREATE TRIGGER salvage_event_log_append AFTER INSERT ON events
+BEGIN
+  INSERT INTO salvage_event_log (aggregate_type, aggregate_id, sequence)
+  VALUES (NEW.aggregate_type, NEW.aggregate_id, NEW.sequence);
+END;
+"#,
+        // PostgreSQL: no lock on the write path any more. Every event row records the id of
+        // the transaction that wrote it (`log_tx`) and a draw from a sequence (`log_seq`), both
+        // column defaults. The sequencer (`event_log::sequence`) gives log positions, after
+        // commit, to the rows whose transaction is older than every transaction still running
+        // (`pg_snapshot_xmin`), in (log_tx, log_seq) order: a transaction still running has an
+        // id at or above that horizon, so nothing can later appear before what was sequenced.
+        // Rows logged before this migration keep their positions (their log_tx is NULL).
+        postgres: r#"
+DROP TRIGGER salvage_event_log_append ON events;
+DROP FUNCTION salvage_event_log_append();
+CREATE SEQUENCE salvage_event_write_seq;
+ALTER TABLE events ADD COLUMN log_tx xid8, ADD COLUMN log_seq bigint;
+ALTER TABLE events
+  ALTER COLUMN log_tx SET DEFAULT pg_current_xact_id(),
+  ALTER COLUMN log_seq SET DEFAULT nextval('salvage_event_write_seq');
+CREATE INDEX salvage_events_write_order ON events (log_tx, log_seq);
+CREATE TABLE salvage_log_sequencer (
+  id            integer PRIMARY KEY CHECK (id = 1),
+  last_tx       xid8 NOT NULL,
+  last_seq      bigint NOT NULL,
+  last_position bigint NOT NULL
+);
+INSERT INTO salvage_log_sequencer (id, last_tx, last_seq, last_position)
+  SELECT 1, '0'::xid8, 0, COALESCE(MAX(position), 0) FROM salvage_event_log;
+CREATE FUNCTION salvage_sequence_log(
+  max_rows integer, OUT sequenced bigint, OUT horizon xid8, OUT next_xid xid8
+) LANGUAGE plpgsql AS $fn$
+BEGIN
+  -- One sequencer at a time; each statement below takes its snapshot after this lock.
+  PERFORM pg_advisory_xact_lock(1511522305);
+  SELECT pg_snapshot_xmin(pg_current_snapshot()), pg_snapshot_xmax(pg_current_snapshot())
+    INTO horizon, next_xid;
+  WITH w AS (
+    SELECT last_tx, last_seq, last_position FROM salvage_log_sequencer WHERE id = 1
+  ), batch AS (
+    SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.log_tx, e.log_seq,
+           w.last_position + row_number() OVER (ORDER BY e.log_tx, e.log_seq) AS position
+      FROM w, events e
+     WHERE (e.log_tx, e.log_seq) > (w.last_tx, w.last_seq)
+       AND e.log_tx < horizon
+     ORDER BY e.log_tx, e.log_seq
+     LIMIT max_rows
+  ), ins AS (
+    INSERT INTO salvage_event_log (position, aggregate_type, aggregate_id, sequence)
+    SELECT position, aggregate_type, aggregate_id, sequence FROM batch
+    RETURNING position
+  ), upd AS (
+    UPDATE salvage_log_sequencer s
+       SET last_tx = b.log_tx, last_seq = b.log_seq, last_position = b.position
+      FROM (SELECT log_tx, log_seq, position FROM batch ORDER BY position DESC LIMIT 1) b
+     WHERE s.id = 1
+  )
+  SELECT count(*) INTO sequenced FROM ins;
+END
+$fn$;
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -84,6 +84,7 @@ enum Changed {
 
 /// Projects at most `limit` log entries past the checkpoint; returns how many.
 pub async fn project_batch(backend: &Backend, limit: i64) -> Result<usize, StoreError> {
+    event_log::sync(backend, event_log::SYNC_WAIT).await?;
     macro_rules! body {
         ($tx:ident, $read_checkpoint:expr, $decode:path) => {{
             sqlx::query(ENSURE_CHECKPOINT).bind(CHECKPOINT).execute(&mut *$tx).await?;
