@@ -56,6 +56,7 @@ suite!(
     scheduler_runs_due_work_only_when_due_and_survives_restart,
     two_processes_never_run_the_same_outbox_row,
     webhook_bookkeeping_deduplicates_and_keeps_unknown_deliveries,
+    guarded_commits_store_events_and_writes_together_or_not_at_all,
 );
 
 async fn migrations_are_versioned_and_idempotent(place: Place) {
@@ -559,6 +560,93 @@ async fn webhook_bookkeeping_deduplicates_and_keeps_unknown_deliveries(place: Pl
         .await
         .unwrap();
     assert!(webhook_book::unmatched(b).await.unwrap().is_empty());
+}
+
+async fn guarded_commits_store_events_and_writes_together_or_not_at_all(place: Place) {
+    let store = Arc::new(place.open().await);
+    let clock = Arc::new(ManualClock::new(t0()));
+    let e = Arc::new(engine(
+        store.clone(),
+        clock,
+        Arc::new(CountingHandler::default()),
+    ));
+    let b = &store.backend;
+    let now = t0().timestamp_millis();
+    let rerun = || OrderCommand::RequestRerun {
+        gateway: "flexfactor".into(),
+    };
+    e.order(&"o-1".into(), sale("o-1", false)).await.unwrap();
+    // Events, nonce and record commit together, and the events are loaded and logged like any.
+    let writes = [
+        webhook_book::nonce_write("n-1", now),
+        webhook_book::delivery_write("k-1", "order.completed", Some("o-1"), None, now, "applied"),
+    ];
+    let events = e.order_with(&"o-1".into(), rerun(), &writes).await.unwrap();
+    assert_eq!(events.len(), 1);
+    assert_eq!(events[0].sequence, 4);
+    let (order, n) = store.orders.load("o-1").await.unwrap();
+    assert_eq!(n, 4);
+    assert!(order.salvage_open());
+    let log = event_log::read_after(b, 0, 100).await.unwrap();
+    assert_eq!(log.len(), 4);
+    assert_eq!(log[3].event_type, "SalvageSubmitted");
+    assert!(webhook_book::delivery_seen(b, "k-1").await.unwrap());
+    assert!(
+        !webhook_book::remember_nonce(b, "n-1", now).await.unwrap(),
+        "the nonce was stored with the events"
+    );
+    // A replayed nonce refuses the whole transaction: no event, no record.
+    e.order(&"o-2".into(), sale("o-2", false)).await.unwrap();
+    let replay = [
+        webhook_book::nonce_write("n-1", now),
+        webhook_book::delivery_write("k-2", "order.completed", Some("o-2"), None, now, "applied"),
+    ];
+    let refused = e.order_with(&"o-2".into(), rerun(), &replay).await;
+    assert!(
+        matches!(
+            refused,
+            Err(ExecuteError::Guard(webhook_book::REPLAYED_NONCE))
+        ),
+        "{refused:?}"
+    );
+    assert_eq!(store.orders.load("o-2").await.unwrap().1, 3, "no event");
+    assert!(!webhook_book::delivery_seen(b, "k-2").await.unwrap());
+    assert_eq!(event_log::read_after(b, 0, 100).await.unwrap().len(), 7);
+    // A delivery already recorded refuses too, and the nonce it carried is not kept.
+    let duplicate = [
+        webhook_book::nonce_write("n-3", now),
+        webhook_book::delivery_write("k-1", "order.completed", Some("o-2"), None, now, "applied"),
+    ];
+    let refused = e.order_with(&"o-2".into(), rerun(), &duplicate).await;
+    assert!(
+        matches!(
+            refused,
+            Err(ExecuteError::Guard(webhook_book::DELIVERY_RECORDED))
+        ),
+        "{refused:?}"
+    );
+    assert!(webhook_book::remember_nonce(b, "n-3", now).await.unwrap());
+    assert_eq!(store.orders.load("o-2").await.unwrap().1, 3, "no event");
+    // Concurrent guarded commands on one order: optimistic concurrency, none lost.
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let e = e.clone();
+        tasks.push(tokio::spawn(async move {
+            let w = [webhook_book::nonce_write(&format!("c-{i}"), now)];
+            e.order_with(&"o-3".into(), sale("o-3", false), &w).await
+        }));
+    }
+    let mut placed = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(events) if !events.is_empty() => placed += 1,
+            Ok(_) => {}
+            Err(ExecuteError::Refused(_)) => {}
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(placed, 1, "one placement wins; the others see it placed");
+    assert_eq!(store.orders.load("o-3").await.unwrap().1, 3);
 }
 
 // ----------------------------------------------------------------- the in-memory store

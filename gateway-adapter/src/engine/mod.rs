@@ -106,6 +106,27 @@ impl Engine {
             .await
     }
 
+    /// Executes an Order command with `writes` committed in the same transaction as its events
+    /// (a webhook's nonce and delivery record); the committed events are returned.
+    pub async fn order_with(
+        &self,
+        id: &OrderId,
+        command: OrderCommand,
+        writes: &[crate::store::guarded_commit::Write],
+    ) -> Result<Vec<EventEnvelope<Order>>, ExecuteError<OrderError>> {
+        self.store
+            .orders
+            .execute_with(
+                &self.store.backend,
+                id.as_str(),
+                command,
+                &self.services,
+                HashMap::new(),
+                writes,
+            )
+            .await
+    }
+
     /// Executes a Subscription command; the committed events are returned.
     pub async fn subscription(
         &self,

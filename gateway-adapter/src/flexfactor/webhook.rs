@@ -626,19 +626,32 @@ impl WebhookVerifier {
         body: &[u8],
         host: Option<&str>,
     ) -> Result<VerifiedDelivery, WebhookError> {
-        let checked = self.check_signature(headers, body, host)?;
-        let outcome = parse_delivery(body)?;
+        let delivery = self.verify_signed(headers, body, host)?;
         let now = self.clock.now();
-        let keep_until = checked.date.max(now) + self.config.date_tolerance;
         let fresh = self
             .nonces
-            .check_and_record(&checked.nonce, now, keep_until)
+            .check_and_record(&delivery.nonce, now, self.keep_nonce_until(&delivery))
             .await
             .map_err(|e| WebhookError::NonceStore(snippet(&e.0)))?;
         if !fresh {
-            tracing::warn!(event = %outcome.event, "FlexFactor webhook refused: nonce replayed");
+            tracing::warn!(event = %delivery.outcome.event, "FlexFactor webhook refused: nonce replayed");
             return Err(WebhookError::ReplayedNonce);
         }
+        Ok(delivery)
+    }
+
+    /// Verifies the signature and the date (W1, W2, W5) and parses the delivery, leaving the
+    /// nonce to the caller: for a caller that records the nonce in the same transaction as the
+    /// delivery's effect (so that a replay is refused, and a delivery that could not be stored
+    /// leaves no nonce behind). [`verify`](Self::verify) is this plus the nonce store.
+    pub fn verify_signed<H: WebhookHeaders + ?Sized>(
+        &self,
+        headers: &H,
+        body: &[u8],
+        host: Option<&str>,
+    ) -> Result<VerifiedDelivery, WebhookError> {
+        let checked = self.check_signature(headers, body, host)?;
+        let outcome = parse_delivery(body)?;
         tracing::info!(
             event = %outcome.event,
             external_order_id = ?outcome.external_order_id,
@@ -653,6 +666,11 @@ impl WebhookVerifier {
             body_signature_verified: checked.body_signature_verified,
             outcome,
         })
+    }
+
+    /// Until when a delivery's nonce must be remembered: past it the date check refuses a replay.
+    pub fn keep_nonce_until(&self, delivery: &VerifiedDelivery) -> DateTime<Utc> {
+        delivery.date.max(self.clock.now()) + self.config.date_tolerance
     }
 
     /// Forgets a verified delivery's nonce, so that FlexFactor's redelivery is accepted: call it

@@ -103,7 +103,7 @@ impl From<ExecuteError<OrderError>> for ApiError {
                 };
                 ApiError::new(status, code, e.to_string())
             }
-            ExecuteError::Conflict(_) => ApiError::conflict(e.to_string()),
+            ExecuteError::Conflict(_) | ExecuteError::Guard(_) => ApiError::conflict(e.to_string()),
             ExecuteError::Store(s) => {
                 tracing::error!(error = %s, "store error");
                 ApiError::unavailable("the store is not available; try again")
@@ -124,7 +124,7 @@ impl From<ExecuteError<SubscriptionError>> for ApiError {
                 };
                 ApiError::new(status, code, e.to_string())
             }
-            ExecuteError::Conflict(_) => ApiError::conflict(e.to_string()),
+            ExecuteError::Conflict(_) | ExecuteError::Guard(_) => ApiError::conflict(e.to_string()),
             ExecuteError::Store(s) => {
                 tracing::error!(error = %s, "store error");
                 ApiError::unavailable("the store is not available; try again")

@@ -1,10 +1,11 @@
 //! `POST /webhooks/flexfactor`: FlexFactor's deliveries (W1-W5, O7).
 //!
-//! Order of work: verify (W1 signature, W2 date and nonce; refused → 401 and nothing applied);
-//! a delivery already applied is acknowledged at once (O7); otherwise its result is applied to
-//! the order and committed, the delivery recorded, and only then 2xx (W3). A failure answers 5xx
-//! (and forgets the nonce) so that FlexFactor delivers again. A verified delivery for an order
-//! Salvage does not know is acknowledged and kept for reconciliation (W4).
+//! Order of work: verify (W1 signature, W2 date; refused → 401 and nothing applied); then, in
+//! one transaction, the nonce (W2: a nonce seen before refuses the delivery, 401), the result
+//! applied to the order, and the delivery's record (O7); only then 2xx (W3). A delivery already
+//! applied is acknowledged at once (O7). A failure answers 5xx with nothing stored, the nonce
+//! neither, so that FlexFactor delivers again. A verified delivery for an order Salvage does
+//! not know is acknowledged and kept for reconciliation (W4).
 
 use std::sync::Arc;
 
@@ -22,6 +23,7 @@ use salvage_domain::order::{
 use super::error::{ApiError, ErrorBody};
 use super::state::AppState;
 use crate::flexfactor::{FlexFactorResult, VerifiedDelivery, WebhookError, WebhookVerifier};
+use crate::store::guarded_commit::{self, CommitError, Write};
 use crate::store::webhook_book::{self, UnmatchedDelivery};
 use crate::store::ExecuteError;
 
@@ -110,25 +112,41 @@ pub async fn flexfactor_webhook(
     let Some(verifier) = pick(&state.verifiers, &headers, &body, host.as_deref()) else {
         return ApiError::unavailable("no FlexFactor gateway is configured").into_response();
     };
-    let delivery = match verifier.verify(&headers, &body, host.as_deref()).await {
+    let delivery = match verifier.verify_signed(&headers, &body, host.as_deref()) {
         Ok(d) => d,
         Err(e) => return refused(&state, &e),
     };
     match apply(&state, &delivery, &body).await {
         Ok(outcome) => ack(outcome),
-        Err(e) => {
-            // W3: not stored; let FlexFactor deliver again (with this nonce too).
-            let _ = verifier.release(&delivery).await;
-            e.into_response()
+        // W2: another delivery with this nonce was stored first.
+        Err(Applied::Replayed) => {
+            tracing::warn!(event = %delivery.outcome.event, "FlexFactor webhook refused: nonce replayed");
+            refused(&state, &WebhookError::ReplayedNonce)
         }
+        // W3: nothing was stored (the nonce neither); FlexFactor delivers again.
+        Err(Applied::Failed(e)) => e.into_response(),
     }
 }
 
+/// Why a delivery was not stored.
+enum Applied {
+    Replayed,
+    Failed(ApiError),
+}
+
+impl<E: Into<ApiError>> From<E> for Applied {
+    fn from(e: E) -> Self {
+        Applied::Failed(e.into())
+    }
+}
+
+/// Stores a verified delivery: its nonce (W2), its effect on the order, and its record (O7) in
+/// one transaction, so that a delivery is either wholly stored or not at all (W3).
 async fn apply(
     state: &AppState,
     delivery: &VerifiedDelivery,
     body: &[u8],
-) -> Result<&'static str, ApiError> {
+) -> Result<&'static str, Applied> {
     let o = &delivery.outcome;
     let backend = &state.store.backend;
     let now = state.clock.now().timestamp_millis();
@@ -144,33 +162,40 @@ async fn apply(
             .map(|f| f.as_str())
             .unwrap_or("-"),
     );
-    if webhook_book::delivery_seen(backend, &key).await? {
-        return Ok("duplicate");
-    }
+    let nonce = webhook_book::nonce_write(&delivery.nonce, now);
     let order_id = o.external_order_id.as_ref().map(|x| x.to_string());
     let ff_id = o.flexfactor_order_id.as_ref().map(|x| x.to_string());
     let record = |outcome: &'static str| {
-        let key = key.clone();
-        let order_id = order_id.clone();
-        let ff_id = ff_id.clone();
-        let event = o.event.clone();
-        async move {
-            webhook_book::record_delivery(
-                backend,
-                &key,
-                &event,
-                order_id.as_deref(),
-                ff_id.as_deref(),
-                now,
-                outcome,
-            )
-            .await
-            .map(|_| outcome)
+        webhook_book::delivery_write(
+            &key,
+            &o.event,
+            order_id.as_deref(),
+            ff_id.as_deref(),
+            now,
+            outcome,
+        )
+    };
+    // Commits `writes` alone (no command): the nonce first, so a replay is refused.
+    let store_only = |writes: Vec<Write>, outcome: &'static str| async move {
+        match guarded_commit::commit(backend, &[], &writes).await {
+            Ok(()) => Ok(outcome),
+            Err(CommitError::Guard(webhook_book::REPLAYED_NONCE)) => Err(Applied::Replayed),
+            Err(CommitError::Guard(_)) => Ok("duplicate"),
+            Err(e) => Err(Applied::Failed(ApiError::unavailable(format!(
+                "the delivery could not be stored: {e}"
+            )))),
         }
     };
+    if webhook_book::delivery_seen(backend, &key).await? {
+        return store_only(vec![nonce], "duplicate").await;
+    }
     let result = match &o.result {
-        FlexFactorResult::NotRelevant { .. } => return Ok(record("not_relevant").await?),
-        FlexFactorResult::Unknown { .. } => return Ok(record("unknown_event").await?),
+        FlexFactorResult::NotRelevant { .. } => {
+            return store_only(vec![nonce, record("not_relevant")], "not_relevant").await
+        }
+        FlexFactorResult::Unknown { .. } => {
+            return store_only(vec![nonce, record("unknown_event")], "unknown_event").await
+        }
         FlexFactorResult::Completed { confirmation_id } => DomainResult::Completed {
             flexfactor_order_id: o.flexfactor_order_id.clone(),
             confirmation_id: confirmation_id.clone().or(o.confirmation_id.clone()),
@@ -181,23 +206,17 @@ async fn apply(
         FlexFactorResult::Chargeback => DomainResult::Chargeback,
         FlexFactorResult::CaptureRequired => DomainResult::CaptureRequired,
     };
-    let park = || async {
-        webhook_book::park_unmatched(
-            backend,
-            &UnmatchedDelivery {
-                delivery_key: key.clone(),
-                event: o.event.clone(),
-                order_id: order_id.clone(),
-                flexfactor_order_id: ff_id.clone(),
-                body: String::from_utf8_lossy(body).into_owned(),
-                received_at: now,
-            },
-        )
-        .await
-    };
+    // W4: kept for reconciliation.
+    let park = webhook_book::unmatched_write(&UnmatchedDelivery {
+        delivery_key: key.clone(),
+        event: o.event.clone(),
+        order_id: order_id.clone(),
+        flexfactor_order_id: ff_id.clone(),
+        body: String::from_utf8_lossy(body).into_owned(),
+        received_at: now,
+    });
     let Some(order) = order_id.clone() else {
-        park().await?;
-        return Ok(record("unmatched").await?);
+        return store_only(vec![nonce, park, record("unmatched")], "unmatched").await;
     };
     let command = OrderCommand::ApplyFlexFactorResult {
         result,
@@ -206,16 +225,22 @@ async fn apply(
             resent: o.is_resent,
         },
     };
-    match state.engine.order(&order.as_str().into(), command).await {
+    let writes = [nonce.clone(), record("applied")];
+    match state
+        .engine
+        .order_with(&order.as_str().into(), command, &writes)
+        .await
+    {
         Ok(_) => {}
         Err(ExecuteError::Refused(OrderError::NotPlaced)) => {
-            park().await?;
-            return Ok(record("unmatched").await?);
+            return store_only(vec![nonce, park, record("unmatched")], "unmatched").await;
         }
+        Err(ExecuteError::Guard(webhook_book::REPLAYED_NONCE)) => return Err(Applied::Replayed),
+        // The same delivery (another nonce) was stored first by a concurrent request.
+        Err(ExecuteError::Guard(_)) => return Ok("duplicate"),
         Err(e) => return Err(e.into()),
     }
-    let outcome = record("applied").await?;
     // Stored (W3); what follows (subscription, notifications) runs in the background.
     state.wake();
-    Ok(outcome)
+    Ok("applied")
 }

@@ -5,12 +5,14 @@
 use std::collections::HashMap;
 
 use cqrs_es::event_sink::EventSink;
-use cqrs_es::persist::PersistedEventStore;
+use cqrs_es::persist::{PersistedEventStore, SerializedEvent};
 use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventStore};
 use postgres_es::PostgresEventRepository;
 use sqlite_es::SqliteEventRepository;
 
+use super::guarded_commit::{self, CommitError, Write};
 use super::memory::MemoryEventStore;
+use super::Backend;
 
 /// How many times a command is tried on optimistic-concurrency conflicts. Each conflict means
 /// another writer committed, so progress is guaranteed; the bound covers dozens of concurrent
@@ -29,6 +31,10 @@ pub enum ExecuteError<E: std::error::Error> {
     /// The store failed.
     #[error("store error: {0}")]
     Store(String),
+    /// A write that had to commit with the command's events found its row already there
+    /// (see [`guarded_commit::Write::guard`]); nothing was committed.
+    #[error("refused: {0}")]
+    Guard(&'static str),
 }
 
 /// The event store of aggregate type `A`.
@@ -106,6 +112,73 @@ where
             }
         }
         Err(ExecuteError::Conflict(MAX_CONFLICT_RETRIES))
+    }
+
+    /// Like [`execute`](Self::execute), with `writes` committed in the same transaction as the
+    /// events (also when the command commits no event). On the in-memory store, which has no
+    /// transaction to share, the writes are committed first, on their own.
+    pub async fn execute_with(
+        &self,
+        backend: &Backend,
+        id: &str,
+        command: A::Command,
+        services: &A::Services,
+        metadata: HashMap<String, String>,
+        writes: &[Write],
+    ) -> Result<Vec<EventEnvelope<A>>, ExecuteError<A::Error>> {
+        if let AggregateStore::Memory(_) = self {
+            guarded_commit::commit(backend, &[], writes)
+                .await
+                .map_err(commit_error)?;
+            return self.execute(id, command, services, metadata).await;
+        }
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            let history = self.load_events(id).await?;
+            let mut aggregate = A::default();
+            let current = history.len();
+            for e in history {
+                aggregate.apply(e.payload);
+            }
+            let sink = EventSink::default();
+            aggregate
+                .handle(command.clone(), services, &sink)
+                .await
+                .map_err(ExecuteError::Refused)?;
+            let envelopes: Vec<EventEnvelope<A>> = sink
+                .collect()
+                .await
+                .into_iter()
+                .enumerate()
+                .map(|(i, payload)| EventEnvelope {
+                    aggregate_id: id.to_string(),
+                    sequence: current + i + 1,
+                    payload,
+                    metadata: metadata.clone(),
+                })
+                .collect();
+            let serialized = envelopes
+                .iter()
+                .map(SerializedEvent::try_from)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ExecuteError::Store(e.to_string()))?;
+            match guarded_commit::commit(backend, &serialized, writes).await {
+                Ok(()) => return Ok(envelopes),
+                Err(CommitError::Conflict) => {
+                    tokio::task::yield_now().await;
+                    continue;
+                }
+                Err(e) => return Err(commit_error(e)),
+            }
+        }
+        Err(ExecuteError::Conflict(MAX_CONFLICT_RETRIES))
+    }
+}
+
+fn commit_error<E: std::error::Error>(e: CommitError) -> ExecuteError<E> {
+    match e {
+        CommitError::Conflict => ExecuteError::Conflict(1),
+        CommitError::Guard(reason) => ExecuteError::Guard(reason),
+        CommitError::Store(e) => ExecuteError::Store(e.to_string()),
     }
 }
 

@@ -7,6 +7,7 @@ mod aggregate_store;
 mod backend;
 mod error;
 pub mod event_log;
+pub mod guarded_commit;
 pub mod memory;
 pub mod migrations;
 pub mod outbox;

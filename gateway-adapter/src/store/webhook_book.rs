@@ -3,7 +3,71 @@
 
 use sqlx::Row;
 
+use super::guarded_commit::{Bind, Write};
 use super::{Backend, StoreError};
+
+const INSERT_NONCE: &str = "INSERT INTO salvage_webhook_nonces (nonce, seen_at) VALUES ($1, $2) \
+    ON CONFLICT (nonce) DO NOTHING";
+const INSERT_DELIVERY: &str = "INSERT INTO salvage_webhook_deliveries \
+    (delivery_key, event, order_id, flexfactor_order_id, received_at, outcome) \
+    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (delivery_key) DO NOTHING";
+const INSERT_UNMATCHED: &str = "INSERT INTO salvage_unmatched_deliveries \
+    (delivery_key, event, order_id, flexfactor_order_id, body, received_at) \
+    VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (delivery_key) DO NOTHING";
+
+/// Why a guarded webhook write refused (see [`Write::guard`]).
+pub const REPLAYED_NONCE: &str = "the nonce was already seen (W2)";
+/// See [`REPLAYED_NONCE`].
+pub const DELIVERY_RECORDED: &str = "the delivery was already recorded (O7)";
+
+/// Records a nonce, in the transaction of the delivery's effect; refused when already seen.
+pub fn nonce_write(nonce: &str, now: i64) -> Write {
+    Write {
+        sql: INSERT_NONCE,
+        binds: vec![Bind::Text(nonce.to_string()), Bind::Int(now)],
+        guard: Some(REPLAYED_NONCE),
+    }
+}
+
+/// A delivery's record (see [`record_delivery`]), in the transaction of its effect; refused when
+/// already recorded.
+pub fn delivery_write(
+    delivery_key: &str,
+    event: &str,
+    order_id: Option<&str>,
+    flexfactor_order_id: Option<&str>,
+    now: i64,
+    outcome: &str,
+) -> Write {
+    Write {
+        sql: INSERT_DELIVERY,
+        binds: vec![
+            Bind::Text(delivery_key.to_string()),
+            Bind::Text(event.to_string()),
+            Bind::OptText(order_id.map(str::to_string)),
+            Bind::OptText(flexfactor_order_id.map(str::to_string)),
+            Bind::Int(now),
+            Bind::Text(outcome.to_string()),
+        ],
+        guard: Some(DELIVERY_RECORDED),
+    }
+}
+
+/// Keeps a delivery for an unknown order (see [`park_unmatched`]) in a guarded transaction.
+pub fn unmatched_write(d: &UnmatchedDelivery) -> Write {
+    Write {
+        sql: INSERT_UNMATCHED,
+        binds: vec![
+            Bind::Text(d.delivery_key.clone()),
+            Bind::Text(d.event.clone()),
+            Bind::OptText(d.order_id.clone()),
+            Bind::OptText(d.flexfactor_order_id.clone()),
+            Bind::Text(d.body.clone()),
+            Bind::Int(d.received_at),
+        ],
+        guard: None,
+    }
+}
 
 /// Whether a delivery is new.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -15,7 +79,7 @@ pub enum Delivery {
 /// Records `nonce` as seen at `now`; false when it was already seen (a replay).
 pub async fn remember_nonce(backend: &Backend, nonce: &str, now: i64) -> Result<bool, StoreError> {
     let n = crate::on_pool!(backend, pool => {
-        sqlx::query("INSERT INTO salvage_webhook_nonces (nonce, seen_at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING")
+        sqlx::query(INSERT_NONCE)
             .bind(nonce)
             .bind(now)
             .execute(pool)
@@ -49,8 +113,7 @@ pub async fn record_delivery(
     outcome: &str,
 ) -> Result<Delivery, StoreError> {
     let n = crate::on_pool!(backend, pool => {
-        sqlx::query("INSERT INTO salvage_webhook_deliveries (delivery_key, event, order_id, flexfactor_order_id, received_at, outcome)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (delivery_key) DO NOTHING")
+        sqlx::query(INSERT_DELIVERY)
             .bind(delivery_key)
             .bind(event)
             .bind(order_id)
@@ -82,8 +145,7 @@ pub struct UnmatchedDelivery {
 /// Keeps a verified delivery for an unknown order; idempotent by key.
 pub async fn park_unmatched(backend: &Backend, d: &UnmatchedDelivery) -> Result<(), StoreError> {
     crate::on_pool!(backend, pool => {
-        sqlx::query("INSERT INTO salvage_unmatched_deliveries (delivery_key, event, order_id, flexfactor_order_id, body, received_at)
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (delivery_key) DO NOTHING")
+        sqlx::query(INSERT_UNMATCHED)
             .bind(&d.delivery_key)
             .bind(&d.event)
             .bind(&d.order_id)
