@@ -1,6 +1,7 @@
 //! `salvage`: the one command-line entry point of Salvage.
 
 mod cmd_conform;
+mod cmd_export_trace;
 mod cmd_fake;
 mod cmd_replay;
 mod cmd_serve;
@@ -41,6 +42,7 @@ enum Command {
     RebuildProjections(cmd_store::RebuildArgs),
     Simulate(cmd_simulate::SimulateArgs),
     Replay(cmd_replay::ReplayArgs),
+    ExportTrace(cmd_export_trace::ExportTraceArgs),
     /// Run the fake FlexFactor server: FlexFactor's endpoints and payloads, sandbox-like outcomes
     /// from scenario rules, signed webhooks to --webhook-url, a real or driven clock, fault
     /// injection and admin endpoints (see docs/fake-flexfactor.md).
@@ -70,6 +72,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::RebuildProjections(args) => cmd_store::rebuild_projections(args),
         Command::Simulate(args) => cmd_simulate::run(args),
         Command::Replay(args) => cmd_replay::run(args),
+        Command::ExportTrace(args) => cmd_export_trace::run(args),
         Command::FakeFlexfactor(args) => cmd_fake::run(args),
         Command::Conform(args) => cmd_conform::run(args),
     }

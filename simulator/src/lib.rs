@@ -13,6 +13,7 @@ mod customer;
 pub mod engine;
 pub mod error;
 pub mod fake_flexfactor;
+pub mod feed_export;
 pub mod flexfactor_model;
 pub mod gateway_model;
 pub mod html;

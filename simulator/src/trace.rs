@@ -1,6 +1,7 @@
 //! The trace format: a recorded sequence of what happened to orders and subscriptions, one JSON
 //! object per line (JSON Lines), each with its time `at` (RFC 3339) and its `kind`. The service's
-//! event feed is meant to export in this format (the exporter is not built yet); `salvage replay` runs a trace through the domain.
+//! event feed exports in this format ([`crate::feed_export`], `salvage export-trace`);
+//! `salvage replay` runs a trace through the domain.
 //!
 //! ```text
 //! {"at":"2026-03-02T10:00:00Z","kind":"place_order","order":{...PlaceOrder...}}
