@@ -1,17 +1,26 @@
 //! Running an order's own follow-ups at once, inside the request that caused them: a cascade's
 //! charges and FlexFactor call (C6: the answer carries the final status), a rerun's submission,
-//! and the commands they lead to. Each follow-up is claimed under the very outbox key the
-//! dispatcher would give it, so it runs once whichever path gets there first; what is not run
-//! here (timers, notifications, other effects) is left to the dispatcher.
+//! and the commands they lead to. Each follow-up runs under the very outbox key the dispatcher
+//! would give it, so it runs once whichever path gets there first; what is not run here (timers,
+//! notifications, other effects) is left to the dispatcher.
+//!
+//! Few commits: a command run here commits, in its own transaction, the claims of the effects
+//! its events call for (see [`Engine::order_inline`]); an effect's outcome commits with the
+//! command it leads to, which marks the effect's row done; a follow-up command leaves its row
+//! done in its own transaction. A cascade to FlexFactor is two commits: the order with the claim
+//! of its submission, then FlexFactor's answer with the submission done.
 
-use cqrs_es::{Aggregate, EventEnvelope};
-use salvage_domain::order::Order;
+use std::collections::HashMap;
+
+use cqrs_es::EventEnvelope;
+use salvage_domain::order::{Order, OrderCommand, OrderError};
 use salvage_domain::ports::ChargePurpose;
 use salvage_domain::process_manager::{on_order_event, Effect, FollowUp};
 use salvage_domain::OrderId;
 
 use super::{EffectOutcome, Engine, EngineError};
-use crate::store::outbox;
+use crate::store::guarded_commit::{self, CommitError, Write};
+use crate::store::{outbox, Committed, ExecuteError};
 
 /// At most this many rounds of follow-ups (a cascade is a handful).
 const MAX_ROUNDS: usize = 32;
@@ -35,132 +44,321 @@ fn kind(f: &FollowUp) -> &'static str {
     }
 }
 
-impl Engine {
-    /// Runs the follow-ups of `envelopes` (just committed on order `order_id`) that belong in
-    /// the request, and theirs in turn. Returns the keys of those another worker holds.
-    pub async fn drive_order(
-        &self,
-        order_id: &OrderId,
-        mut envelopes: Vec<EventEnvelope<Order>>,
-    ) -> Result<Vec<String>, EngineError> {
-        let backend = &self.store.backend;
-        let mut held_elsewhere = Vec::new();
-        for _ in 0..MAX_ROUNDS {
-            if envelopes.is_empty() {
-                break;
-            }
-            let history = self
-                .store
-                .orders
-                .load_events(order_id.as_str())
-                .await
-                .map_err(|e| EngineError::BadRow {
-                    key: order_id.to_string(),
-                    reason: e.to_string(),
-                })?;
-            let mut next = Vec::new();
-            for env in &envelopes {
-                let mut state = Order::default();
-                for e in history.iter().take_while(|e| e.sequence <= env.sequence) {
-                    state.apply(e.payload.clone());
-                }
-                let follow = on_order_event(
-                    &self.services.setup,
-                    order_id,
-                    env.sequence,
-                    &env.payload,
-                    &state,
-                );
-                for (i, f) in follow.into_iter().enumerate() {
-                    if !runs_inline(&f) {
-                        continue;
-                    }
-                    let key = format!("order:{order_id}:{}:{i}", env.sequence);
-                    let now = self.services.clock.now().timestamp_millis();
-                    let payload = serde_json::to_string(&f).map_err(|e| EngineError::BadRow {
-                        key: key.clone(),
-                        reason: e.to_string(),
-                    })?;
-                    let lease = now + self.config.lease.num_milliseconds();
-                    if !outbox::claim_key(backend, &key, kind(&f), &payload, now, lease).await? {
-                        held_elsewhere.push(key);
-                        continue;
-                    }
-                    match f {
-                        FollowUp::Effect(effect) => {
-                            match self.handler.perform(&key, 1, &effect).await {
-                                EffectOutcome::Done(more) => {
-                                    for cmd in more {
-                                        next.extend(
-                                            self.run_inline_command(&key, order_id, cmd).await,
-                                        );
-                                    }
-                                    outbox::complete(backend, &key, self.now()).await?;
-                                }
-                                EffectOutcome::Retry { after, reason } => {
-                                    let due = self.now() + after.num_milliseconds().max(1);
-                                    outbox::reschedule(backend, &key, due, &reason).await?;
-                                }
-                                EffectOutcome::Failed(reason) => {
-                                    outbox::fail(backend, &key, self.now(), &reason).await?;
-                                }
-                            }
-                        }
-                        cmd => {
-                            next.extend(self.run_inline_command(&key, order_id, cmd).await);
-                            outbox::complete(backend, &key, self.now()).await?;
-                        }
-                    }
-                }
-            }
-            envelopes = next;
+/// A follow-up to run here, under its outbox key, with its payload as the outbox stores it.
+struct Inline {
+    key: String,
+    payload: String,
+    follow: FollowUp,
+}
+
+/// An order's events to drive, and whether the effects they call for were claimed with them.
+pub struct ToDrive {
+    committed: Committed<Order>,
+    effects_claimed: bool,
+}
+
+impl ToDrive {
+    /// Events committed by [`Engine::order_inline`]: their effects are claimed.
+    pub fn claimed(committed: Committed<Order>) -> ToDrive {
+        ToDrive {
+            committed,
+            effects_claimed: true,
         }
-        Ok(held_elsewhere)
     }
 
-    fn now(&self) -> i64 {
-        self.services.clock.now().timestamp_millis()
-    }
-
-    /// Runs a command; returns the events it committed on this order (to follow them too).
-    async fn run_inline_command(
-        &self,
-        key: &str,
-        order_id: &OrderId,
-        f: FollowUp,
-    ) -> Vec<EventEnvelope<Order>> {
-        match f {
-            FollowUp::Order {
-                order_id: target,
-                command,
-            } if &target == order_id => match self.order(&target, command).await {
-                Ok(events) => events,
-                Err(e) => {
-                    tracing::debug!(key, error = %e, "inline order command refused");
-                    Vec::new()
-                }
+    /// Nothing committed here (a concurrent identical request did it): only wait for the order
+    /// to come to rest.
+    pub fn nothing() -> ToDrive {
+        ToDrive {
+            committed: Committed {
+                before: Order::default(),
+                events: Vec::new(),
             },
-            other => {
-                let _ = self.run_command(key, other).await;
-                Vec::new()
-            }
+            effects_claimed: false,
         }
     }
 }
 
 impl Engine {
-    /// Drives `envelopes` and then waits, at most `deadline`, while the order's cascade is
-    /// unresolved or its FlexFactor submission has no answer yet (another worker may be running
-    /// that step): C6, the answer carries the final status. New events found while waiting are
-    /// driven too.
+    fn now(&self) -> i64 {
+        self.services.clock.now().timestamp_millis()
+    }
+
+    /// The follow-ups of `events` (committed on top of `before`) that run in the request.
+    fn inline_follow_ups(
+        &self,
+        order_id: &OrderId,
+        before: &Order,
+        events: &[EventEnvelope<Order>],
+    ) -> Result<Vec<Inline>, EngineError> {
+        let mut state = before.clone();
+        let mut out = Vec::new();
+        for env in events {
+            cqrs_es::Aggregate::apply(&mut state, env.payload.clone());
+            let follow = on_order_event(
+                &self.services.setup,
+                order_id,
+                env.sequence,
+                &env.payload,
+                &state,
+            );
+            for (i, f) in follow.into_iter().enumerate() {
+                if !runs_inline(&f) {
+                    continue;
+                }
+                let key = format!("order:{order_id}:{}:{i}", env.sequence);
+                let payload = serde_json::to_string(&f).map_err(|e| EngineError::BadRow {
+                    key: key.clone(),
+                    reason: e.to_string(),
+                })?;
+                out.push(Inline {
+                    key,
+                    payload,
+                    follow: f,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Executes an Order command whose events' inline effects (a cascade's charge, a FlexFactor
+    /// submission) are claimed in the same transaction, with `writes` too; what it returns is
+    /// for [`drive_order`](Self::drive_order).
+    pub async fn order_inline(
+        &self,
+        id: &OrderId,
+        command: OrderCommand,
+        metadata: HashMap<String, String>,
+        writes: &[Write],
+    ) -> Result<ToDrive, ExecuteError<OrderError>> {
+        let lease = self.config.lease.num_milliseconds();
+        let claims = |before: &Order, events: &[EventEnvelope<Order>]| {
+            let now = self.now();
+            match self.inline_follow_ups(id, before, events) {
+                Ok(list) => list
+                    .into_iter()
+                    .filter(|f| matches!(f.follow, FollowUp::Effect(_)))
+                    .map(|f| outbox::claim_write(&f.key, "effect", &f.payload, now, now + lease))
+                    .collect(),
+                // Unserializable follow-ups are left to the dispatcher, which reports them.
+                Err(_) => Vec::new(),
+            }
+        };
+        let committed = self
+            .store
+            .orders
+            .execute_deriving(
+                &self.store.backend,
+                id.as_str(),
+                command,
+                &self.services,
+                metadata,
+                writes,
+                claims,
+            )
+            .await?;
+        Ok(ToDrive::claimed(committed))
+    }
+
+    /// Runs the follow-ups of `start` that belong in the request, and theirs in turn. Returns
+    /// the order as the last command committed here left it, with that command's last sequence
+    /// (`None` when nothing was committed), and the keys of the follow-ups another worker holds.
+    pub async fn drive_order(
+        &self,
+        order_id: &OrderId,
+        start: ToDrive,
+    ) -> Result<(Option<(Order, usize)>, Vec<String>), EngineError> {
+        let backend = &self.store.backend;
+        let mut held_elsewhere = Vec::new();
+        let last_of = |c: &Committed<Order>| c.events.last().map(|e| (c.after(), e.sequence));
+        let mut last = last_of(&start.committed);
+        let mut round = vec![start];
+        for _ in 0..MAX_ROUNDS {
+            if round.is_empty() {
+                break;
+            }
+            let mut next = Vec::new();
+            for drive in round {
+                let c = &drive.committed;
+                for f in self.inline_follow_ups(order_id, &c.before, &c.events)? {
+                    match &f.follow {
+                        FollowUp::Effect(effect) => {
+                            if !drive.effects_claimed {
+                                let now = self.now();
+                                let lease = now + self.config.lease.num_milliseconds();
+                                if !outbox::claim_key(
+                                    backend, &f.key, "effect", &f.payload, now, lease,
+                                )
+                                .await?
+                                {
+                                    held_elsewhere.push(f.key);
+                                    continue;
+                                }
+                            }
+                            match self.handler.perform(&f.key, 1, effect).await {
+                                EffectOutcome::Done(more) => {
+                                    let mut done = false;
+                                    for cmd in more {
+                                        let complete = outbox::complete_write(&f.key, self.now());
+                                        let (committed, ran) = self
+                                            .run_inline(&f.key, order_id, cmd, complete)
+                                            .await?;
+                                        done |= ran;
+                                        if let Some(c) = committed {
+                                            last = last_of(&c).or(last);
+                                            next.push(ToDrive::claimed(c));
+                                        }
+                                    }
+                                    if !done {
+                                        outbox::complete(backend, &f.key, self.now()).await?;
+                                    }
+                                }
+                                EffectOutcome::Retry { after, reason } => {
+                                    let due = self.now() + after.num_milliseconds().max(1);
+                                    outbox::reschedule(backend, &f.key, due, &reason).await?;
+                                }
+                                EffectOutcome::Failed(reason) => {
+                                    outbox::fail(backend, &f.key, self.now(), &reason).await?;
+                                }
+                            }
+                        }
+                        _ => {
+                            let now = self.now();
+                            let done = outbox::done_write(&f.key, kind(&f.follow), &f.payload, now);
+                            let (mut committed, mut ran) = self
+                                .run_inline(&f.key, order_id, f.follow.clone(), done)
+                                .await?;
+                            // The dispatcher wrote the row first: take it over unless another
+                            // worker holds it.
+                            let lease = now + self.config.lease.num_milliseconds();
+                            if !ran
+                                && outbox::claim_key(
+                                    backend,
+                                    &f.key,
+                                    kind(&f.follow),
+                                    &f.payload,
+                                    now,
+                                    lease,
+                                )
+                                .await?
+                            {
+                                let complete = outbox::complete_write(&f.key, now);
+                                (committed, ran) = self
+                                    .run_inline(&f.key, order_id, f.follow.clone(), complete)
+                                    .await?;
+                            }
+                            if !ran {
+                                held_elsewhere.push(f.key);
+                            }
+                            if let Some(c) = committed {
+                                last = last_of(&c).or(last);
+                                next.push(ToDrive::claimed(c));
+                            }
+                        }
+                    }
+                }
+            }
+            round = next;
+        }
+        Ok((last, held_elsewhere))
+    }
+
+    /// Runs command `f` (a follow-up under `key`) with `row` (its outbox row's completion)
+    /// committed in the same transaction. Returns what it committed on this order (to drive it
+    /// in turn), and whether the row is now done: false when another worker holds it.
+    async fn run_inline(
+        &self,
+        key: &str,
+        order_id: &OrderId,
+        f: FollowUp,
+        row: Write,
+    ) -> Result<(Option<Committed<Order>>, bool), EngineError> {
+        let refused = match f {
+            FollowUp::Order {
+                order_id: target,
+                command,
+            } if &target == order_id => {
+                match self
+                    .order_inline(&target, command, HashMap::new(), std::slice::from_ref(&row))
+                    .await
+                {
+                    Ok(drive) => return Ok((Some(drive.committed), true)),
+                    Err(ExecuteError::Guard(_)) => return Ok((None, false)),
+                    Err(e) => e.to_string(),
+                }
+            }
+            FollowUp::Order {
+                order_id: target,
+                command,
+            } => match self
+                .store
+                .orders
+                .execute_with(
+                    &self.store.backend,
+                    target.as_str(),
+                    command,
+                    &self.services,
+                    HashMap::new(),
+                    std::slice::from_ref(&row),
+                )
+                .await
+            {
+                Ok(_) => return Ok((None, true)),
+                Err(ExecuteError::Guard(_)) => return Ok((None, false)),
+                Err(e) => e.to_string(),
+            },
+            FollowUp::Subscription {
+                subscription_id,
+                command,
+            } => match self
+                .store
+                .subscriptions
+                .execute_with(
+                    &self.store.backend,
+                    subscription_id.as_str(),
+                    command,
+                    &self.services,
+                    HashMap::new(),
+                    std::slice::from_ref(&row),
+                )
+                .await
+            {
+                Ok(_) => return Ok((None, true)),
+                Err(ExecuteError::Guard(_)) => return Ok((None, false)),
+                Err(e) => e.to_string(),
+            },
+            FollowUp::At { .. } | FollowUp::Effect(_) => {
+                "not a command that runs in the request".to_string()
+            }
+        };
+        // Refused (an answer that came too late, a step already taken...): the row is done all
+        // the same, as the dispatcher would leave it.
+        tracing::debug!(key, error = %refused, "inline command refused");
+        match guarded_commit::commit(&self.store.backend, &[], std::slice::from_ref(&row)).await {
+            Ok(()) => Ok((None, true)),
+            Err(CommitError::Guard(_)) => Ok((None, false)),
+            Err(CommitError::Store(e)) => Err(e.into()),
+            Err(CommitError::Conflict) => Ok((None, false)),
+        }
+    }
+}
+
+impl Engine {
+    /// Drives `start` and then, unless the order is at rest, waits at most `deadline` while its
+    /// cascade is unresolved or its FlexFactor submission has no answer yet (another worker may
+    /// be running that step): C6, the answer carries the final status. New events found while
+    /// waiting are driven too.
     pub async fn drive_order_to_rest(
         &self,
         order_id: &OrderId,
-        envelopes: Vec<EventEnvelope<Order>>,
+        start: ToDrive,
         deadline: std::time::Duration,
     ) -> Result<(), EngineError> {
-        let mut seen = envelopes.last().map(|e| e.sequence).unwrap_or(0);
-        let mut waiting = self.drive_order(order_id, envelopes).await?;
+        let (last, mut waiting) = self.drive_order(order_id, start).await?;
+        if waiting.is_empty() && last.as_ref().is_some_and(|(o, _)| at_rest(o)) {
+            return Ok(());
+        }
+        let mut seen = last.map(|(_, seq)| seq);
         let started = std::time::Instant::now();
         loop {
             let events = self
@@ -172,14 +370,31 @@ impl Engine {
                     key: order_id.to_string(),
                     reason: e.to_string(),
                 })?;
-            let mut order = Order::default();
-            for e in &events {
-                order.apply(e.payload.clone());
+            let seen_until = *seen.get_or_insert(events.last().map(|e| e.sequence).unwrap_or(0));
+            let mut before = Order::default();
+            let mut fresh = Vec::new();
+            for e in events {
+                if e.sequence > seen_until {
+                    fresh.push(e);
+                } else {
+                    cqrs_es::Aggregate::apply(&mut before, e.payload);
+                }
             }
-            let fresh: Vec<_> = events.into_iter().filter(|e| e.sequence > seen).collect();
-            if let Some(last) = fresh.last() {
-                seen = last.sequence;
-                waiting.extend(self.drive_order(order_id, fresh).await?);
+            if let Some(newest) = fresh.last() {
+                seen = Some(newest.sequence);
+                let (_, held) = self
+                    .drive_order(
+                        order_id,
+                        ToDrive {
+                            committed: Committed {
+                                before,
+                                events: fresh,
+                            },
+                            effects_claimed: false,
+                        },
+                    )
+                    .await?;
+                waiting.extend(held);
                 continue;
             }
             let mut still = Vec::new();
@@ -190,15 +405,20 @@ impl Engine {
                 }
             }
             waiting = still;
-            let cascading = order.cascade.as_ref().is_some_and(|c| !c.ended);
-            let submitting = order
-                .salvage
-                .as_ref()
-                .is_some_and(|s| s.state == salvage_domain::order::SalvageState::Submitted);
-            if !(cascading || submitting || !waiting.is_empty()) || started.elapsed() > deadline {
+            if (at_rest(&before) && waiting.is_empty()) || started.elapsed() > deadline {
                 return Ok(());
             }
             tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         }
     }
+}
+
+/// No cascade step and no FlexFactor answer outstanding.
+fn at_rest(order: &Order) -> bool {
+    let cascading = order.cascade.as_ref().is_some_and(|c| !c.ended);
+    let submitting = order
+        .salvage
+        .as_ref()
+        .is_some_and(|s| s.state == salvage_domain::order::SalvageState::Submitted);
+    !(cascading || submitting)
 }

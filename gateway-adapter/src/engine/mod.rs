@@ -9,6 +9,7 @@ mod inline;
 
 pub use dispatcher::{checkpoint as dispatch_checkpoint, dispatch_batch, DISPATCH_CHECKPOINT};
 pub use effect_handler::{EffectHandler, EffectOutcome};
+pub use inline::ToDrive;
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -19,6 +19,7 @@ use super::convert;
 use super::dto::*;
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::state::AppState;
+use crate::engine::ToDrive;
 use crate::store::{event_log, ExecuteError};
 
 /// The metadata key of an order's request fingerprint.
@@ -109,29 +110,23 @@ pub async fn post_order(
         result,
     };
     let metadata = HashMap::from([(FINGERPRINT.to_string(), fp.clone())]);
-    let envelopes = match state
-        .store
-        .orders
-        .execute(
-            &body.order_id,
-            OrderCommand::Place(Box::new(cmd)),
-            &state.engine.services,
-            metadata,
-        )
+    let id = OrderId::new(body.order_id.clone());
+    let placed = match state
+        .engine
+        .order_inline(&id, OrderCommand::Place(Box::new(cmd)), metadata, &[])
         .await
     {
-        Ok(envelopes) => envelopes,
+        Ok(placed) => placed,
         Err(ExecuteError::Refused(OrderError::AlreadyPlaced(_))) => {
             // A concurrent identical request won the race.
             if let Some(out) = repeat(&state, &body, &fp).await? {
                 return Ok((StatusCode::OK, Json(out)));
             }
-            Vec::new()
+            ToDrive::nothing()
         }
         Err(e) => return Err(e.into()),
     };
-    let id = OrderId::new(body.order_id.clone());
-    if let Err(e) = state.drive_order(&id, envelopes).await {
+    if let Err(e) = state.drive_order(&id, placed).await {
         tracing::warn!(error = %e, "the order is stored; its follow-ups continue in the background");
     }
     let out = order_out(&state, &body.order_id)
@@ -198,16 +193,18 @@ pub async fn rerun(
     ApiJson(body): ApiJson<RerunIn>,
 ) -> Result<Json<OrderOut>, ApiError> {
     let id = OrderId::new(order_id.clone());
-    let envelopes = state
+    let rerun = state
         .engine
-        .order(
+        .order_inline(
             &id,
             OrderCommand::RequestRerun {
                 gateway: GatewayId::new(body.gateway_id),
             },
+            HashMap::new(),
+            &[],
         )
         .await?;
-    if let Err(e) = state.drive_order(&id, envelopes).await {
+    if let Err(e) = state.drive_order(&id, rerun).await {
         tracing::warn!(error = %e, "the rerun is stored; its submission continues in the background");
     }
     get_order(State(state), Path(order_id)).await
@@ -297,16 +294,21 @@ pub async fn post_rebill(
         result,
     };
     let rebill_id = OrderId::new(order_id.clone());
-    let envelopes = match state
+    let placed = match state
         .engine
-        .order(&rebill_id, OrderCommand::Place(Box::new(cmd)))
+        .order_inline(
+            &rebill_id,
+            OrderCommand::Place(Box::new(cmd)),
+            HashMap::new(),
+            &[],
+        )
         .await
     {
-        Ok(envelopes) => envelopes,
-        Err(ExecuteError::Refused(OrderError::AlreadyPlaced(_))) => Vec::new(),
+        Ok(placed) => placed,
+        Err(ExecuteError::Refused(OrderError::AlreadyPlaced(_))) => ToDrive::nothing(),
         Err(e) => return Err(e.into()),
     };
-    if let Err(e) = state.drive_order(&rebill_id, envelopes).await {
+    if let Err(e) = state.drive_order(&rebill_id, placed).await {
         tracing::warn!(error = %e, "the rebill is stored; its follow-ups continue in the background");
     }
     get_subscription(State(state), Path(id)).await

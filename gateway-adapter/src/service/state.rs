@@ -46,11 +46,11 @@ impl AppState {
     pub async fn drive_order(
         &self,
         order_id: &salvage_domain::OrderId,
-        envelopes: Vec<cqrs_es::EventEnvelope<salvage_domain::order::Order>>,
+        start: crate::engine::ToDrive,
     ) -> Result<(), EngineError> {
         let r = self
             .engine
-            .drive_order_to_rest(order_id, envelopes, std::time::Duration::from_secs(30))
+            .drive_order_to_rest(order_id, start, std::time::Duration::from_secs(30))
             .await;
         self.wake.notify_one();
         r

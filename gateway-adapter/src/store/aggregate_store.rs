@@ -125,26 +125,58 @@ where
         services: &A::Services,
         metadata: HashMap<String, String>,
         writes: &[Write],
-    ) -> Result<Vec<EventEnvelope<A>>, ExecuteError<A::Error>> {
+    ) -> Result<Vec<EventEnvelope<A>>, ExecuteError<A::Error>>
+    where
+        A: Clone,
+    {
+        let no_more = |_: &A, _: &[EventEnvelope<A>]| Vec::new();
+        self.execute_deriving(backend, id, command, services, metadata, writes, no_more)
+            .await
+            .map(|c| c.events)
+    }
+
+    /// Like [`execute_with`](Self::execute_with), with more writes derived from the events the
+    /// command decided and the state it decided them on (`derive` runs once per attempt): the
+    /// outbox claims of the follow-ups the caller is about to run itself.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn execute_deriving<F>(
+        &self,
+        backend: &Backend,
+        id: &str,
+        command: A::Command,
+        services: &A::Services,
+        metadata: HashMap<String, String>,
+        writes: &[Write],
+        derive: F,
+    ) -> Result<Committed<A>, ExecuteError<A::Error>>
+    where
+        A: Clone,
+        F: Fn(&A, &[EventEnvelope<A>]) -> Vec<Write>,
+    {
         if let AggregateStore::Memory(_) = self {
+            let (before, _) = self.load(id).await?;
             guarded_commit::commit(backend, &[], writes)
                 .await
                 .map_err(commit_error)?;
-            return self.execute(id, command, services, metadata).await;
+            let events = self.execute(id, command, services, metadata).await?;
+            guarded_commit::commit(backend, &[], &derive(&before, &events))
+                .await
+                .map_err(commit_error)?;
+            return Ok(Committed { before, events });
         }
         for _ in 0..MAX_CONFLICT_RETRIES {
             let history = self.load_events(id).await?;
-            let mut aggregate = A::default();
+            let mut before = A::default();
             let current = history.len();
             for e in history {
-                aggregate.apply(e.payload);
+                before.apply(e.payload);
             }
             let sink = EventSink::default();
-            aggregate
+            before
                 .handle(command.clone(), services, &sink)
                 .await
                 .map_err(ExecuteError::Refused)?;
-            let envelopes: Vec<EventEnvelope<A>> = sink
+            let events: Vec<EventEnvelope<A>> = sink
                 .collect()
                 .await
                 .into_iter()
@@ -156,13 +188,15 @@ where
                     metadata: metadata.clone(),
                 })
                 .collect();
-            let serialized = envelopes
+            let serialized = events
                 .iter()
                 .map(SerializedEvent::try_from)
                 .collect::<Result<Vec<_>, _>>()
                 .map_err(|e| ExecuteError::Store(e.to_string()))?;
-            match guarded_commit::commit(backend, &serialized, writes).await {
-                Ok(()) => return Ok(envelopes),
+            let mut all = writes.to_vec();
+            all.extend(derive(&before, &events));
+            match guarded_commit::commit(backend, &serialized, &all).await {
+                Ok(()) => return Ok(Committed { before, events }),
                 Err(CommitError::Conflict) => {
                     tokio::task::yield_now().await;
                     continue;
@@ -171,6 +205,26 @@ where
             }
         }
         Err(ExecuteError::Conflict(MAX_CONFLICT_RETRIES))
+    }
+}
+
+/// What a command committed, and the state it was decided on.
+#[derive(Debug, Clone)]
+pub struct Committed<A: Aggregate> {
+    /// The aggregate just before the events.
+    pub before: A,
+    /// The committed events, in order.
+    pub events: Vec<EventEnvelope<A>>,
+}
+
+impl<A: Aggregate + Clone> Committed<A> {
+    /// The aggregate after the events.
+    pub fn after(&self) -> A {
+        let mut a = self.before.clone();
+        for e in &self.events {
+            a.apply(e.payload.clone());
+        }
+        a
     }
 }
 

@@ -14,7 +14,7 @@ pub mod outbox;
 pub mod projection;
 pub mod webhook_book;
 
-pub use aggregate_store::{AggregateStore, ExecuteError, MAX_CONFLICT_RETRIES};
+pub use aggregate_store::{AggregateStore, Committed, ExecuteError, MAX_CONFLICT_RETRIES};
 pub use backend::Backend;
 pub use error::StoreError;
 pub use event_log::LogEntry;

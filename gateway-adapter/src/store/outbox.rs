@@ -7,6 +7,7 @@
 
 use sqlx::Row;
 
+use super::guarded_commit::{Bind, Write};
 use super::{Backend, StoreError};
 
 /// A claimed outbox row.
@@ -120,7 +121,7 @@ where
 /// Marks a row done.
 pub async fn complete(backend: &Backend, key: &str, now: i64) -> Result<(), StoreError> {
     crate::on_pool!(backend, pool => {
-        sqlx::query("UPDATE salvage_outbox SET state = 'done', done_at = $1, lease_until = NULL WHERE key = $2")
+        sqlx::query(COMPLETE)
             .bind(now)
             .bind(key)
             .execute(pool)
@@ -216,6 +217,59 @@ pub async fn row_state(
 
 /// Claims a row that does not exist yet (the request path running a follow-up at once, under
 /// the key the dispatcher would give it). False when the row exists: someone else owns it.
+const INSERT_CLAIMED: &str = "INSERT INTO salvage_outbox \
+    (key, kind, payload, due_at, source_position, created_at, lease_until, attempts) \
+    VALUES ($1, $2, $3, $4, 0, $4, $5, 1) ON CONFLICT (key) DO NOTHING";
+const INSERT_DONE: &str = "INSERT INTO salvage_outbox \
+    (key, kind, payload, due_at, source_position, created_at, state, attempts, done_at) \
+    VALUES ($1, $2, $3, $4, 0, $4, 'done', 1, $4) ON CONFLICT (key) DO NOTHING";
+const COMPLETE: &str =
+    "UPDATE salvage_outbox SET state = 'done', done_at = $1, lease_until = NULL WHERE key = $2";
+
+/// Why a guarded outbox write refused: the row is there already (the dispatcher wrote it, or
+/// another worker holds it).
+pub const HELD_ELSEWHERE: &str = "the outbox row exists already";
+
+/// [`claim_new`] as a write committed with the events that cause the row (see
+/// `store::guarded_commit`): the caller runs the follow-up itself, once those events commit.
+pub fn claim_write(key: &str, kind: &str, payload: &str, now: i64, lease_until: i64) -> Write {
+    Write {
+        sql: INSERT_CLAIMED,
+        binds: vec![
+            Bind::Text(key.to_string()),
+            Bind::Text(kind.to_string()),
+            Bind::Text(payload.to_string()),
+            Bind::Int(now),
+            Bind::Int(lease_until),
+        ],
+        guard: Some(HELD_ELSEWHERE),
+    }
+}
+
+/// The row `key` written as done, committed with the command it stands for: a follow-up
+/// command run at once leaves its row done in the same transaction; refused when the row exists.
+pub fn done_write(key: &str, kind: &str, payload: &str, now: i64) -> Write {
+    Write {
+        sql: INSERT_DONE,
+        binds: vec![
+            Bind::Text(key.to_string()),
+            Bind::Text(kind.to_string()),
+            Bind::Text(payload.to_string()),
+            Bind::Int(now),
+        ],
+        guard: Some(HELD_ELSEWHERE),
+    }
+}
+
+/// [`complete`] as a write committed with the command the row's effect led to.
+pub fn complete_write(key: &str, now: i64) -> Write {
+    Write {
+        sql: COMPLETE,
+        binds: vec![Bind::Int(now), Bind::Text(key.to_string())],
+        guard: None,
+    }
+}
+
 pub async fn claim_new(
     backend: &Backend,
     key: &str,
@@ -225,8 +279,7 @@ pub async fn claim_new(
     lease_until: i64,
 ) -> Result<bool, StoreError> {
     let n = crate::on_pool!(backend, pool => {
-        sqlx::query("INSERT INTO salvage_outbox (key, kind, payload, due_at, source_position, created_at, lease_until, attempts)
-                     VALUES ($1, $2, $3, $4, 0, $4, $5, 1) ON CONFLICT (key) DO NOTHING")
+        sqlx::query(INSERT_CLAIMED)
             .bind(key)
             .bind(kind)
             .bind(payload)
