@@ -17,7 +17,9 @@ use salvage_domain::{
 use salvage_gateway::engine::{dispatch_checkpoint, EffectHandler, Engine};
 use salvage_gateway::store::memory::MemoryBackend;
 use salvage_gateway::store::webhook_book::{self, Delivery, UnmatchedDelivery};
-use salvage_gateway::store::{event_log, migrations, outbox, projection, ExecuteError, Store};
+use salvage_gateway::store::{
+    event_log, migrations, outbox, projection, Backend, ExecuteError, Store,
+};
 use support::*;
 
 macro_rules! suite {
@@ -57,6 +59,7 @@ suite!(
     two_processes_never_run_the_same_outbox_row,
     webhook_bookkeeping_deduplicates_and_keeps_unknown_deliveries,
     guarded_commits_store_events_and_writes_together_or_not_at_all,
+    upgrading_the_log_keeps_every_position,
 );
 
 async fn migrations_are_versioned_and_idempotent(place: Place) {
@@ -647,6 +650,52 @@ async fn guarded_commits_store_events_and_writes_together_or_not_at_all(place: P
     }
     assert_eq!(placed, 1, "one placement wins; the others see it placed");
     assert_eq!(store.orders.load("o-3").await.unwrap().1, 3);
+}
+
+/// A database at schema 5 (the log filled by the old trigger) upgraded to the current schema:
+/// the logged events keep their positions and new events follow them.
+async fn upgrading_the_log_keeps_every_position(place: Place) {
+    let backend = match &place {
+        Place::Sqlite(url) => Backend::connect(url, None).await.unwrap(),
+        Place::Postgres(schema) => Backend::connect(&postgres_url(), Some(schema))
+            .await
+            .unwrap(),
+    };
+    migrations::migrate_up_to(&backend, 5).await.unwrap();
+    // Two orders placed under schema 5 (through cqrs-es; the old trigger logs them).
+    let clock = Arc::new(ManualClock::new(t0()));
+    let e5 = engine(
+        Arc::new(Store::over(backend.clone())),
+        clock.clone(),
+        Arc::new(CountingHandler::default()),
+    );
+    e5.order(&"o-1".into(), sale("o-1", false)).await.unwrap();
+    e5.order(&"o-2".into(), sale("o-2", true)).await.unwrap();
+    let before: Vec<(i64, String, i64)> = salvage_gateway::on_pool!(&backend, pool => {
+        sqlx::query_as("SELECT position, aggregate_id, sequence FROM salvage_event_log ORDER BY position")
+            .fetch_all(pool)
+            .await
+            .unwrap()
+    });
+    assert_eq!(before.len(), 6);
+    // Upgrade, then write more.
+    let store = Arc::new(place.open().await);
+    let e = engine(store.clone(), clock, Arc::new(CountingHandler::default()));
+    e.order(&"o-3".into(), sale("o-3", false)).await.unwrap();
+    let log = event_log::read_after(&store.backend, 0, 100).await.unwrap();
+    let kept: Vec<(i64, String, i64)> = log
+        .iter()
+        .take(6)
+        .map(|l| (l.position, l.aggregate_id.clone(), l.sequence))
+        .collect();
+    assert_eq!(kept, before, "positions given before the upgrade are kept");
+    assert_eq!(log.len(), 9);
+    assert!(log.windows(2).all(|w| w[0].position < w[1].position));
+    assert!(log[6..].iter().all(|l| l.aggregate_id == "o-3"));
+    assert_eq!(
+        event_log::head(&store.backend).await.unwrap(),
+        log[8].position
+    );
 }
 
 // ----------------------------------------------------------------- the in-memory store

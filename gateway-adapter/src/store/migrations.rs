@@ -357,13 +357,20 @@ pub fn latest_version() -> i64 {
 
 /// Applies every migration not applied yet. Returns the versions applied now.
 pub async fn migrate(backend: &Backend) -> Result<Vec<i64>, StoreError> {
+    migrate_up_to(backend, i64::MAX).await
+}
+
+/// Applies the migrations up to version `last` only: for tests of an upgrade from an older
+/// schema.
+#[doc(hidden)]
+pub async fn migrate_up_to(backend: &Backend, last: i64) -> Result<Vec<i64>, StoreError> {
     const TABLE: &str = "CREATE TABLE IF NOT EXISTS salvage_schema_migrations (
         version bigint PRIMARY KEY, name text NOT NULL, applied_at text NOT NULL)";
     let mut applied_now = Vec::new();
     match backend {
         Backend::Sqlite(pool) => {
             sqlx::raw_sql(TABLE).execute(pool).await?;
-            for m in MIGRATIONS {
+            for m in MIGRATIONS.iter().filter(|m| m.version <= last) {
                 let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
                 let done: Option<i64> = sqlx::query_scalar(
                     "SELECT version FROM salvage_schema_migrations WHERE version = $1",
@@ -391,7 +398,7 @@ pub async fn migrate(backend: &Backend) -> Result<Vec<i64>, StoreError> {
                 .await?;
             let result: Result<(), StoreError> = async {
                 sqlx::raw_sql(TABLE).execute(&mut *conn).await?;
-                for m in MIGRATIONS {
+                for m in MIGRATIONS.iter().filter(|m| m.version <= last) {
                     let done: Option<i64> = sqlx::query_scalar(
                         "SELECT version FROM salvage_schema_migrations WHERE version = $1",
                     )

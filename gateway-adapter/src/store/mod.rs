@@ -45,7 +45,9 @@ impl Store {
         Ok(Self::over(backend))
     }
 
-    fn over(backend: Backend) -> Store {
+    /// The store over a database whose schema is already migrated (or deliberately not: tests
+    /// of an upgrade).
+    pub fn over(backend: Backend) -> Store {
         let (orders, subscriptions) = match &backend {
             Backend::Sqlite(pool) => (
                 AggregateStore::Sqlite(PersistedEventStore::new_event_store(
