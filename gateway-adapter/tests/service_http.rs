@@ -371,6 +371,46 @@ async fn w1_w2_w4_w5_webhook_verification(place: Place) {
     // W2: the same nonce again is a replay.
     let (s, _) = svc.deliver(body, "n-3", Duration::zero(), HMAC).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // O7: the same delivery with a fresh nonce is acknowledged as a duplicate, and its nonce is
+    // kept (W2: replaying that one is refused too).
+    let (s, ack) = svc.deliver(body, "n-3b", Duration::zero(), HMAC).await;
+    assert_eq!(
+        (s, ack["status"].as_str()),
+        (StatusCode::OK, Some("duplicate"))
+    );
+    let (s, _) = svc.deliver(body, "n-3b", Duration::zero(), HMAC).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // Concurrent copies of one new delivery (FlexFactor resending while the first is stored):
+    // one is stored, the others are duplicates; one nonce sent twice at once: one refused.
+    let body2 = body
+        .replace("unknown-order", "unknown-order-2")
+        .replace("ff-9", "ff-10");
+    let nonces: Vec<String> = (0..6)
+        .map(|i| {
+            if i < 2 {
+                "n-same".to_string()
+            } else {
+                format!("n-c{i}")
+            }
+        })
+        .collect();
+    let copies = nonces
+        .iter()
+        .map(|n| svc.deliver(&body2, n, Duration::zero(), HMAC));
+    let answers = futures::future::join_all(copies).await;
+    let count = |status: StatusCode, outcome: Option<&str>| {
+        answers
+            .iter()
+            .filter(|(s, a)| *s == status && (outcome.is_none() || a["status"].as_str() == outcome))
+            .count()
+    };
+    assert_eq!(count(StatusCode::OK, Some("unmatched")), 1, "{answers:?}");
+    assert_eq!(count(StatusCode::UNAUTHORIZED, None), 1, "{answers:?}");
+    assert_eq!(count(StatusCode::OK, Some("duplicate")), 4, "{answers:?}");
+    let kept = salvage_gateway::store::webhook_book::unmatched(&svc.running.state.store.backend)
+        .await
+        .unwrap();
+    assert_eq!(kept.len(), 2, "each delivery kept once");
     // W5: malformed body (signed), oversized body.
     let (s, e) = svc
         .deliver("{\"Event\": 12", "n-4", Duration::zero(), HMAC)

@@ -3,7 +3,7 @@
 //! Order of work: verify (W1 signature, W2 date; refused → 401 and nothing applied); then, in
 //! one transaction, the nonce (W2: a nonce seen before refuses the delivery, 401), the result
 //! applied to the order, and the delivery's record (O7); only then 2xx (W3). A delivery already
-//! applied is acknowledged at once (O7). A failure answers 5xx with nothing stored, the nonce
+//! recorded is acknowledged with nothing applied (O7; the record's key refuses the second one). A failure answers 5xx with nothing stored, the nonce
 //! neither, so that FlexFactor delivers again. A verified delivery for an order Salvage does
 //! not know is acknowledged and kept for reconciliation (W4).
 
@@ -175,26 +175,16 @@ async fn apply(
             outcome,
         )
     };
-    // Commits `writes` alone (no command): the nonce first, so a replay is refused.
-    let store_only = |writes: Vec<Write>, outcome: &'static str| async move {
-        match guarded_commit::commit(backend, &[], &writes).await {
-            Ok(()) => Ok(outcome),
-            Err(CommitError::Guard(webhook_book::REPLAYED_NONCE)) => Err(Applied::Replayed),
-            Err(CommitError::Guard(_)) => Ok("duplicate"),
-            Err(e) => Err(Applied::Failed(ApiError::unavailable(format!(
-                "the delivery could not be stored: {e}"
-            )))),
-        }
+    let store_only = |writes: Vec<Write>, outcome: &'static str| {
+        let nonce = nonce.clone();
+        async move { store_writes(backend, nonce, writes, outcome).await }
     };
-    if webhook_book::delivery_seen(backend, &key).await? {
-        return store_only(vec![nonce], "duplicate").await;
-    }
     let result = match &o.result {
         FlexFactorResult::NotRelevant { .. } => {
-            return store_only(vec![nonce, record("not_relevant")], "not_relevant").await
+            return store_only(vec![record("not_relevant")], "not_relevant").await
         }
         FlexFactorResult::Unknown { .. } => {
-            return store_only(vec![nonce, record("unknown_event")], "unknown_event").await
+            return store_only(vec![record("unknown_event")], "unknown_event").await
         }
         FlexFactorResult::Completed { confirmation_id } => DomainResult::Completed {
             flexfactor_order_id: o.flexfactor_order_id.clone(),
@@ -216,7 +206,7 @@ async fn apply(
         received_at: now,
     });
     let Some(order) = order_id.clone() else {
-        return store_only(vec![nonce, park, record("unmatched")], "unmatched").await;
+        return store_only(vec![park, record("unmatched")], "unmatched").await;
     };
     let command = OrderCommand::ApplyFlexFactorResult {
         result,
@@ -233,14 +223,50 @@ async fn apply(
     {
         Ok(_) => {}
         Err(ExecuteError::Refused(OrderError::NotPlaced)) => {
-            return store_only(vec![nonce, park, record("unmatched")], "unmatched").await;
+            return store_only(vec![park, record("unmatched")], "unmatched").await;
         }
         Err(ExecuteError::Guard(webhook_book::REPLAYED_NONCE)) => return Err(Applied::Replayed),
-        // The same delivery (another nonce) was stored first by a concurrent request.
-        Err(ExecuteError::Guard(_)) => return Ok("duplicate"),
+        // O7: the delivery was stored before (a redelivery, or a concurrent request): keep its
+        // nonce only, and acknowledge.
+        Err(ExecuteError::Guard(_)) => return store_only(Vec::new(), "duplicate").await,
+        Err(e @ ExecuteError::Refused(_)) => {
+            // A result the order refuses may be a redelivery of one it already has.
+            if webhook_book::delivery_seen(backend, &key).await? {
+                return store_only(Vec::new(), "duplicate").await;
+            }
+            return Err(e.into());
+        }
         Err(e) => return Err(e.into()),
     }
     // Stored (W3); what follows (subscription, notifications) runs in the background.
     state.wake();
     Ok("applied")
+}
+
+/// Commits a delivery's nonce and `writes` (no command) in one transaction. A delivery already
+/// recorded keeps its nonce only and is acknowledged as a duplicate (O7); a nonce seen before
+/// refuses it (W2).
+async fn store_writes(
+    backend: &crate::store::Backend,
+    nonce: Write,
+    writes: Vec<Write>,
+    outcome: &'static str,
+) -> Result<&'static str, Applied> {
+    let unavailable = |e: CommitError| {
+        Applied::Failed(ApiError::unavailable(format!(
+            "the delivery could not be stored: {e}"
+        )))
+    };
+    let mut all = vec![nonce.clone()];
+    all.extend(writes);
+    match guarded_commit::commit(backend, &[], &all).await {
+        Ok(()) => Ok(outcome),
+        Err(CommitError::Guard(webhook_book::REPLAYED_NONCE)) => Err(Applied::Replayed),
+        Err(CommitError::Guard(_)) => match guarded_commit::commit(backend, &[], &[nonce]).await {
+            Ok(()) => Ok("duplicate"),
+            Err(CommitError::Guard(_)) => Err(Applied::Replayed),
+            Err(e) => Err(unavailable(e)),
+        },
+        Err(e) => Err(unavailable(e)),
+    }
 }
