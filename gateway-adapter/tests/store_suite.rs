@@ -180,14 +180,14 @@ async fn stale_commit_is_refused(place: Place) {
     assert!(first.is_ok());
     // Commit events decided on the stale state through the raw cqrs-es store API.
     let stale = match &store.orders {
-        salvage_gateway::store::AggregateStore::Sqlite(s) => {
+        salvage_gateway::store::AggregateStore::Sqlite(s, _) => {
             let ctx = s.load_aggregate("o-1").await.unwrap();
             // Simulate staleness: commit twice with the same context.
             let _ = s.commit(events_a.clone(), ctx, HashMap::new()).await;
             let ctx2 = stale_context(s).await;
             s.commit(events_a, ctx2, HashMap::new()).await
         }
-        salvage_gateway::store::AggregateStore::Postgres(s) => {
+        salvage_gateway::store::AggregateStore::Postgres(s, _) => {
             let ctx = s.load_aggregate("o-1").await.unwrap();
             let _ = s.commit(events_a.clone(), ctx, HashMap::new()).await;
             let ctx2 = stale_context(s).await;

@@ -148,7 +148,6 @@ impl Engine {
             .store
             .orders
             .execute_deriving(
-                &self.store.backend,
                 id.as_str(),
                 command,
                 &self.services,
@@ -294,7 +293,6 @@ impl Engine {
                 .store
                 .orders
                 .execute_with(
-                    &self.store.backend,
                     target.as_str(),
                     command,
                     &self.services,
@@ -314,7 +312,6 @@ impl Engine {
                 .store
                 .subscriptions
                 .execute_with(
-                    &self.store.backend,
                     subscription_id.as_str(),
                     command,
                     &self.services,

@@ -117,14 +117,7 @@ impl Engine {
     ) -> Result<Vec<EventEnvelope<Order>>, ExecuteError<OrderError>> {
         self.store
             .orders
-            .execute_with(
-                &self.store.backend,
-                id.as_str(),
-                command,
-                &self.services,
-                HashMap::new(),
-                writes,
-            )
+            .execute_with(id.as_str(), command, &self.services, HashMap::new(), writes)
             .await
     }
 

@@ -39,8 +39,11 @@ pub enum ExecuteError<E: std::error::Error> {
 
 /// The event store of aggregate type `A`.
 pub enum AggregateStore<A: Aggregate> {
-    Sqlite(PersistedEventStore<SqliteEventRepository, A>),
-    Postgres(PersistedEventStore<PostgresEventRepository, A>),
+    /// sqlite-es's store, and the database it is over (for commits shared with other writes).
+    Sqlite(PersistedEventStore<SqliteEventRepository, A>, Backend),
+    /// postgres-es's store, and the database it is over.
+    Postgres(PersistedEventStore<PostgresEventRepository, A>, Backend),
+    /// For tests: no database, so no writes can share a command's commit.
     Memory(MemoryEventStore<A>),
 }
 
@@ -54,7 +57,7 @@ fn store_error<E: std::error::Error>(e: AggregateError<E>) -> ExecuteError<E> {
 
 impl<A> AggregateStore<A>
 where
-    A: Aggregate,
+    A: Aggregate + Clone,
     A::Command: Clone + Send + Sync,
     A::Services: Sync,
 {
@@ -64,8 +67,8 @@ where
         id: &str,
     ) -> Result<Vec<EventEnvelope<A>>, ExecuteError<A::Error>> {
         let r = match self {
-            AggregateStore::Sqlite(s) => s.load_events(id).await,
-            AggregateStore::Postgres(s) => s.load_events(id).await,
+            AggregateStore::Sqlite(s, _) => s.load_events(id).await,
+            AggregateStore::Postgres(s, _) => s.load_events(id).await,
             AggregateStore::Memory(s) => s.load_events(id).await,
         };
         r.map_err(store_error)
@@ -91,27 +94,43 @@ where
         services: &A::Services,
         metadata: HashMap<String, String>,
     ) -> Result<Vec<EventEnvelope<A>>, ExecuteError<A::Error>> {
-        for _ in 0..MAX_CONFLICT_RETRIES {
-            let r = match self {
-                AggregateStore::Sqlite(s) => {
-                    once(s, id, command.clone(), services, &metadata).await
-                }
-                AggregateStore::Postgres(s) => {
-                    once(s, id, command.clone(), services, &metadata).await
-                }
-                AggregateStore::Memory(s) => {
-                    once(s, id, command.clone(), services, &metadata).await
-                }
-            };
-            match r {
-                Err(AggregateError::AggregateConflict) => {
-                    tokio::task::yield_now().await;
-                    continue;
-                }
-                other => return other.map_err(store_error),
-            }
+        if let AggregateStore::Memory(s) = self {
+            return execute_in_memory(s, id, command, services, &metadata).await;
         }
-        Err(ExecuteError::Conflict(MAX_CONFLICT_RETRIES))
+        let no_more = |_: &A, _: &[EventEnvelope<A>]| Vec::new();
+        self.execute_deriving(id, command, services, metadata, &[], no_more)
+            .await
+            .map(|c| c.events)
+    }
+
+    /// The aggregate's state and its last sequence, folded straight from the stored JSON (one
+    /// parse per event; cqrs-es's repositories go through a `serde_json::Value` first).
+    async fn fold(&self, id: &str) -> Result<(A, usize), ExecuteError<A::Error>> {
+        const SQL: &str = "SELECT sequence, CAST(payload AS TEXT) AS payload FROM events \
+            WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence";
+        let rows: Vec<(i64, String)> = match self {
+            AggregateStore::Sqlite(_, backend) | AggregateStore::Postgres(_, backend) => {
+                crate::on_pool!(backend, pool => {
+                    sqlx::query_as(SQL)
+                        .bind(A::TYPE)
+                        .bind(id)
+                        .fetch_all(pool)
+                        .await
+                        .map_err(|e| ExecuteError::Store(e.to_string()))?
+                })
+            }
+            AggregateStore::Memory(_) => return self.load(id).await,
+        };
+        let mut a = A::default();
+        let mut last = 0;
+        for (sequence, payload) in rows {
+            let event: A::Event = serde_json::from_str(&payload).map_err(|e| {
+                ExecuteError::Store(format!("event {sequence} of {id} is unreadable: {e}"))
+            })?;
+            a.apply(event);
+            last = usize::try_from(sequence).unwrap_or(0);
+        }
+        Ok((a, last))
     }
 
     /// Like [`execute`](Self::execute), with `writes` committed in the same transaction as the
@@ -119,18 +138,14 @@ where
     /// transaction to share, the writes are committed first, on their own.
     pub async fn execute_with(
         &self,
-        backend: &Backend,
         id: &str,
         command: A::Command,
         services: &A::Services,
         metadata: HashMap<String, String>,
         writes: &[Write],
-    ) -> Result<Vec<EventEnvelope<A>>, ExecuteError<A::Error>>
-    where
-        A: Clone,
-    {
+    ) -> Result<Vec<EventEnvelope<A>>, ExecuteError<A::Error>> {
         let no_more = |_: &A, _: &[EventEnvelope<A>]| Vec::new();
-        self.execute_deriving(backend, id, command, services, metadata, writes, no_more)
+        self.execute_deriving(id, command, services, metadata, writes, no_more)
             .await
             .map(|c| c.events)
     }
@@ -138,10 +153,8 @@ where
     /// Like [`execute_with`](Self::execute_with), with more writes derived from the events the
     /// command decided and the state it decided them on (`derive` runs once per attempt): the
     /// outbox claims of the follow-ups the caller is about to run itself.
-    #[allow(clippy::too_many_arguments)]
     pub async fn execute_deriving<F>(
         &self,
-        backend: &Backend,
         id: &str,
         command: A::Command,
         services: &A::Services,
@@ -150,27 +163,24 @@ where
         derive: F,
     ) -> Result<Committed<A>, ExecuteError<A::Error>>
     where
-        A: Clone,
         F: Fn(&A, &[EventEnvelope<A>]) -> Vec<Write>,
     {
-        if let AggregateStore::Memory(_) = self {
-            let (before, _) = self.load(id).await?;
-            guarded_commit::commit(backend, &[], writes)
-                .await
-                .map_err(commit_error)?;
-            let events = self.execute(id, command, services, metadata).await?;
-            guarded_commit::commit(backend, &[], &derive(&before, &events))
-                .await
-                .map_err(commit_error)?;
-            return Ok(Committed { before, events });
-        }
-        for _ in 0..MAX_CONFLICT_RETRIES {
-            let history = self.load_events(id).await?;
-            let mut before = A::default();
-            let current = history.len();
-            for e in history {
-                before.apply(e.payload);
+        let backend = match self {
+            AggregateStore::Sqlite(_, b) | AggregateStore::Postgres(_, b) => b,
+            AggregateStore::Memory(s) => {
+                let (before, _) = self.load(id).await?;
+                let events = execute_in_memory(s, id, command, services, &metadata).await?;
+                if !writes.is_empty() || !derive(&before, &events).is_empty() {
+                    return Err(ExecuteError::Store(
+                        "the in-memory store has no database to commit other rows with".into(),
+                    ));
+                }
+                return Ok(Committed { before, events });
             }
+        };
+        for _ in 0..MAX_CONFLICT_RETRIES {
+            // `handle` takes `&mut self` in cqrs-es; the aggregates here decide without changing.
+            let (mut before, current) = self.fold(id).await?;
             let sink = EventSink::default();
             before
                 .handle(command.clone(), services, &sink)
@@ -234,6 +244,29 @@ fn commit_error<E: std::error::Error>(e: CommitError) -> ExecuteError<E> {
         CommitError::Guard(reason) => ExecuteError::Guard(reason),
         CommitError::Store(e) => ExecuteError::Store(e.to_string()),
     }
+}
+
+async fn execute_in_memory<A>(
+    store: &MemoryEventStore<A>,
+    id: &str,
+    command: A::Command,
+    services: &A::Services,
+    metadata: &HashMap<String, String>,
+) -> Result<Vec<EventEnvelope<A>>, ExecuteError<A::Error>>
+where
+    A: Aggregate,
+    A::Command: Clone,
+{
+    for _ in 0..MAX_CONFLICT_RETRIES {
+        match once(store, id, command.clone(), services, metadata).await {
+            Err(AggregateError::AggregateConflict) => {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            other => return other.map_err(store_error),
+        }
+    }
+    Err(ExecuteError::Conflict(MAX_CONFLICT_RETRIES))
 }
 
 async fn once<A, S>(

@@ -50,20 +50,28 @@ impl Store {
     pub fn over(backend: Backend) -> Store {
         let (orders, subscriptions) = match &backend {
             Backend::Sqlite(pool) => (
-                AggregateStore::Sqlite(PersistedEventStore::new_event_store(
-                    SqliteEventRepository::new(pool.clone()),
-                )),
-                AggregateStore::Sqlite(PersistedEventStore::new_event_store(
-                    SqliteEventRepository::new(pool.clone()),
-                )),
+                AggregateStore::Sqlite(
+                    PersistedEventStore::new_event_store(SqliteEventRepository::new(pool.clone())),
+                    backend.clone(),
+                ),
+                AggregateStore::Sqlite(
+                    PersistedEventStore::new_event_store(SqliteEventRepository::new(pool.clone())),
+                    backend.clone(),
+                ),
             ),
             Backend::Postgres(pool) => (
-                AggregateStore::Postgres(PersistedEventStore::new_event_store(
-                    PostgresEventRepository::new(pool.clone()),
-                )),
-                AggregateStore::Postgres(PersistedEventStore::new_event_store(
-                    PostgresEventRepository::new(pool.clone()),
-                )),
+                AggregateStore::Postgres(
+                    PersistedEventStore::new_event_store(PostgresEventRepository::new(
+                        pool.clone(),
+                    )),
+                    backend.clone(),
+                ),
+                AggregateStore::Postgres(
+                    PersistedEventStore::new_event_store(PostgresEventRepository::new(
+                        pool.clone(),
+                    )),
+                    backend.clone(),
+                ),
             ),
         };
         Store {
