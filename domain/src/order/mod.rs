@@ -1,9 +1,9 @@
 //! The Order aggregate: one CRM order (new sale, trial completion or rebill), its attempts, its
 //! cascade, its FlexFactor salvages and what FlexFactor later reports about it.
 //!
-//! `handle` decides with a scratch copy of the state (every event is applied to it as soon as it
-//! is decided, so later decisions in the same command see it), then writes the events to the
-//! cqrs-es `EventSink`.
+//! `handle` decides with a scratch state (every event counts as soon as it is decided, so later
+//! decisions in the same command see it; the state is copied only if read after an event, see
+//! `crate::decision`), then writes the events to the cqrs-es `EventSink`.
 
 mod command;
 mod error;
@@ -136,11 +136,11 @@ impl Order {
     }
 }
 
-type Decision = crate::decision::Decision<Order>;
+type Decision<'a> = crate::decision::Decision<'a, Order>;
 
-impl Decision {
+impl Decision<'_> {
     fn details(&self) -> Result<&OrderDetails, OrderError> {
-        self.state.details.as_ref().ok_or(OrderError::NotPlaced)
+        self.state().details.as_ref().ok_or(OrderError::NotPlaced)
     }
 }
 
@@ -365,11 +365,11 @@ impl Order {
                 if details.order_type != OrderType::Recurring {
                     return Err(OrderError::NotRecurring);
                 }
-                let already = d.state.salvage.as_ref().is_some_and(|s| {
+                let already = d.state().salvage.as_ref().is_some_and(|s| {
                     matches!(&s.route, SalvageRoute::Recycle { recycle_attempt: a, .. } if *a == recycle_attempt)
                 });
                 // Idempotent: the same hand-over twice, a paid order, or a salvage already open.
-                if !(already || d.state.is_paid() || d.state.salvage_open()) {
+                if !(already || d.state().is_paid() || d.state().salvage_open()) {
                     let ff = services
                         .setup
                         .flexfactor(&flexfactor_gateway)
@@ -402,7 +402,7 @@ impl Order {
                 if details.order_type != OrderType::Recurring {
                     return Err(OrderError::NotRecurring);
                 }
-                if !d.state.is_paid() {
+                if !d.state().is_paid() {
                     d.emit(OrderEvent::PaidByRecycle {
                         gateway,
                         recycle_attempt,
@@ -412,17 +412,17 @@ impl Order {
                 }
             }
         }
-        Ok(d.events)
+        Ok(d.into_events())
     }
 }
 
 fn place(
-    d: &mut Decision,
+    d: &mut Decision<'_>,
     cmd: PlaceOrder,
     services: &DomainServices,
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {
-    if d.state.details.is_some() {
+    if d.state().details.is_some() {
         return Err(OrderError::AlreadyPlaced(cmd.order_id.to_string()));
     }
     let setup = &services.setup;
@@ -482,6 +482,8 @@ fn place(
         gateway_profile: cmd.gateway_profile,
         recurring_lines,
     };
+    // Taken before OrderPlaced is decided, so the decision needs no scratch copy of the order.
+    let order_type = details.order_type;
     d.emit(OrderEvent::OrderPlaced {
         details: Box::new(details),
         at: now,
@@ -496,7 +498,6 @@ fn place(
         }
         AttemptResult::Declined(mut facts) => {
             facts.gateway = cmd.gateway;
-            let order_type = d.details()?.order_type;
             let effective = setup.effective_decline(&facts, order_type);
             d.emit(OrderEvent::AttemptDeclined {
                 facts,
@@ -512,12 +513,12 @@ fn place(
 }
 
 fn start_cascade(
-    d: &mut Decision,
+    d: &mut Decision<'_>,
     services: &DomainServices,
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {
     let details = d.details()?.clone();
-    let Some(effective) = d.state.last_decline.clone() else {
+    let Some(effective) = d.state().last_decline.clone() else {
         return Ok(());
     };
     let decision = cascade_route(
@@ -545,13 +546,13 @@ fn start_cascade(
 
 /// Starts cascade step `step`, or ends the cascade declined when there is none.
 fn start_step(
-    d: &mut Decision,
+    d: &mut Decision<'_>,
     step: u32,
     services: &DomainServices,
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {
     let next = d
-        .state
+        .state()
         .cascade
         .as_ref()
         .and_then(|c| c.route.steps.get(step as usize - 1))
@@ -589,14 +590,14 @@ fn start_step(
 }
 
 fn submit(
-    d: &mut Decision,
+    d: &mut Decision<'_>,
     route: SalvageRoute,
     flexfactor_gateway: GatewayId,
     mode: SubmissionMode,
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {
     let details = d.details()?;
-    let attempt = d.state.salvage_attempts + 1;
+    let attempt = d.state().salvage_attempts + 1;
     let e = OrderEvent::SalvageSubmitted {
         attempt,
         idempotency_key: IdempotencyKey::salvage(&details.order_id, attempt),
@@ -611,13 +612,13 @@ fn submit(
 }
 
 fn record_cascade_step(
-    d: &mut Decision,
+    d: &mut Decision<'_>,
     step: u32,
     answer: GatewayAnswer,
     services: &DomainServices,
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {
-    let awaiting = d.state.cascade.as_ref().and_then(|c| {
+    let awaiting = d.state().cascade.as_ref().and_then(|c| {
         let s = c
             .route
             .steps
@@ -668,13 +669,13 @@ fn record_cascade_step(
 }
 
 fn record_flexfactor_answer(
-    d: &mut Decision,
+    d: &mut Decision<'_>,
     attempt: u32,
     answer: EvaluateAnswer,
     services: &DomainServices,
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {
-    let Some(salvage) = d.state.salvage.clone() else {
+    let Some(salvage) = d.state().salvage.clone() else {
         return Err(OrderError::UnexpectedSubmission(attempt));
     };
     if salvage.attempt != attempt {
@@ -768,7 +769,7 @@ fn record_flexfactor_answer(
 }
 
 fn succeed(
-    d: &mut Decision,
+    d: &mut Decision<'_>,
     salvage: &Salvage,
     flexfactor_order_id: Option<FlexFactorOrderId>,
     confirmation_id: Option<String>,
@@ -776,7 +777,7 @@ fn succeed(
     services: &DomainServices,
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {
-    let deferred = d.state.deferred.clone();
+    let deferred = d.state().deferred.clone();
     d.emit(OrderEvent::SalvageSucceeded {
         attempt: salvage.attempt,
         route: salvage.route.clone(),
@@ -799,7 +800,7 @@ fn succeed(
 
 /// Applies the refunds and chargebacks that arrived before the salvage's result (O7).
 fn apply_deferred(
-    d: &mut Decision,
+    d: &mut Decision<'_>,
     deferred: Vec<(FlexFactorResult, ResultSource)>,
     services: &DomainServices,
     now: DateTime<Utc>,
@@ -811,13 +812,13 @@ fn apply_deferred(
 }
 
 fn fail(
-    d: &mut Decision,
+    d: &mut Decision<'_>,
     salvage: &Salvage,
     reason: SalvageFailure,
     source: Option<ResultSource>,
     now: DateTime<Utc>,
 ) {
-    let deferred = d.state.deferred.clone();
+    let deferred = d.state().deferred.clone();
     d.emit(OrderEvent::SalvageFailed {
         attempt: salvage.attempt,
         route: salvage.route.clone(),
@@ -837,14 +838,14 @@ fn fail(
 }
 
 fn rerun(
-    d: &mut Decision,
+    d: &mut Decision<'_>,
     gateway: GatewayId,
     services: &DomainServices,
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {
     let details = d.details()?.clone();
     // R5: repeating the same rerun while it is pending, or after it succeeded, is a no-op.
-    if let Some(s) = &d.state.salvage {
+    if let Some(s) = &d.state().salvage {
         if s.route == SalvageRoute::Rerun
             && s.flexfactor_gateway == gateway
             && s.state != SalvageState::Failed
@@ -853,15 +854,15 @@ fn rerun(
         }
     }
     let declined = match details.order_type {
-        OrderType::TrialCompletion => d.state.last_decline.is_some() && !d.state.is_paid(),
-        _ => d.state.status == Some(OrderStatus::Declined),
+        OrderType::TrialCompletion => d.state().last_decline.is_some() && !d.state().is_paid(),
+        _ => d.state().status == Some(OrderStatus::Declined),
     };
     let facts = RerunFacts {
         order_type: details.order_type,
         declined,
-        salvage_pending: d.state.salvage_open(),
-        paid: d.state.is_paid(),
-        decline: d.state.last_decline.as_ref(),
+        salvage_pending: d.state().salvage_open(),
+        paid: d.state().is_paid(),
+        decline: d.state().last_decline.as_ref(),
     };
     rerun_admissible(&services.setup, &facts, &gateway).map_err(OrderError::RerunRefused)?;
     let ff = services
@@ -876,14 +877,14 @@ fn rerun(
 }
 
 fn apply_result(
-    d: &mut Decision,
+    d: &mut Decision<'_>,
     result: FlexFactorResult,
     source: ResultSource,
     services: &DomainServices,
     now: DateTime<Utc>,
 ) -> Result<(), OrderError> {
     d.details()?;
-    let ignore = |d: &mut Decision, result: FlexFactorResult, reason: IgnoredBecause| {
+    let ignore = |d: &mut Decision<'_>, result: FlexFactorResult, reason: IgnoredBecause| {
         d.emit(OrderEvent::ResultIgnored {
             result,
             reason,
@@ -891,7 +892,7 @@ fn apply_result(
             at: now,
         });
     };
-    let Some(salvage) = d.state.salvage.clone() else {
+    let Some(salvage) = d.state().salvage.clone() else {
         ignore(d, result, IgnoredBecause::NoSalvage);
         return Ok(());
     };
@@ -959,7 +960,7 @@ fn apply_result(
             }
         }
         FlexFactorResult::Refunded
-            if salvage.state == SalvageState::Succeeded && !d.state.refunded =>
+            if salvage.state == SalvageState::Succeeded && !d.state().refunded =>
         {
             d.emit(OrderEvent::OrderRefunded {
                 source: source.clone(),
@@ -967,7 +968,7 @@ fn apply_result(
             });
         }
         FlexFactorResult::Chargeback
-            if salvage.state == SalvageState::Succeeded && !d.state.chargeback =>
+            if salvage.state == SalvageState::Succeeded && !d.state().chargeback =>
         {
             let included = services
                 .setup

@@ -62,7 +62,7 @@ pub struct Subscription {
     pub settled_orders: Vec<OrderId>,
 }
 
-type Decision = crate::decision::Decision<Subscription>;
+type Decision<'a> = crate::decision::Decision<'a, Subscription>;
 
 impl Aggregate for Subscription {
     const TYPE: &'static str = "subscription";
@@ -235,17 +235,17 @@ impl Subscription {
                 });
             }
             SubscriptionCommand::RecordRebill { order_id, outcome } => {
-                if d.state.is_settled(&order_id) {
+                if d.state().is_settled(&order_id) {
                     return Ok(Vec::new());
                 }
-                if let Some(r) = &d.state.recycle {
+                if let Some(r) = &d.state().recycle {
                     if r.order_id == order_id
-                        && d.state.status == Some(SubscriptionStatus::RecycleBilling)
+                        && d.state().status == Some(SubscriptionStatus::RecycleBilling)
                     {
                         return Ok(Vec::new());
                     }
                 }
-                match d.state.status {
+                match d.state().status {
                     Some(SubscriptionStatus::Cancelled) => {
                         return Err(SubscriptionError::NotBilling("cancelled"))
                     }
@@ -254,7 +254,7 @@ impl Subscription {
                     }
                     Some(SubscriptionStatus::RecycleBilling) => {
                         let current = d
-                            .state
+                            .state()
                             .recycle
                             .as_ref()
                             .map(|r| r.order_id.to_string())
@@ -271,6 +271,13 @@ impl Subscription {
                     RebillOutcome::Declined { facts, effective } => {
                         let declined_gateway = facts.gateway.clone();
                         let soft = effective.enters_recycle_billing();
+                        // Read before RebillDeclined is decided (it changes no state), so the
+                        // decision needs no scratch copy of the subscription.
+                        let billing = d
+                            .state()
+                            .billing_gateway
+                            .clone()
+                            .unwrap_or(declined_gateway.clone());
                         d.emit(SubscriptionEvent::RebillDeclined {
                             order_id: order_id.clone(),
                             facts,
@@ -285,11 +292,6 @@ impl Subscription {
                                 at: now,
                             });
                         } else {
-                            let billing = d
-                                .state
-                                .billing_gateway
-                                .clone()
-                                .unwrap_or(declined_gateway.clone());
                             let plan = recycle_plan(setup.recycle_profile_for(&billing));
                             if plan.is_empty() {
                                 d.emit(SubscriptionEvent::RecycleFailed {
@@ -298,26 +300,32 @@ impl Subscription {
                                     at: now,
                                 });
                             } else {
+                                // Y1: the first re-attempt, from the plan the subscription
+                                // holds once RecycleBillingStarted is applied.
+                                let first = scheduled(&plan, order_id.clone(), 1, now);
                                 d.emit(SubscriptionEvent::RecycleBillingStarted {
-                                    order_id: order_id.clone(),
+                                    order_id,
                                     declined_gateway,
                                     plan,
                                     at: now,
                                 });
-                                schedule(&mut d, order_id, 1, now);
+                                if let Some(e) = first {
+                                    d.emit(e);
+                                }
                             }
                         }
                     }
                 }
             }
             SubscriptionCommand::RunDueRecycleAttempt { order_id, attempt } => {
-                let Some(r) = d.state.recycle.clone() else {
+                // Nothing decided yet: the state is `self` (borrowed, not copied).
+                let Some(r) = self.recycle.as_ref() else {
                     return Err(SubscriptionError::NotRecycling(order_id.to_string()));
                 };
                 if r.order_id != order_id
-                    || d.state.status != Some(SubscriptionStatus::RecycleBilling)
+                    || d.state().status != Some(SubscriptionStatus::RecycleBilling)
                 {
-                    if d.state.is_settled(&order_id) {
+                    if d.state().is_settled(&order_id) {
                         return Ok(Vec::new());
                     }
                     return Err(SubscriptionError::NotRecycling(order_id.to_string()));
@@ -338,19 +346,19 @@ impl Subscription {
                 if r.due_at.is_some_and(|due| now < due) {
                     return Err(SubscriptionError::NotDue(attempt));
                 }
-                match r.next_target {
+                match &r.next_target {
                     Some(RecycleTarget::FlexFactor { gateway, slot }) => {
                         d.emit(SubscriptionEvent::RecycleHandedToFlexFactor {
                             order_id,
                             attempt,
-                            slot,
-                            flexfactor_gateway: gateway,
+                            slot: *slot,
+                            flexfactor_gateway: gateway.clone(),
                             at: now,
                         });
                     }
                     _ => {
                         let gateway = d
-                            .state
+                            .state()
                             .billing_gateway
                             .clone()
                             .unwrap_or(r.declined_gateway.clone());
@@ -369,10 +377,11 @@ impl Subscription {
                 attempt,
                 answer,
             } => {
-                if d.state.is_settled(&order_id) {
+                if d.state().is_settled(&order_id) {
                     return Ok(Vec::new());
                 }
-                let Some(r) = d.state.recycle.clone() else {
+                // Nothing decided yet: the state is `self` (borrowed, not copied).
+                let Some(r) = self.recycle.as_ref() else {
                     return Err(SubscriptionError::NotRecycling(order_id.to_string()));
                 };
                 if r.order_id != order_id {
@@ -385,7 +394,7 @@ impl Subscription {
                     return Err(SubscriptionError::NotAwaiting(attempt));
                 }
                 let gateway = d
-                    .state
+                    .state()
                     .billing_gateway
                     .clone()
                     .unwrap_or(r.declined_gateway.clone());
@@ -417,7 +426,10 @@ impl Subscription {
                                 at: now,
                             });
                         } else if r.plan.attempt(attempt + 1).is_some() {
-                            schedule(&mut d, order_id, attempt + 1, now);
+                            // Y1: RecycleAttemptDeclined leaves the plan as it is.
+                            if let Some(e) = scheduled(&r.plan, order_id, attempt + 1, now) {
+                                d.emit(e);
+                            }
                         } else {
                             // Y4: every re-attempt declined, no FlexFactor slot.
                             d.emit(SubscriptionEvent::RecycleFailed {
@@ -454,13 +466,13 @@ impl Subscription {
                 declined_gateway,
             } => {
                 let recycling_this = d
-                    .state
+                    .state()
                     .recycle
                     .as_ref()
                     .is_some_and(|r| r.order_id == order_id)
-                    && d.state.status == Some(SubscriptionStatus::RecycleBilling);
-                let in_trial = d.state.status == Some(SubscriptionStatus::Trial);
-                if d.state.is_settled(&order_id) {
+                    && d.state().status == Some(SubscriptionStatus::RecycleBilling);
+                let in_trial = d.state().status == Some(SubscriptionStatus::Trial);
+                if d.state().is_settled(&order_id) {
                     d.emit(SubscriptionEvent::SalvageResultIgnored {
                         order_id,
                         succeeded,
@@ -469,7 +481,10 @@ impl Subscription {
                 } else if succeeded && (recycling_this || in_trial) {
                     // O4: next cycle, billing back on the declining gateway; S8: never FlexFactor.
                     let gateway = if setup.is_flexfactor(&declined_gateway) {
-                        d.state.billing_gateway.clone().unwrap_or(declined_gateway)
+                        d.state()
+                            .billing_gateway
+                            .clone()
+                            .unwrap_or(declined_gateway)
                     } else {
                         declined_gateway
                     };
@@ -490,12 +505,12 @@ impl Subscription {
                 }
             }
             SubscriptionCommand::Cancel { reason } => {
-                if d.state.status != Some(SubscriptionStatus::Cancelled) {
+                if d.state().status != Some(SubscriptionStatus::Cancelled) {
                     d.emit(SubscriptionEvent::SubscriptionCancelled { reason, at: now });
                 }
             }
         }
-        Ok(d.events)
+        Ok(d.into_events())
     }
 }
 
@@ -513,14 +528,14 @@ fn check_billing_gateway(
 }
 
 fn advance(
-    d: &mut Decision,
+    d: &mut Decision<'_>,
     order_id: OrderId,
     billing_gateway: GatewayId,
     via: AdvanceVia,
     now: DateTime<Utc>,
 ) {
-    let from = d.state.cycle;
-    let next_bill_at = crate::clock::days_after(now, d.state.interval_days());
+    let from = d.state().cycle;
+    let next_bill_at = crate::clock::days_after(now, d.state().interval_days());
     d.emit(SubscriptionEvent::CycleAdvanced {
         order_id,
         from_cycle: from,
@@ -532,19 +547,182 @@ fn advance(
     });
 }
 
-/// Y1: schedules re-attempt `attempt`, its wait counted from now (the previous attempt).
-fn schedule(d: &mut Decision, order_id: OrderId, attempt: u32, now: DateTime<Utc>) {
-    let Some(plan) = d.state.recycle.as_ref().map(|r| r.plan.clone()) else {
-        return;
-    };
+/// Y1: the event scheduling re-attempt `attempt` of `plan`, its wait counted from now (the
+/// previous attempt); none when the plan has no such attempt.
+fn scheduled(
+    plan: &RecyclePlan,
+    order_id: OrderId,
+    attempt: u32,
+    now: DateTime<Utc>,
+) -> Option<SubscriptionEvent> {
     let (Some(planned), Some(due_at)) = (plan.attempt(attempt), plan.due_at(attempt, now)) else {
-        return;
+        return None;
     };
-    d.emit(SubscriptionEvent::RecycleAttemptScheduled {
+    Some(SubscriptionEvent::RecycleAttemptScheduled {
         order_id,
         attempt,
         target: planned.target.clone(),
         due_at,
         at: now,
-    });
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use chrono::{Duration, TimeZone, Utc};
+
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::decline::{DeclineFacts, DeclineType, EffectiveDecline};
+    use crate::money::{Currency, Money};
+    use crate::setup::Setup;
+
+    const SAMPLE: &str = include_str!("../../../examples/salvage.toml");
+
+    fn services() -> (DomainServices, Arc<ManualClock>) {
+        let setup = match Setup::from_toml_str(SAMPLE) {
+            Ok(s) => s,
+            Err(e) => panic!("the sample setup must be valid: {e}"),
+        };
+        let start = match Utc.with_ymd_and_hms(2026, 3, 2, 12, 0, 0) {
+            chrono::LocalResult::Single(t) => t,
+            _ => panic!("a valid date"),
+        };
+        let clock = Arc::new(ManualClock::new(start));
+        (DomainServices::new(Arc::new(setup), clock.clone()), clock)
+    }
+
+    fn run(s: &mut Subscription, services: &DomainServices, c: SubscriptionCommand) -> usize {
+        let events = match s.decide(c, services) {
+            Ok(e) => e,
+            Err(e) => panic!("refused: {e}"),
+        };
+        let n = events.len();
+        for e in events {
+            s.apply(e);
+        }
+        n
+    }
+
+    fn approved(order: &str) -> SubscriptionCommand {
+        SubscriptionCommand::RecordRebill {
+            order_id: order.into(),
+            outcome: RebillOutcome::Approved {
+                gateway: "nmi-main".into(),
+            },
+        }
+    }
+
+    /// A subscription on nmi-main that advanced `rebills` cycles, rebills `r-1`..`r-{rebills}`.
+    fn long_lived(rebills: u32) -> (Subscription, DomainServices, Arc<ManualClock>) {
+        let (services, clock) = services();
+        let mut s = Subscription::default();
+        run(
+            &mut s,
+            &services,
+            SubscriptionCommand::Create(Box::new(CreateSubscription {
+                subscription_id: "sub-1".into(),
+                origin_order_id: "o-1".into(),
+                campaign_id: "skincare".into(),
+                product_id: "serum-monthly".into(),
+                price: Money {
+                    amount_minor: 3999,
+                    currency: Currency::USD,
+                },
+                billing_gateway: "nmi-main".into(),
+                credential: CredentialKind::Token,
+                terms: RecurringTerms {
+                    interval_days: 30,
+                    trial_days: None,
+                },
+            })),
+        );
+        for i in 1..=rebills {
+            clock.advance(Duration::days(30));
+            assert_eq!(run(&mut s, &services, approved(&format!("r-{i}"))), 1);
+        }
+        (s, services, clock)
+    }
+
+    #[test]
+    fn o7_a_long_lived_subscription_still_settles_each_rebill_once() {
+        let (mut s, services, clock) = long_lived(300);
+        assert_eq!(s.cycle, 301);
+        assert_eq!(s.settled_orders.len(), 300);
+        let before = s.clone();
+        // The oldest, a middle and the newest settled rebill: approving again is a no-op.
+        for order in ["r-1", "r-150", "r-300"] {
+            assert_eq!(s.decide(approved(order), &services), Ok(Vec::new()));
+            // A late FlexFactor result for it is recorded and ignored, never a second advance.
+            let late = s.decide(
+                SubscriptionCommand::ApplySalvageOutcome {
+                    order_id: order.into(),
+                    succeeded: true,
+                    declined_gateway: "nmi-main".into(),
+                },
+                &services,
+            );
+            assert!(matches!(
+                late.as_deref(),
+                Ok([SubscriptionEvent::SalvageResultIgnored { order_id, succeeded: true, .. }])
+                    if order_id.as_str() == order
+            ));
+        }
+        // Deciding never changes the aggregate.
+        assert_eq!(s, before);
+        // A new rebill advances exactly one cycle.
+        clock.advance(Duration::days(30));
+        assert_eq!(run(&mut s, &services, approved("r-301")), 1);
+        assert_eq!(s.cycle, 302);
+        assert_eq!(s.decide(approved("r-301"), &services), Ok(Vec::new()));
+    }
+
+    #[test]
+    fn y1_a_soft_declined_rebill_schedules_the_first_attempt_of_its_plan() {
+        let (mut s, services, _clock) = long_lived(3);
+        let events = match s.decide(
+            SubscriptionCommand::RecordRebill {
+                order_id: "r-4".into(),
+                outcome: RebillOutcome::Declined {
+                    facts: DeclineFacts {
+                        gateway: "nmi-main".into(),
+                        response_code: "05".into(),
+                        response_message: "Issuer unavailable".into(),
+                        processor_verdict: DeclineType::Soft,
+                        visa_category: None,
+                        mastercard_advice_code: None,
+                    },
+                    effective: EffectiveDecline {
+                        decline_type: DeclineType::Soft,
+                        mapped_by: None,
+                        customer_message: None,
+                    },
+                },
+            },
+            &services,
+        ) {
+            Ok(e) => e,
+            Err(e) => panic!("refused: {e}"),
+        };
+        let [SubscriptionEvent::RebillDeclined { .. }, SubscriptionEvent::RecycleBillingStarted { plan, .. }, SubscriptionEvent::RecycleAttemptScheduled {
+            attempt: 1,
+            target,
+            due_at,
+            ..
+        }] = events.as_slice()
+        else {
+            panic!("unexpected events: {events:?}");
+        };
+        let first = plan.attempt(1).map(|a| a.target.clone());
+        assert_eq!(Some(target.clone()), first);
+        assert_eq!(Some(*due_at), plan.due_at(1, services.clock.now()));
+        for e in events {
+            s.apply(e);
+        }
+        assert_eq!(s.status, Some(SubscriptionStatus::RecycleBilling));
+        // The same rebill again while recycling: a no-op.
+        assert_eq!(s.decide(approved("r-4"), &services), Ok(Vec::new()));
+    }
 }
