@@ -44,9 +44,32 @@ pub enum CommitError {
     Store(#[from] StoreError),
 }
 
-const INSERT_EVENT: &str = "INSERT INTO events \
-    (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
-    VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// `INSERT INTO events ... VALUES (...), (...)` for `n` events: one statement, so one round trip,
+/// and atomic on its own.
+fn insert_events_sql(n: usize) -> String {
+    let mut sql = String::from(
+        "INSERT INTO events \
+         (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
+         VALUES ",
+    );
+    for i in 0..n {
+        let b = i * 7;
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push_str(&format!(
+            "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
+            b + 1,
+            b + 2,
+            b + 3,
+            b + 4,
+            b + 5,
+            b + 6,
+            b + 7
+        ));
+    }
+    sql
+}
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     match e {
@@ -81,18 +104,21 @@ macro_rules! run_in {
                 }
             }
         }
-        for e in $events {
-            let r = sqlx::query(INSERT_EVENT)
-                .bind(e.aggregate_type.as_str())
-                .bind(e.aggregate_id.as_str())
-                .bind(i64::try_from(e.sequence).unwrap_or(i64::MAX))
-                .bind(e.event_type.as_str())
-                .bind(e.event_version.as_str())
-                .bind(&e.payload)
-                .bind(&e.metadata)
-                .execute(&mut *$tx)
-                .await;
-            match r {
+        let events: &[SerializedEvent] = $events;
+        if !events.is_empty() {
+            let sql = insert_events_sql(events.len());
+            let mut q = sqlx::query(&sql);
+            for e in events {
+                q = q
+                    .bind(e.aggregate_type.as_str())
+                    .bind(e.aggregate_id.as_str())
+                    .bind(i64::try_from(e.sequence).unwrap_or(i64::MAX))
+                    .bind(e.event_type.as_str())
+                    .bind(e.event_version.as_str())
+                    .bind(&e.payload)
+                    .bind(&e.metadata);
+            }
+            match q.execute(&mut *$tx).await {
                 Ok(_) => {}
                 Err(err) if is_unique_violation(&err) => return Err(CommitError::Conflict),
                 Err(err) => return Err(CommitError::Store(err.into())),
@@ -109,6 +135,13 @@ pub async fn commit(
     events: &[SerializedEvent],
     writes: &[Write],
 ) -> Result<(), CommitError> {
+    if writes.is_empty() {
+        // One statement: atomic without a transaction around it, and one round trip.
+        return crate::on_pool!(backend, pool => {
+            let mut conn = pool.acquire().await.map_err(|e| CommitError::Store(e.into()))?;
+            run_in!(conn, events, writes)
+        });
+    }
     match backend {
         Backend::Sqlite(pool) => {
             let mut tx = pool
