@@ -47,13 +47,18 @@ pub enum CommitError {
 /// `INSERT INTO events ... VALUES (...), (...)` for `n` events: one statement, so one round trip,
 /// and atomic on its own.
 fn insert_events_sql(n: usize) -> String {
+    insert_events_sql_from(0, n)
+}
+
+/// [`insert_events_sql`] with its placeholders numbered from `offset + 1`.
+fn insert_events_sql_from(offset: usize, n: usize) -> String {
     let mut sql = String::from(
         "INSERT INTO events \
          (aggregate_type, aggregate_id, sequence, event_type, event_version, payload, metadata) \
          VALUES ",
     );
     for i in 0..n {
-        let b = i * 7;
+        let b = offset + i * 7;
         if i > 0 {
             sql.push_str(", ");
         }
@@ -128,15 +133,16 @@ macro_rules! run_in {
     }};
 }
 
-/// Commits `writes` (first, in order) and `events` in one transaction. Rolled back entirely on a
-/// failed guard or a conflict.
+/// Commits `writes` (first, in order) and `events` atomically. Rolled back entirely on a failed
+/// guard or a conflict.
 pub async fn commit(
     backend: &Backend,
     events: &[SerializedEvent],
     writes: &[Write],
 ) -> Result<(), CommitError> {
     if writes.is_empty() {
-        // One statement: atomic without a transaction around it, and one round trip.
+        // One statement: atomic without a transaction around it, and one round trip. (With
+        // writes, PostgreSQL does the same below; SQLite, in process, uses a transaction.)
         return crate::on_pool!(backend, pool => {
             let mut conn = pool.acquire().await.map_err(|e| CommitError::Store(e.into()))?;
             run_in!(conn, events, writes)
@@ -153,16 +159,119 @@ pub async fn commit(
                 .await
                 .map_err(|e| CommitError::Store(e.into()))?;
         }
-        Backend::Postgres(pool) => {
-            let mut tx = pool
-                .begin()
-                .await
-                .map_err(|e| CommitError::Store(e.into()))?;
-            run_in!(tx, events, writes)?;
-            tx.commit()
-                .await
-                .map_err(|e| CommitError::Store(e.into()))?;
-        }
+        Backend::Postgres(pool) => commit_in_one_statement(pool, events, writes).await?,
     }
     Ok(())
+}
+
+/// The SQLSTATE `salvage_guard` (migration 7) raises when a guarded write changed no row.
+const GUARD_SQLSTATE: &str = "SG001";
+
+/// `sql` with every placeholder `$k` renumbered `$(k + offset)`.
+fn renumber(sql: &str, offset: usize) -> String {
+    let mut out = String::with_capacity(sql.len() + 8);
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c != '$' {
+            continue;
+        }
+        let mut digits = String::new();
+        while let Some(d) = chars.peek().copied().filter(char::is_ascii_digit) {
+            digits.push(d);
+            chars.next();
+        }
+        match digits.parse::<usize>() {
+            Ok(k) => out.push_str(&(k + offset).to_string()),
+            Err(_) => out.push_str(&digits),
+        }
+    }
+    out
+}
+
+/// PostgreSQL: the writes and the events as one statement of data-modifying CTEs, so one round
+/// trip, atomic without a transaction around it. A guarded write that changed no row makes
+/// `salvage_guard` raise, which undoes the whole statement.
+async fn commit_in_one_statement(
+    pool: &sqlx::PgPool,
+    events: &[SerializedEvent],
+    writes: &[Write],
+) -> Result<(), CommitError> {
+    let mut parts = Vec::with_capacity(writes.len() + 1);
+    let mut offset = 0;
+    for (i, w) in writes.iter().enumerate() {
+        parts.push(format!("w{i} AS ({} RETURNING 1)", renumber(w.sql, offset)));
+        offset += w.binds.len();
+    }
+    if !events.is_empty() {
+        parts.push(format!(
+            "ev AS ({} RETURNING 1)",
+            insert_events_sql_from(offset, events.len())
+        ));
+    }
+    let mut sql = format!("WITH {} SELECT 1", parts.join(", "));
+    for (i, w) in writes.iter().enumerate() {
+        if w.guard.is_some() {
+            sql.push_str(&format!(
+                ", salvage_guard((SELECT count(*) FROM w{i}) = 1, {i})"
+            ));
+        }
+    }
+    let mut q = sqlx::query(&sql);
+    for w in writes {
+        for b in &w.binds {
+            q = match b {
+                Bind::Text(s) => q.bind(s.as_str()),
+                Bind::OptText(s) => q.bind(s.as_deref()),
+                Bind::Int(i) => q.bind(*i),
+            };
+        }
+    }
+    for e in events {
+        q = q
+            .bind(e.aggregate_type.as_str())
+            .bind(e.aggregate_id.as_str())
+            .bind(i64::try_from(e.sequence).unwrap_or(i64::MAX))
+            .bind(e.event_type.as_str())
+            .bind(e.event_version.as_str())
+            .bind(&e.payload)
+            .bind(&e.metadata);
+    }
+    match q.execute(pool).await {
+        Ok(_) => Ok(()),
+        Err(err) if is_unique_violation(&err) => Err(CommitError::Conflict),
+        Err(sqlx::Error::Database(d)) if d.code().as_deref() == Some(GUARD_SQLSTATE) => {
+            let reason = d
+                .message()
+                .rsplit(' ')
+                .next()
+                .and_then(|i| i.parse::<usize>().ok())
+                .and_then(|i| writes.get(i))
+                .and_then(|w| w.guard)
+                .unwrap_or("a guarded write changed no row");
+            Err(CommitError::Guard(reason))
+        }
+        Err(err) => Err(CommitError::Store(err.into())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_renumbered() {
+        assert_eq!(
+            renumber("INSERT INTO t VALUES ($1, $2, 'done', $10)", 3),
+            "INSERT INTO t VALUES ($4, $5, 'done', $13)"
+        );
+        assert_eq!(renumber("SELECT 1", 5), "SELECT 1");
+        assert_eq!(
+            insert_events_sql_from(7, 1).matches('$').count(),
+            7,
+            "seven columns"
+        );
+        assert!(insert_events_sql_from(7, 2)
+            .ends_with("($8, $9, $10, $11, $12, $13, $14), ($15, $16, $17, $18, $19, $20, $21)"));
+    }
 }

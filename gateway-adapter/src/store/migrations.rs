@@ -348,6 +348,25 @@ END
 $fn$;
 "#,
     },
+    Migration {
+        version: 7,
+        name: "guarded commits in one statement (PostgreSQL)",
+        sqlite: "SELECT 1;",
+        // `store::guarded_commit` sends a command's events and the writes that commit with them
+        // as one statement; a guarded write that changed no row calls this with `ok = false`,
+        // which undoes the whole statement.
+        postgres: r#"
+CREATE FUNCTION salvage_guard(ok boolean, which integer) RETURNS integer
+LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF NOT ok THEN
+    RAISE EXCEPTION 'salvage guarded write %', which USING ERRCODE = 'SG001';
+  END IF;
+  RETURN 1;
+END
+$fn$;
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.
