@@ -81,6 +81,9 @@ pub async fn dispatch_batch(
     limit: i64,
 ) -> Result<usize, StoreError> {
     event_log::sync(&store.backend, event_log::SYNC_WAIT).await?;
+    if !event_log::has_entries_after_checkpoint(&store.backend, DISPATCH_CHECKPOINT).await? {
+        return Ok(0);
+    }
     let now = services.clock.now().timestamp_millis();
     macro_rules! body {
         ($tx:ident, $read_checkpoint:expr, $decode:path, $payload:expr) => {{

@@ -74,8 +74,11 @@ where
         r.map_err(store_error)
     }
 
-    /// The aggregate's current state (default when it has no event).
+    /// The aggregate's current state (default when it has no event) and its number of events.
     pub async fn load(&self, id: &str) -> Result<(A, usize), ExecuteError<A::Error>> {
+        if !matches!(self, AggregateStore::Memory(_)) {
+            return self.fold(id).await;
+        }
         let events = self.load_events(id).await?;
         let mut a = A::default();
         let n = events.len();
@@ -119,7 +122,7 @@ where
                         .map_err(|e| ExecuteError::Store(e.to_string()))?
                 })
             }
-            AggregateStore::Memory(_) => return self.load(id).await,
+            AggregateStore::Memory(_) => return Box::pin(self.load(id)).await,
         };
         let mut a = A::default();
         let mut last = 0;

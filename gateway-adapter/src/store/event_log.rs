@@ -150,3 +150,21 @@ pub async fn head(backend: &Backend) -> Result<i64, StoreError> {
     });
     Ok(v.unwrap_or(0))
 }
+
+/// Whether the log has entries past checkpoint `name` (a read: lets an idle projector or
+/// dispatcher skip its write transaction).
+pub async fn has_entries_after_checkpoint(
+    backend: &Backend,
+    name: &str,
+) -> Result<bool, StoreError> {
+    let v: bool = crate::on_pool!(backend, pool => {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM salvage_event_log WHERE position > \
+             COALESCE((SELECT position FROM salvage_checkpoints WHERE name = $1), 0))",
+        )
+        .bind(name)
+        .fetch_one(pool)
+        .await?
+    });
+    Ok(v)
+}

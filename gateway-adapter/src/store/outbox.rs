@@ -65,6 +65,19 @@ pub async fn claim_due(
     lease_until: i64,
     limit: i64,
 ) -> Result<Vec<OutboxItem>, StoreError> {
+    // A read first: an idle round takes no write lock (SQLite has one writer at a time).
+    let due: bool = crate::on_pool!(backend, pool => {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM salvage_outbox WHERE state = 'pending' AND due_at <= $1 \
+             AND (lease_until IS NULL OR lease_until < $1))",
+        )
+        .bind(now)
+        .fetch_one(pool)
+        .await?
+    });
+    if !due {
+        return Ok(Vec::new());
+    }
     let rows = match backend {
         Backend::Postgres(pool) => sqlx::query(CLAIM_PG)
             .bind(lease_until)

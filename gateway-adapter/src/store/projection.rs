@@ -85,6 +85,9 @@ enum Changed {
 /// Projects at most `limit` log entries past the checkpoint; returns how many.
 pub async fn project_batch(backend: &Backend, limit: i64) -> Result<usize, StoreError> {
     event_log::sync(backend, event_log::SYNC_WAIT).await?;
+    if !event_log::has_entries_after_checkpoint(backend, CHECKPOINT).await? {
+        return Ok(0);
+    }
     macro_rules! body {
         ($tx:ident, $read_checkpoint:expr, $decode:path) => {{
             sqlx::query(ENSURE_CHECKPOINT).bind(CHECKPOINT).execute(&mut *$tx).await?;
