@@ -69,6 +69,10 @@ pub struct ServeOptions {
     pub pg_schema: Option<String>,
     /// How often the idle background worker looks for due work.
     pub poll_interval: Duration,
+    /// How long the worker, woken by a request, lets other requests arrive before it runs:
+    /// it then handles them in one batch, and a burst of requests is not slowed by background
+    /// work between each (notifications and projections come this much later).
+    pub worker_settle: Duration,
 }
 
 impl ServeOptions {
@@ -78,6 +82,7 @@ impl ServeOptions {
             sandbox_charges: false,
             pg_schema: None,
             poll_interval: Duration::from_millis(250),
+            worker_settle: Duration::from_millis(25),
         }
     }
 }
@@ -329,6 +334,7 @@ pub async fn start(
         state.clone(),
         stop_rx,
         options.poll_interval,
+        options.worker_settle,
         config.flexfactor.webhook_tolerance_seconds as i64,
     ));
     let grace = Duration::from_secs(config.service.shutdown_grace_seconds);
@@ -361,6 +367,7 @@ async fn worker(
     state: Arc<AppState>,
     mut stop: watch::Receiver<bool>,
     poll: Duration,
+    settle: Duration,
     tolerance_s: i64,
 ) {
     let mut last_prune = Instant::now();
@@ -381,7 +388,12 @@ async fn worker(
             last_prune = Instant::now();
         }
         tokio::select! {
-            _ = state.wake.notified() => {}
+            _ = state.wake.notified() => {
+                tokio::select! {
+                    _ = tokio::time::sleep(settle) => {}
+                    _ = stop.changed() => {}
+                }
+            }
             _ = tokio::time::sleep(poll) => {}
             _ = stop.changed() => {}
         }
