@@ -131,6 +131,20 @@ impl Engine {
         metadata: HashMap<String, String>,
         writes: &[Write],
     ) -> Result<ToDrive, ExecuteError<OrderError>> {
+        self.order_inline_on(id, command, metadata, writes, None)
+            .await
+    }
+
+    /// [`order_inline`](Self::order_inline) deciding first on `known` (the order and its last
+    /// sequence as this request last committed it), which saves a read when nobody else wrote.
+    async fn order_inline_on(
+        &self,
+        id: &OrderId,
+        command: OrderCommand,
+        metadata: HashMap<String, String>,
+        writes: &[Write],
+        known: Option<(Order, usize)>,
+    ) -> Result<ToDrive, ExecuteError<OrderError>> {
         let lease = self.config.lease.num_milliseconds();
         let claims = |before: &Order, events: &[EventEnvelope<Order>]| {
             let now = self.now();
@@ -154,6 +168,7 @@ impl Engine {
                 metadata,
                 writes,
                 claims,
+                known,
             )
             .await?;
         Ok(ToDrive::claimed(committed))
@@ -200,7 +215,13 @@ impl Engine {
                                     for cmd in more {
                                         let complete = outbox::complete_write(&f.key, self.now());
                                         let (committed, ran) = self
-                                            .run_inline(&f.key, order_id, cmd, complete)
+                                            .run_inline(
+                                                &f.key,
+                                                order_id,
+                                                cmd,
+                                                complete,
+                                                last.clone(),
+                                            )
                                             .await?;
                                         done |= ran;
                                         if let Some(c) = committed {
@@ -225,7 +246,7 @@ impl Engine {
                             let now = self.now();
                             let done = outbox::done_write(&f.key, kind(&f.follow), &f.payload, now);
                             let (mut committed, mut ran) = self
-                                .run_inline(&f.key, order_id, f.follow.clone(), done)
+                                .run_inline(&f.key, order_id, f.follow.clone(), done, last.clone())
                                 .await?;
                             // The dispatcher wrote the row first: take it over unless another
                             // worker holds it.
@@ -243,7 +264,7 @@ impl Engine {
                             {
                                 let complete = outbox::complete_write(&f.key, now);
                                 (committed, ran) = self
-                                    .run_inline(&f.key, order_id, f.follow.clone(), complete)
+                                    .run_inline(&f.key, order_id, f.follow.clone(), complete, None)
                                     .await?;
                             }
                             if !ran {
@@ -271,6 +292,7 @@ impl Engine {
         order_id: &OrderId,
         f: FollowUp,
         row: Write,
+        known: Option<(Order, usize)>,
     ) -> Result<(Option<Committed<Order>>, bool), EngineError> {
         let refused = match f {
             FollowUp::Order {
@@ -278,7 +300,13 @@ impl Engine {
                 command,
             } if &target == order_id => {
                 match self
-                    .order_inline(&target, command, HashMap::new(), std::slice::from_ref(&row))
+                    .order_inline_on(
+                        &target,
+                        command,
+                        HashMap::new(),
+                        std::slice::from_ref(&row),
+                        known,
+                    )
                     .await
                 {
                     Ok(drive) => return Ok((Some(drive.committed), true)),

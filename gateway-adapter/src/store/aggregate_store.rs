@@ -101,7 +101,7 @@ where
             return execute_in_memory(s, id, command, services, &metadata).await;
         }
         let no_more = |_: &A, _: &[EventEnvelope<A>]| Vec::new();
-        self.execute_deriving(id, command, services, metadata, &[], no_more)
+        self.execute_deriving(id, command, services, metadata, &[], no_more, None)
             .await
             .map(|c| c.events)
     }
@@ -148,14 +148,18 @@ where
         writes: &[Write],
     ) -> Result<Vec<EventEnvelope<A>>, ExecuteError<A::Error>> {
         let no_more = |_: &A, _: &[EventEnvelope<A>]| Vec::new();
-        self.execute_deriving(id, command, services, metadata, writes, no_more)
+        self.execute_deriving(id, command, services, metadata, writes, no_more, None)
             .await
             .map(|c| c.events)
     }
 
     /// Like [`execute_with`](Self::execute_with), with more writes derived from the events the
     /// command decided and the state it decided them on (`derive` runs once per attempt): the
-    /// outbox claims of the follow-ups the caller is about to run itself.
+    /// outbox claims of the follow-ups the caller is about to run itself. With `known` (the
+    /// aggregate and its last sequence, as the caller last committed it) the first attempt
+    /// decides on it without reading: if another writer committed since, the commit conflicts
+    /// and the next attempt reads.
+    #[allow(clippy::too_many_arguments)]
     pub async fn execute_deriving<F>(
         &self,
         id: &str,
@@ -164,6 +168,7 @@ where
         metadata: HashMap<String, String>,
         writes: &[Write],
         derive: F,
+        mut known: Option<(A, usize)>,
     ) -> Result<Committed<A>, ExecuteError<A::Error>>
     where
         F: Fn(&A, &[EventEnvelope<A>]) -> Vec<Write>,
@@ -183,7 +188,10 @@ where
         };
         for _ in 0..MAX_CONFLICT_RETRIES {
             // `handle` takes `&mut self` in cqrs-es; the aggregates here decide without changing.
-            let (mut before, current) = self.fold(id).await?;
+            let (mut before, current) = match known.take() {
+                Some(k) => k,
+                None => self.fold(id).await?,
+            };
             let sink = EventSink::default();
             before
                 .handle(command.clone(), services, &sink)
