@@ -370,12 +370,7 @@ fn approved(id: &str) -> Reply {
 
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(
-        concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/reference/flexfactor-fixtures/"
-        )
-        .to_string()
-            + name,
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/flexfactor/").to_string() + name,
     )
     .unwrap()
 }

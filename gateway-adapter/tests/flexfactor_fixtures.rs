@@ -1,4 +1,5 @@
-//! Every real FlexFactor payload in `shared/reference/flexfactor-fixtures/` parses into the
+//! Every real FlexFactor payload in `tests/fixtures/flexfactor/` (a copy of
+//! `shared/reference/flexfactor-fixtures/`) parses into the
 //! adapter's types (F5: case-insensitive, unknown fields ignored).
 
 use salvage_domain::customer::CardDetails;
@@ -14,7 +15,7 @@ use serde_json::Value;
 fn fixture_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/reference/flexfactor-fixtures/"
+        "/tests/fixtures/flexfactor/"
     ))
 }
 

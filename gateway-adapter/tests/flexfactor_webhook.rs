@@ -24,7 +24,7 @@ use sha2::Sha512;
 fn fixture_dir() -> std::path::PathBuf {
     std::path::PathBuf::from(concat!(
         env!("CARGO_MANIFEST_DIR"),
-        "/../../shared/reference/flexfactor-fixtures/"
+        "/tests/fixtures/flexfactor/"
     ))
 }
 
