@@ -63,9 +63,10 @@ fn starts_prints_where_it_listens_and_answers() {
         .unwrap();
     let mut child = Killed(child);
     let mut line = String::new();
-    BufReader::new(child.0.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let mut out = BufReader::new(child.0.stdout.take().unwrap());
+    out.read_line(&mut line).unwrap();
+    // Keep reading to the end: a closed pipe would make the server's next log line fail.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     assert!(line.contains("listening on http://127.0.0.1:"), "{line}");
     let base = line
         .split_whitespace()
