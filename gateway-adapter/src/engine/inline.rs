@@ -317,40 +317,32 @@ impl Engine {
             FollowUp::Order {
                 order_id: target,
                 command,
-            } => match self
-                .store
-                .orders
-                .execute_with(
-                    target.as_str(),
-                    command,
-                    &self.services,
-                    HashMap::new(),
-                    std::slice::from_ref(&row),
-                )
-                .await
+            } => match with_row(
+                &self.store.orders,
+                target.as_str(),
+                command,
+                &self.services,
+                &row,
+            )
+            .await
             {
-                Ok(_) => return Ok((None, true)),
-                Err(ExecuteError::Guard(_)) => return Ok((None, false)),
-                Err(e) => e.to_string(),
+                Ok(ran) => return Ok((None, ran)),
+                Err(refused) => refused,
             },
             FollowUp::Subscription {
                 subscription_id,
                 command,
-            } => match self
-                .store
-                .subscriptions
-                .execute_with(
-                    subscription_id.as_str(),
-                    command,
-                    &self.services,
-                    HashMap::new(),
-                    std::slice::from_ref(&row),
-                )
-                .await
+            } => match with_row(
+                &self.store.subscriptions,
+                subscription_id.as_str(),
+                command,
+                &self.services,
+                &row,
+            )
+            .await
             {
-                Ok(_) => return Ok((None, true)),
-                Err(ExecuteError::Guard(_)) => return Ok((None, false)),
-                Err(e) => e.to_string(),
+                Ok(ran) => return Ok((None, ran)),
+                Err(refused) => refused,
             },
             FollowUp::At { .. } | FollowUp::Effect(_) => {
                 "not a command that runs in the request".to_string()
@@ -435,6 +427,36 @@ impl Engine {
             }
             tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         }
+    }
+}
+
+/// Runs `command` on aggregate `id` of `store` with `row` in its commit: `Ok(true)` when it
+/// committed, `Ok(false)` when the row is held elsewhere, `Err` with the refusal otherwise.
+async fn with_row<A>(
+    store: &crate::store::AggregateStore<A>,
+    id: &str,
+    command: A::Command,
+    services: &A::Services,
+    row: &Write,
+) -> Result<bool, String>
+where
+    A: cqrs_es::Aggregate + Clone,
+    A::Command: Clone + Send + Sync,
+    A::Services: Sync,
+{
+    match store
+        .execute_with(
+            id,
+            command,
+            services,
+            HashMap::new(),
+            std::slice::from_ref(row),
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(ExecuteError::Guard(_)) => Ok(false),
+        Err(e) => Err(e.to_string()),
     }
 }
 

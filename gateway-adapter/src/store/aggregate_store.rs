@@ -97,13 +97,8 @@ where
         services: &A::Services,
         metadata: HashMap<String, String>,
     ) -> Result<Vec<EventEnvelope<A>>, ExecuteError<A::Error>> {
-        if let AggregateStore::Memory(s) = self {
-            return execute_in_memory(s, id, command, services, &metadata).await;
-        }
-        let no_more = |_: &A, _: &[EventEnvelope<A>]| Vec::new();
-        self.execute_deriving(id, command, services, metadata, &[], no_more, None)
+        self.execute_with(id, command, services, metadata, &[])
             .await
-            .map(|c| c.events)
     }
 
     /// The aggregate's state and its last sequence, folded straight from the stored JSON (one
@@ -137,8 +132,8 @@ where
     }
 
     /// Like [`execute`](Self::execute), with `writes` committed in the same transaction as the
-    /// events (also when the command commits no event). On the in-memory store, which has no
-    /// transaction to share, the writes are committed first, on their own.
+    /// events (also when the command commits no event). The in-memory store has no database to
+    /// commit other rows with: it refuses writes.
     pub async fn execute_with(
         &self,
         id: &str,

@@ -87,6 +87,24 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     }
 }
 
+/// Binds the seven columns of each event, in [`insert_events_sql`]'s order.
+macro_rules! bind_events {
+    ($q:expr, $events:expr) => {{
+        let mut q = $q;
+        for e in $events {
+            q = q
+                .bind(e.aggregate_type.as_str())
+                .bind(e.aggregate_id.as_str())
+                .bind(i64::try_from(e.sequence).unwrap_or(i64::MAX))
+                .bind(e.event_type.as_str())
+                .bind(e.event_version.as_str())
+                .bind(&e.payload)
+                .bind(&e.metadata);
+        }
+        q
+    }};
+}
+
 macro_rules! run_in {
     ($tx:ident, $events:expr, $writes:expr) => {{
         for w in $writes {
@@ -112,17 +130,7 @@ macro_rules! run_in {
         let events: &[SerializedEvent] = $events;
         if !events.is_empty() {
             let sql = insert_events_sql(events.len());
-            let mut q = sqlx::query(&sql);
-            for e in events {
-                q = q
-                    .bind(e.aggregate_type.as_str())
-                    .bind(e.aggregate_id.as_str())
-                    .bind(i64::try_from(e.sequence).unwrap_or(i64::MAX))
-                    .bind(e.event_type.as_str())
-                    .bind(e.event_version.as_str())
-                    .bind(&e.payload)
-                    .bind(&e.metadata);
-            }
+            let q = bind_events!(sqlx::query(&sql), events);
             match q.execute(&mut *$tx).await {
                 Ok(_) => {}
                 Err(err) if is_unique_violation(&err) => return Err(CommitError::Conflict),
@@ -227,16 +235,7 @@ async fn commit_in_one_statement(
             };
         }
     }
-    for e in events {
-        q = q
-            .bind(e.aggregate_type.as_str())
-            .bind(e.aggregate_id.as_str())
-            .bind(i64::try_from(e.sequence).unwrap_or(i64::MAX))
-            .bind(e.event_type.as_str())
-            .bind(e.event_version.as_str())
-            .bind(&e.payload)
-            .bind(&e.metadata);
-    }
+    let q = bind_events!(q, events);
     match q.execute(pool).await {
         Ok(_) => Ok(()),
         Err(err) if is_unique_violation(&err) => Err(CommitError::Conflict),
