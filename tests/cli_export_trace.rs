@@ -10,154 +10,55 @@
 //! back; a subscription whose rebill is soft-declined into recycle billing, re-attempted three
 //! times on its gateway, handed to FlexFactor at its slot and recovered there.
 
+mod support;
+
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::sync::Arc;
 
 use chrono::{DateTime, Duration, Utc};
-use salvage_domain::{Clock, ManualClock};
-use salvage_gateway::service::config::ServiceConfig;
-use salvage_gateway::service::{start, RunningService, ServeOptions};
-use salvage_sim::fake_flexfactor::{
-    ClockMode, FakeConfig, FakeFlexFactor, Mode, Outcome, Rule, RunningFake,
-};
+use salvage_sim::fake_flexfactor::{Mode, Outcome, Rule};
 use serde_json::{json, Value};
+use support::World;
 
-const SAMPLE: &str = include_str!("../examples/salvage.toml");
 const KEY: &str = "test-api-key-export-trace";
 const APPROVED_CARD: &str = "4111111111111111";
 /// Amounts the fake FlexFactor decides by (the rules below).
 const CASCADE_DECLINED_AMOUNT: i64 = 3901;
 const CHARGED_BACK_AMOUNT: i64 = 1998;
 
-struct World {
-    svc: RunningService,
-    fake: RunningFake,
-    clock: Arc<ManualClock>,
-    http: reqwest::Client,
-    dir: PathBuf,
-}
-
-impl World {
-    async fn new() -> World {
-        let clock = Arc::new(ManualClock::new(Utc::now()));
-        let mut fake_config = FakeConfig::sandbox_defaults();
-        fake_config.clock = ClockMode::Shared(clock.clone());
-        fake_config.auto_deliver = None;
-        // A cascade's FlexFactor step declines this amount at once (CIT); its rerun (MIT) is
-        // then recovered like any approved test card.
-        fake_config.rules.rules.insert(
-            0,
-            Rule {
-                min_amount: Some(CASCADE_DECLINED_AMOUNT),
-                max_amount: Some(CASCADE_DECLINED_AMOUNT),
-                ..Rule::new(Outcome::Declined)
-                    .named("cascade declines")
-                    .mode(Mode::Cit)
-            },
-        );
-        // A rerun of this amount is recovered, then charged back a day later (K1).
-        fake_config.rules.rules.insert(
-            0,
-            Rule {
-                min_amount: Some(CHARGED_BACK_AMOUNT),
-                max_amount: Some(CHARGED_BACK_AMOUNT),
-                ..Rule::new(Outcome::Approved)
-                    .named("recovered, then charged back")
-                    .mode(Mode::Mit)
-                    .chargeback_after_secs(86_400)
-            },
-        );
-        let fake = FakeFlexFactor::start(fake_config)
-            .await
-            .expect("fake FlexFactor");
-        let dir = std::env::temp_dir().join(format!(
-            "salvage-export-trace-{}-{}",
-            std::process::id(),
-            clock.now().timestamp_nanos_opt().unwrap_or(0)
-        ));
-        std::fs::create_dir_all(&dir).expect("temporary directory");
-        let text = format!(
-            "{SAMPLE}\n[service]\nlisten = \"127.0.0.1:0\"\nstore_url = \"sqlite://{}\"\napi_keys = [\"{KEY}\"]\n[flexfactor]\nbase_url = \"{}\"\n",
-            dir.join("s.db").display(),
-            fake.base_url()
-        );
-        let config =
-            ServiceConfig::from_str(&text, Path::new("t.toml"), &|_| None).expect("config");
-        let mut options = ServeOptions::new(clock.clone());
-        options.sandbox_charges = true;
-        let svc = start(config, options).await.expect("service");
-        fake.set_webhook_url(Some(&format!("{}/webhooks/flexfactor", svc.url())))
-            .expect("webhook url");
-        World {
-            svc,
-            fake,
-            clock,
-            http: reqwest::Client::new(),
-            dir,
-        }
-    }
-
-    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.svc.url()))
-            .bearer_auth(KEY)
-            .json(body)
-            .send()
-            .await
-            .expect("POST");
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.svc.url()))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .expect("GET");
-        assert_eq!(r.status().as_u16(), 200, "GET {path}");
-        r.json().await.expect("JSON")
-    }
-
-    /// Moves both clocks, lets the fake deliver what became due and the service run what
-    /// followed.
-    async fn advance(&self, by: Duration) {
-        self.clock.advance(by);
-        self.settle().await;
-    }
-
-    /// Runs until nothing is due: no outbox row due now and no delivery the fake still has to
-    /// make now (bounded: 20 s of real time).
-    async fn settle(&self) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            self.svc.state.drive().await.expect("drive");
-            let report = self.fake.deliver_due().await;
-            let now = self.clock.now().timestamp_millis();
-            let stats = salvage_gateway::store::outbox::stats(&self.svc.state.store.backend, now)
-                .await
-                .expect("outbox stats");
-            if stats.due == 0 && report.sent == 0 {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "the service did not settle: {} outbox row(s) due",
-                stats.due
+async fn world() -> World {
+    World::start(
+        "export-trace",
+        KEY,
+        |s| s,
+        |c| {
+            // A cascade's FlexFactor step declines this amount at once (CIT); its rerun (MIT) is
+            // then recovered like any approved test card.
+            c.rules.rules.insert(
+                0,
+                Rule {
+                    min_amount: Some(CASCADE_DECLINED_AMOUNT),
+                    max_amount: Some(CASCADE_DECLINED_AMOUNT),
+                    ..Rule::new(Outcome::Declined)
+                        .named("cascade declines")
+                        .mode(Mode::Cit)
+                },
             );
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    }
-
-    async fn stop(self) {
-        self.svc.shutdown().await.expect("shutdown");
-        self.fake.shutdown().await;
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+            // A rerun of this amount is recovered, then charged back a day later (K1).
+            c.rules.rules.insert(
+                0,
+                Rule {
+                    min_amount: Some(CHARGED_BACK_AMOUNT),
+                    max_amount: Some(CHARGED_BACK_AMOUNT),
+                    ..Rule::new(Outcome::Approved)
+                        .named("recovered, then charged back")
+                        .mode(Mode::Mit)
+                        .chargeback_after_secs(86_400)
+                },
+            );
+        },
+    )
+    .await
 }
 
 fn sale(id: &str, subscription: Option<&str>, product: &str, amount: i64, attempt: Value) -> Value {
@@ -294,7 +195,7 @@ fn subscription_view_of_replay(s: &Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_exported_feed_replays_to_the_states_the_service_shows() {
-    let w = World::new().await;
+    let w = world().await;
 
     // An approved new sale with a monthly subscription.
     let (s, out) = w
@@ -415,23 +316,23 @@ async fn the_exported_feed_replays_to_the_states_the_service_shows() {
 
     // The scenarios happened as intended (otherwise the comparison below proves little).
     let status = |v: &Value| v["status"].as_str().unwrap_or("-").to_string();
-    assert_eq!(status(&w.get("/v1/orders/cas-1").await), "complete");
-    assert_eq!(status(&w.get("/v1/orders/rr-1").await), "chargeback");
-    assert_eq!(status(&w.get("/v1/orders/sub-rb-c2").await), "complete");
-    let sub_rb = w.get("/v1/subscriptions/sub-rb").await;
+    assert_eq!(status(&w.get_ok("/v1/orders/cas-1").await), "complete");
+    assert_eq!(status(&w.get_ok("/v1/orders/rr-1").await), "chargeback");
+    assert_eq!(status(&w.get_ok("/v1/orders/sub-rb-c2").await), "complete");
+    let sub_rb = w.get_ok("/v1/subscriptions/sub-rb").await;
     assert_eq!(
         (status(&sub_rb), &sub_rb["cycle"]),
         ("active".into(), &json!(2)),
         "{sub_rb}"
     );
     assert!(names(&sub_rb["history"]).contains(&"RecycleHandedToFlexFactor".to_string()));
-    let sub_ok = w.get("/v1/subscriptions/sub-ok").await;
+    let sub_ok = w.get_ok("/v1/subscriptions/sub-ok").await;
     assert_eq!(
         (status(&sub_ok), &sub_ok["cycle"]),
         ("active".into(), &json!(2)),
         "{sub_ok}"
     );
-    let sub_cas = w.get("/v1/subscriptions/sub-cas").await;
+    let sub_cas = w.get_ok("/v1/subscriptions/sub-cas").await;
     assert_eq!(status(&sub_cas), "recycle_billing", "{sub_cas}");
     assert_eq!(sub_cas["payment_credential"], "card_number_without_cvv");
 
@@ -507,7 +408,7 @@ async fn the_exported_feed_replays_to_the_states_the_service_shows() {
     let mut saved = String::new();
     let mut after = 0;
     loop {
-        let page = w.get(&format!("/v1/events?after={after}&limit=7")).await;
+        let page = w.get_ok(&format!("/v1/events?after={after}&limit=7")).await;
         if page["events"].as_array().is_none_or(|e| e.is_empty()) {
             break;
         }
@@ -568,7 +469,7 @@ async fn the_exported_feed_replays_to_the_states_the_service_shows() {
     );
 
     for (id, replay) in orders {
-        let service = w.get(&format!("/v1/orders/{id}")).await;
+        let service = w.get_ok(&format!("/v1/orders/{id}")).await;
         assert_eq!(
             order_view_of_replay(replay),
             order_view_of_service(&service),
@@ -591,7 +492,7 @@ async fn the_exported_feed_replays_to_the_states_the_service_shows() {
         }
     }
     for (id, replay) in subscriptions {
-        let service = w.get(&format!("/v1/subscriptions/{id}")).await;
+        let service = w.get_ok(&format!("/v1/subscriptions/{id}")).await;
         assert_eq!(
             subscription_view_of_replay(replay),
             subscription_view_of_service(&service),

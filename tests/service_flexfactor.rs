@@ -4,150 +4,49 @@
 //! reaching its FlexFactor slot (Y3, O4, O5), chargebacks with include_chargebacks on and off
 //! (K1, K2), refunds (K3), duplicate, resent and reordered deliveries (O7).
 
-use std::sync::Arc;
+mod support;
 
 use chrono::Duration;
-use salvage_domain::{Clock, ManualClock};
+use salvage_domain::Clock;
 use salvage_gateway::flexfactor::{format_fc_date, sign_webhook, WebhookKey};
-use salvage_gateway::service::config::ServiceConfig;
-use salvage_gateway::service::{start, RunningService, ServeOptions};
-use salvage_sim::fake_flexfactor::{
-    ClockMode, FakeConfig, FakeFlexFactor, Fault, FaultRule, RunningFake,
-};
+use salvage_sim::fake_flexfactor::{Fault, FaultRule};
 use secrecy::SecretString;
 use serde_json::{json, Value};
+use support::World;
 
-const SAMPLE: &str = include_str!("../examples/salvage.toml");
 const KEY: &str = "test-api-key-0123456789";
 const HMAC: &str =
     "XRmKBxG5uvt1qWzqvp+T6CAbTo0MB89GTxXZD5cHA56RP7Mj4NbnHQOR1Y8uorUU9YQz8ujaVRUdm9vTSkPZSw==";
 const APPROVED_CARD: &str = "4111111111111111";
 const DECLINED_CARD: &str = "4000300011112220";
 
-struct World {
-    svc: RunningService,
-    fake: RunningFake,
-    clock: Arc<ManualClock>,
-    http: reqwest::Client,
-    dir: std::path::PathBuf,
+async fn world(setup_edit: impl Fn(String) -> String) -> World {
+    World::start("svc-ff", KEY, setup_edit, |_| {}).await
 }
 
-impl World {
-    async fn new(setup_edit: impl Fn(String) -> String) -> World {
-        let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
-        let mut fake_config = FakeConfig::sandbox_defaults();
-        fake_config.clock = ClockMode::Shared(clock.clone());
-        fake_config.auto_deliver = None;
-        let fake = FakeFlexFactor::start(fake_config)
-            .await
-            .expect("fake FlexFactor");
-        let dir = std::env::temp_dir().join(format!(
-            "salvage-svc-ff-{}-{}",
-            std::process::id(),
-            clock.now().timestamp_nanos_opt().unwrap_or(0)
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        let text = format!(
-            "{}\n[service]\nlisten = \"127.0.0.1:0\"\nstore_url = \"sqlite://{}\"\napi_keys = [\"{KEY}\"]\n[flexfactor]\nbase_url = \"{}\"\n",
-            setup_edit(SAMPLE.to_string()),
-            dir.join("s.db").display(),
-            fake.base_url()
-        );
-        let config = ServiceConfig::from_str(&text, std::path::Path::new("t.toml"), &|_| None)
-            .expect("config");
-        let mut options = ServeOptions::new(clock.clone());
-        options.sandbox_charges = true;
-        let svc = start(config, options).await.expect("service");
-        fake.set_webhook_url(Some(&format!("{}/webhooks/flexfactor", svc.url())))
-            .unwrap();
-        World {
-            svc,
-            fake,
-            clock,
-            http: reqwest::Client::new(),
-            dir,
-        }
+/// A delivery signed with the sample key, as FlexFactor would send it.
+async fn deliver(w: &World, event: &str, order: &str, ff_order: &str, nonce: &str) -> (u16, Value) {
+    let body = format!(
+        r#"{{"Event":"{event}","TimeStamp":"2026-03-20T17:16:40Z","EventData":null,"ExternalOrderId":"{order}","OrderId":"{ff_order}","ConfirmationId":"X1","IsTestMode":true,"IsResent":false}}"#
+    );
+    let host = w.svc.addr.to_string();
+    let key = WebhookKey::from_base64(&SecretString::from(HMAC)).unwrap();
+    let signed = sign_webhook(
+        &key,
+        &host,
+        nonce,
+        &format_fc_date(w.clock.now()),
+        body.as_bytes(),
+    );
+    let mut req = w
+        .http
+        .post(format!("{}/webhooks/flexfactor", w.svc.url()))
+        .body(body);
+    for (k, v) in signed.pairs() {
+        req = req.header(k, v);
     }
-
-    async fn post(&self, path: &str, body: &Value) -> (u16, Value) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.svc.url()))
-            .bearer_auth(KEY)
-            .json(body)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn get(&self, path: &str) -> Value {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.svc.url()))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap();
-        r.json().await.unwrap_or(Value::Null)
-    }
-
-    /// Moves both clocks, lets the fake deliver what became due and the service run what
-    /// followed.
-    async fn advance(&self, by: Duration) {
-        self.clock.advance(by);
-        self.fake.deliver_due().await;
-        self.settle().await;
-    }
-
-    /// Runs until nothing is due: no outbox row due now (claimed or not) and no delivery the
-    /// fake still has to make now.
-    async fn settle(&self) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-        loop {
-            self.svc.state.drive().await.unwrap();
-            let report = self.fake.deliver_due().await;
-            let now = self.clock.now().timestamp_millis();
-            let stats = salvage_gateway::store::outbox::stats(&self.svc.state.store.backend, now)
-                .await
-                .unwrap();
-            if (stats.due == 0 && report.sent == 0) || std::time::Instant::now() > deadline {
-                return;
-            }
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    }
-
-    /// A delivery signed with the sample key, as FlexFactor would send it.
-    async fn deliver(&self, event: &str, order: &str, ff_order: &str, nonce: &str) -> (u16, Value) {
-        let body = format!(
-            r#"{{"Event":"{event}","TimeStamp":"2026-03-20T17:16:40Z","EventData":null,"ExternalOrderId":"{order}","OrderId":"{ff_order}","ConfirmationId":"X1","IsTestMode":true,"IsResent":false}}"#
-        );
-        let host = self.svc.addr.to_string();
-        let key = WebhookKey::from_base64(&SecretString::from(HMAC)).unwrap();
-        let signed = sign_webhook(
-            &key,
-            &host,
-            nonce,
-            &format_fc_date(self.clock.now()),
-            body.as_bytes(),
-        );
-        let mut req = self
-            .http
-            .post(format!("{}/webhooks/flexfactor", self.svc.url()))
-            .body(body);
-        for (k, v) in signed.pairs() {
-            req = req.header(k, v);
-        }
-        let r = req.send().await.unwrap();
-        (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn stop(self) {
-        self.svc.shutdown().await.unwrap();
-        self.fake.shutdown().await;
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
+    let r = req.send().await.unwrap();
+    (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
 fn sale(id: &str, gateway: &str, card: &str, amount: i64, product: &str) -> Value {
@@ -176,7 +75,7 @@ fn history(order: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c1_c5_o1_cascade_through_an_atri_profile_to_flexfactor() {
-    let w = World::new(|s| s).await;
+    let w = world(|s| s).await;
     let mut body = sale("o-1", "nmi-main", APPROVED_CARD, 1999, "cleanser");
     body["attempt"]["gateway_profile_id"] = json!("atri-us");
     let (status, out) = w.post("/v1/orders", &body).await;
@@ -216,7 +115,7 @@ async fn c1_c5_o1_cascade_through_an_atri_profile_to_flexfactor() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn c2_cascade_all_sends_soft_declines_straight_to_flexfactor() {
-    let w = World::new(|s| s.replace("cascade_all = false", "cascade_all = true")).await;
+    let w = world(|s| s.replace("cascade_all = false", "cascade_all = true")).await;
     let (_, out) = w
         .post(
             "/v1/orders",
@@ -230,7 +129,7 @@ async fn c2_cascade_all_sends_soft_declines_straight_to_flexfactor() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn r2_o1_o7_rerun_completes_by_webhook_once_even_when_delivered_twice() {
-    let w = World::new(|s| s).await;
+    let w = world(|s| s).await;
     w.fake
         .add_fault(FaultRule::on_webhooks(Fault::Duplicate, None))
         .unwrap();
@@ -274,7 +173,7 @@ async fn r2_o1_o7_rerun_completes_by_webhook_once_even_when_delivered_twice() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn o2_o3_failures_decline_a_new_sale_and_leave_a_trial_completion_as_it_was() {
-    let w = World::new(|s| s).await;
+    let w = world(|s| s).await;
     w.post(
         "/v1/orders",
         &sale("o-1", "stripe-eu", DECLINED_CARD, 1999, "cleanser"),
@@ -342,7 +241,7 @@ async fn recycling_to_flexfactor(w: &World, card: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn y3_o4_recycle_reaches_its_flexfactor_slot_and_the_salvage_advances_the_subscription() {
-    let w = World::new(|s| s).await;
+    let w = world(|s| s).await;
     recycling_to_flexfactor(&w, APPROVED_CARD).await;
     let sub = w.get("/v1/subscriptions/sub-1").await;
     assert_eq!(sub["recycle"]["flexfactor_slot"], "4-6", "Y3: {sub}");
@@ -370,7 +269,7 @@ async fn y3_o4_recycle_reaches_its_flexfactor_slot_and_the_salvage_advances_the_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn o5_a_failed_recycle_salvage_is_recycle_failed() {
-    let w = World::new(|s| s).await;
+    let w = world(|s| s).await;
     recycling_to_flexfactor(&w, DECLINED_CARD).await;
     w.advance(Duration::days(22)).await;
     let sub = w.get("/v1/subscriptions/sub-1").await;
@@ -397,22 +296,18 @@ async fn salvaged(w: &World) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn k1_k3_o7_chargebacks_and_refunds_apply_once_in_any_order() {
-    let w = World::new(|s| s).await;
+    let w = world(|s| s).await;
     let ff = salvaged(&w).await;
-    let (s, ack) = w
-        .deliver("payment.chargeback.received", "o-1", &ff, "n-cb")
-        .await;
+    let (s, ack) = deliver(&w, "payment.chargeback.received", "o-1", &ff, "n-cb").await;
     assert_eq!((s, ack["status"].as_str()), (200, Some("applied")));
     assert_eq!(w.get("/v1/orders/o-1").await["status"], "chargeback", "K1");
     // The same delivery again (a new nonce, as FlexFactor resends): acknowledged, not applied.
-    let (s, ack) = w
-        .deliver("payment.chargeback.received", "o-1", &ff, "n-cb2")
-        .await;
+    let (s, ack) = deliver(&w, "payment.chargeback.received", "o-1", &ff, "n-cb2").await;
     assert_eq!((s, ack["status"].as_str()), (200, Some("duplicate")));
     // A late "expired" for a completed salvage changes nothing (reordered deliveries, O7).
-    w.deliver("order.expired", "o-1", &ff, "n-exp").await;
+    deliver(&w, "order.expired", "o-1", &ff, "n-exp").await;
     assert_eq!(w.get("/v1/orders/o-1").await["status"], "chargeback");
-    w.deliver("order.refunded", "o-1", &ff, "n-rf").await;
+    deliver(&w, "order.refunded", "o-1", &ff, "n-rf").await;
     let out = w.get("/v1/orders/o-1").await;
     assert_eq!(out["status"], "refunded", "K3");
     w.stop().await;
@@ -420,12 +315,9 @@ async fn k1_k3_o7_chargebacks_and_refunds_apply_once_in_any_order() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn k2_chargebacks_are_ignored_without_include_chargebacks() {
-    let w = World::new(|s| s.replace("include_chargebacks = true", "include_chargebacks = false"))
-        .await;
+    let w = world(|s| s.replace("include_chargebacks = true", "include_chargebacks = false")).await;
     let ff = salvaged(&w).await;
-    let (s, _) = w
-        .deliver("payment.chargeback.received", "o-1", &ff, "n-cb")
-        .await;
+    let (s, _) = deliver(&w, "payment.chargeback.received", "o-1", &ff, "n-cb").await;
     assert_eq!(s, 200);
     let out = w.get("/v1/orders/o-1").await;
     assert_eq!(out["status"], "complete", "K2: unchanged");
