@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::guarded_commit::{Bind, Write};
+use super::guarded_commit::{self, Bind, CommitError, Write};
 use super::{Backend, StoreError};
 
 const INSERT_NONCE: &str = "INSERT INTO salvage_webhook_nonces (nonce, seen_at) VALUES ($1, $2) \
@@ -78,15 +78,7 @@ pub enum Delivery {
 
 /// Records `nonce` as seen at `now`; false when it was already seen (a replay).
 pub async fn remember_nonce(backend: &Backend, nonce: &str, now: i64) -> Result<bool, StoreError> {
-    let n = crate::on_pool!(backend, pool => {
-        sqlx::query(INSERT_NONCE)
-            .bind(nonce)
-            .bind(now)
-            .execute(pool)
-            .await?
-            .rows_affected()
-    });
-    Ok(n == 1)
+    commit_one(backend, nonce_write(nonce, now)).await
 }
 
 /// Forgets nonces seen before `before` (outside the tolerance they are refused by date anyway).
@@ -112,23 +104,29 @@ pub async fn record_delivery(
     now: i64,
     outcome: &str,
 ) -> Result<Delivery, StoreError> {
-    let n = crate::on_pool!(backend, pool => {
-        sqlx::query(INSERT_DELIVERY)
-            .bind(delivery_key)
-            .bind(event)
-            .bind(order_id)
-            .bind(flexfactor_order_id)
-            .bind(now)
-            .bind(outcome)
-            .execute(pool)
-            .await?
-            .rows_affected()
-    });
-    Ok(if n == 1 {
+    let write = delivery_write(
+        delivery_key,
+        event,
+        order_id,
+        flexfactor_order_id,
+        now,
+        outcome,
+    );
+    Ok(if commit_one(backend, write).await? {
         Delivery::Fresh
     } else {
         Delivery::Duplicate
     })
+}
+
+/// Commits one write on its own: false when its guard refused it.
+async fn commit_one(backend: &Backend, write: Write) -> Result<bool, StoreError> {
+    match guarded_commit::commit(backend, &[], &[write]).await {
+        Ok(()) => Ok(true),
+        Err(CommitError::Guard(_)) => Ok(false),
+        Err(CommitError::Store(e)) => Err(e),
+        Err(CommitError::Conflict) => Ok(false),
+    }
 }
 
 /// A verified delivery for an order Salvage does not know (W4).
@@ -144,18 +142,7 @@ pub struct UnmatchedDelivery {
 
 /// Keeps a verified delivery for an unknown order; idempotent by key.
 pub async fn park_unmatched(backend: &Backend, d: &UnmatchedDelivery) -> Result<(), StoreError> {
-    crate::on_pool!(backend, pool => {
-        sqlx::query(INSERT_UNMATCHED)
-            .bind(&d.delivery_key)
-            .bind(&d.event)
-            .bind(&d.order_id)
-            .bind(&d.flexfactor_order_id)
-            .bind(&d.body)
-            .bind(d.received_at)
-            .execute(pool)
-            .await?;
-    });
-    Ok(())
+    commit_one(backend, unmatched_write(d)).await.map(|_| ())
 }
 
 /// The unmatched deliveries not yet resolved, oldest first.
