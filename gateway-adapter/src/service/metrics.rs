@@ -20,6 +20,7 @@ pub struct Metrics {
     pub scheduler_lag_seconds: Gauge,
     pub notification_backlog: IntGauge,
     pub outbox_failed: IntGauge,
+    pub sqlite_lock_retries: IntGauge,
 }
 
 impl Metrics {
@@ -79,6 +80,10 @@ impl Metrics {
             "Outbox rows (effects, commands, timers) not done yet",
         )?;
         let outbox_failed = IntGauge::new("outbox_failed", "Outbox rows failed for good")?;
+        let sqlite_lock_retries = IntGauge::new(
+            "sqlite_lock_retries",
+            "Times a SQLite connection found the write lock taken and retried (since start)",
+        )?;
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(webhook_failures.clone()))?;
@@ -88,6 +93,7 @@ impl Metrics {
         registry.register(Box::new(scheduler_lag_seconds.clone()))?;
         registry.register(Box::new(notification_backlog.clone()))?;
         registry.register(Box::new(outbox_failed.clone()))?;
+        registry.register(Box::new(sqlite_lock_retries.clone()))?;
         Ok(Metrics {
             registry,
             requests,
@@ -99,6 +105,7 @@ impl Metrics {
             scheduler_lag_seconds,
             notification_backlog,
             outbox_failed,
+            sqlite_lock_retries,
         })
     }
 

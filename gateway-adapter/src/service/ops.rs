@@ -45,6 +45,10 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         _ => 0.0,
     };
     state.metrics.scheduler_lag_seconds.set(lag);
+    state
+        .metrics
+        .sqlite_lock_retries
+        .set(i64::try_from(crate::store::sqlite_busy::retries()).unwrap_or(i64::MAX));
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
         state.metrics.render(),

@@ -10,6 +10,9 @@ use sqlx::{PgPool, SqlitePool};
 
 use super::StoreError;
 
+/// How long a SQLite connection waits for the write lock before it reports the database busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// A connection pool to one of the supported databases.
 #[derive(Clone, Debug)]
 pub enum Backend {
@@ -47,7 +50,7 @@ impl Backend {
                 })
                 // FULL: a commit survives a power loss, not only a process crash.
                 .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(Duration::from_secs(30))
+                .busy_timeout(BUSY_TIMEOUT)
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
                 // An in-memory database exists per connection: keep exactly one.
@@ -55,6 +58,13 @@ impl Backend {
                 .min_connections(if memory { 1 } else { 0 })
                 .idle_timeout(None)
                 .max_lifetime(None)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        super::sqlite_busy::install(conn, BUSY_TIMEOUT)
+                            .await
+                            .map_err(|e| sqlx::Error::Configuration(e.to_string().into()))
+                    })
+                })
                 .connect_with(options)
                 .await
                 .map_err(|e| StoreError::Connect(e.to_string()))?;
