@@ -18,7 +18,7 @@ use salvage_gateway::engine::{dispatch_checkpoint, EffectHandler, Engine};
 use salvage_gateway::store::memory::MemoryBackend;
 use salvage_gateway::store::webhook_book::{self, Delivery, UnmatchedDelivery};
 use salvage_gateway::store::{
-    event_log, migrations, outbox, projection, Backend, ExecuteError, Store,
+    checkpointed, event_log, migrations, outbox, projection, Backend, ExecuteError, Store,
 };
 use support::*;
 
@@ -60,6 +60,7 @@ suite!(
     webhook_bookkeeping_deduplicates_and_keeps_unknown_deliveries,
     guarded_commits_store_events_and_writes_together_or_not_at_all,
     upgrading_the_log_keeps_every_position,
+    concurrent_batches_commit_each_entry_once,
 );
 
 async fn migrations_are_versioned_and_idempotent(place: Place) {
@@ -379,6 +380,102 @@ async fn dispatcher_drives_each_effect_once_even_when_redriven(place: Place) {
         .unwrap()
         .iter()
         .all(|(_, eff)| matches!(eff, Effect::NotifyCrm(_))));
+}
+
+/// Projector and dispatcher batches read and compute outside any transaction and commit with a
+/// compare-and-set of their checkpoint: a batch read before another process committed the same
+/// entries is refused whole, so several workers at once still apply each entry once.
+async fn concurrent_batches_commit_each_entry_once(place: Place) {
+    let store = Arc::new(place.open().await);
+    let clock = Arc::new(ManualClock::new(t0()));
+    let handler = Arc::new(CountingHandler::default());
+    let e = Arc::new(engine(store.clone(), clock, handler.clone()));
+    for i in 0..24 {
+        let id = format!("o-{i}");
+        let cmd = if i % 3 == 0 {
+            subscribing_sale(&id)
+        } else {
+            sale(&id, i % 2 == 0)
+        };
+        e.order(&id.as_str().into(), cmd).await.unwrap();
+    }
+    // A stale batch: read, then another worker projects the same entries first.
+    let stale = checkpointed::read(
+        &store.backend,
+        projection::CHECKPOINT,
+        5,
+        event_log::SYNC_WAIT,
+    )
+    .await
+    .unwrap()
+    .expect("entries to project");
+    assert_eq!(stale.from, 0);
+    assert_eq!(
+        projection::project_batch(&store.backend, 5).await.unwrap(),
+        5
+    );
+    assert!(
+        !checkpointed::commit(&store.backend, projection::CHECKPOINT, &stale, Vec::new())
+            .await
+            .unwrap(),
+        "the checkpoint moved: the stale batch is refused"
+    );
+    assert_eq!(projection::checkpoint(&store.backend).await.unwrap(), 5);
+
+    // Three workers at once, in small batches, until the log is exhausted.
+    let workers: Vec<_> = (0..3)
+        .map(|_| {
+            let (store, e) = (store.clone(), e.clone());
+            tokio::spawn(async move {
+                loop {
+                    let p = projection::project_batch(&store.backend, 3).await.unwrap();
+                    let d = salvage_gateway::engine::dispatch_batch(&store, &e.services, 3)
+                        .await
+                        .unwrap();
+                    if p == 0 && d == 0 {
+                        break;
+                    }
+                }
+            })
+        })
+        .collect();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let head = event_log::head(&store.backend).await.unwrap();
+    assert_eq!(projection::checkpoint(&store.backend).await.unwrap(), head);
+    assert_eq!(dispatch_checkpoint(&store.backend).await.unwrap(), head);
+    // The views are what a single projector builds from scratch.
+    let mut views = Vec::new();
+    for i in 0..24 {
+        let id = format!("o-{i}");
+        let v = projection::order(&store.backend, &id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(v.state, store.orders.load(&id).await.unwrap().0, "{id}");
+        views.push(v);
+    }
+    let counts = projection::counts(&store.backend).await.unwrap();
+    projection::rebuild(&store.backend).await.unwrap();
+    assert_eq!(projection::counts(&store.backend).await.unwrap(), counts);
+    for v in views {
+        assert_eq!(
+            projection::order(&store.backend, &v.order_id)
+                .await
+                .unwrap(),
+            Some(v)
+        );
+    }
+    // Every follow-up is one outbox row, run once.
+    e.pump().await.unwrap();
+    assert_eq!(handler.max_per_key(), 1);
+    let stats = outbox::stats(&store.backend, t0().timestamp_millis())
+        .await
+        .unwrap();
+    assert_eq!((stats.due, stats.failed), (0, 0), "{stats:?}");
+    assert!(stats.done as usize >= handler.distinct());
+    assert!(handler.distinct() >= 12, "{}", handler.distinct());
 }
 
 async fn rewind_dispatcher(store: &Store) {

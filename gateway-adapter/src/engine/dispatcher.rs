@@ -3,26 +3,29 @@
 //! under a stable key, advancing the checkpoint in the same transaction. A crash anywhere
 //! re-reads the same events and re-writes the same keys, which the outbox ignores.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
 use cqrs_es::Aggregate;
 use salvage_domain::order::{Order, OrderEvent};
 use salvage_domain::process_manager::{on_order_event, on_subscription_event, FollowUp};
 use salvage_domain::subscription::{Subscription, SubscriptionEvent};
 use salvage_domain::{DomainServices, OrderId, SubscriptionId};
-use sqlx::Row;
 
+use crate::store::checkpointed::{self, Batch};
 use crate::store::event_log::{self, LogEntry};
-use crate::store::projection::{
-    ENSURE_CHECKPOINT, READ_CHECKPOINT_PG, READ_CHECKPOINT_SQLITE, WRITE_CHECKPOINT,
-};
-use crate::store::{outbox, Backend, Store, StoreError};
+use crate::store::guarded_commit::Bind;
+use crate::store::{Backend, Store, StoreError};
 
 /// The dispatcher's checkpoint name.
 pub const DISPATCH_CHECKPOINT: &str = "dispatcher";
 
-const LOAD_EVENTS: &str = "SELECT sequence, payload FROM events
-  WHERE aggregate_type = $1 AND aggregate_id = $2 AND sequence <= $3 ORDER BY sequence";
+const OUTBOX_ROWS: &str = "INSERT INTO salvage_outbox \
+    (key, kind, payload, due_at, source_position, created_at)";
+
+/// At most this many outbox rows per batch (a batch stops at the entry that would pass it), so a
+/// batch's one statement stays well within PostgreSQL's 65,535 bound values.
+const MAX_ROWS: usize = 5_000;
 
 /// A row to write to the outbox.
 struct Row_ {
@@ -74,159 +77,169 @@ enum State {
     Subscription(Box<Subscription>, i64),
 }
 
-/// Dispatches at most `limit` log entries; returns how many.
+/// Dispatches at most `limit` log entries; returns how many (0: caught up). Every event
+/// committed before the call is included (see [`event_log::sync`]).
 pub async fn dispatch_batch(
     store: &Store,
     services: &DomainServices,
     limit: i64,
 ) -> Result<usize, StoreError> {
-    event_log::sync(&store.backend, event_log::SYNC_WAIT).await?;
-    if !event_log::has_entries_after_checkpoint(&store.backend, DISPATCH_CHECKPOINT).await? {
-        return Ok(0);
-    }
-    let now = services.clock.now().timestamp_millis();
-    macro_rules! body {
-        ($tx:ident, $read_checkpoint:expr, $decode:path, $payload:expr) => {{
-            sqlx::query(ENSURE_CHECKPOINT)
-                .bind(DISPATCH_CHECKPOINT)
-                .execute(&mut *$tx)
-                .await?;
-            let from: i64 = sqlx::query_scalar($read_checkpoint)
-                .bind(DISPATCH_CHECKPOINT)
-                .fetch_one(&mut *$tx)
-                .await?;
-            let entries = sqlx::query(event_log::SELECT_AFTER)
-                .bind(from)
-                .bind(limit)
-                .fetch_all(&mut *$tx)
-                .await?
-                .iter()
-                .map($decode)
-                .collect::<Result<Vec<LogEntry>, StoreError>>()?;
-            let Some(last) = entries.last().map(|e| e.position) else {
-                return Ok(0);
-            };
-            // The state of each aggregate just before the batch's first event of it.
-            let mut states: BTreeMap<(String, String), State> = BTreeMap::new();
-            let mut rows = Vec::new();
-            for e in &entries {
-                let key = (e.aggregate_type.clone(), e.aggregate_id.clone());
-                if !states.contains_key(&key) {
-                    let before = e.sequence - 1;
-                    let history = sqlx::query(LOAD_EVENTS)
-                        .bind(&e.aggregate_type)
-                        .bind(&e.aggregate_id)
-                        .bind(before)
-                        .fetch_all(&mut *$tx)
-                        .await?;
-                    let state = match e.aggregate_type.as_str() {
-                        "order" => {
-                            let mut o = Order::default();
-                            for r in &history {
-                                let v: serde_json::Value = $payload(r)?;
-                                o.apply(serde_json::from_value::<OrderEvent>(v)?);
-                            }
-                            Some(State::Order(Box::new(o), before))
-                        }
-                        "subscription" => {
-                            let mut s = Subscription::default();
-                            for r in &history {
-                                let v: serde_json::Value = $payload(r)?;
-                                s.apply(serde_json::from_value::<SubscriptionEvent>(v)?);
-                            }
-                            Some(State::Subscription(Box::new(s), before))
-                        }
-                        _ => None,
-                    };
-                    if let Some(s) = state {
-                        states.insert(key.clone(), s);
-                    }
-                }
-                let follow = match states.get_mut(&key) {
-                    Some(State::Order(o, seq)) if e.sequence > *seq => {
-                        let event: OrderEvent = serde_json::from_value(e.payload.clone())?;
-                        o.apply(event.clone());
-                        *seq = e.sequence;
-                        on_order_event(
-                            &services.setup,
-                            &OrderId::new(e.aggregate_id.clone()),
-                            e.sequence as usize,
-                            &event,
-                            o,
-                        )
-                    }
-                    Some(State::Subscription(s, seq)) if e.sequence > *seq => {
-                        let event: SubscriptionEvent = serde_json::from_value(e.payload.clone())?;
-                        s.apply(event.clone());
-                        *seq = e.sequence;
-                        on_subscription_event(
-                            &SubscriptionId::new(e.aggregate_id.clone()),
-                            e.sequence as usize,
-                            &event,
-                            s,
-                        )
-                    }
-                    _ => Vec::new(),
-                };
-                rows.extend(rows_for(e, follow)?);
-            }
-            for r in &rows {
-                sqlx::query(outbox::INSERT)
-                    .bind(&r.key)
-                    .bind(r.kind)
-                    .bind(&r.payload)
-                    .bind(r.due_at)
-                    .bind(r.position)
-                    .bind(now)
-                    .execute(&mut *$tx)
-                    .await?;
-            }
-            sqlx::query(WRITE_CHECKPOINT)
-                .bind(last)
-                .bind(DISPATCH_CHECKPOINT)
-                .execute(&mut *$tx)
-                .await?;
-            entries.len()
-        }};
-    }
-    match &store.backend {
-        Backend::Sqlite(pool) => {
-            let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-            let n = body!(
-                tx,
-                READ_CHECKPOINT_SQLITE,
-                event_log::decode_sqlite,
-                |r: &sqlx::sqlite::SqliteRow| -> Result<serde_json::Value, StoreError> {
-                    let s: String = r.try_get("payload")?;
-                    Ok(serde_json::from_str(&s)?)
-                }
-            );
-            tx.commit().await?;
-            Ok(n)
-        }
-        Backend::Postgres(pool) => {
-            let mut tx = pool.begin().await?;
-            let n = body!(
-                tx,
-                READ_CHECKPOINT_PG,
-                event_log::decode_pg,
-                |r: &sqlx::postgres::PgRow| -> Result<serde_json::Value, StoreError> {
-                    Ok(r.try_get("payload")?)
-                }
-            );
-            tx.commit().await?;
-            Ok(n)
+    dispatch_batch_within(store, services, limit, event_log::SYNC_WAIT).await
+}
+
+/// [`dispatch_batch`] waiting at most `wait` for events committed before the call. The batch is
+/// read and its follow-ups computed outside any transaction; its outbox rows then commit with
+/// the checkpoint (see [`checkpointed`]). A batch another process dispatched first is read again.
+pub async fn dispatch_batch_within(
+    store: &Store,
+    services: &DomainServices,
+    limit: i64,
+    wait: Duration,
+) -> Result<usize, StoreError> {
+    loop {
+        let Some(mut batch) =
+            checkpointed::read(&store.backend, DISPATCH_CHECKPOINT, limit, wait).await?
+        else {
+            return Ok(0);
+        };
+        let writes = outbox_writes(&store.backend, services, &mut batch).await?;
+        if checkpointed::commit(&store.backend, DISPATCH_CHECKPOINT, &batch, writes).await? {
+            return Ok(batch.entries.len());
         }
     }
 }
 
+/// The state of each aggregate `batch` touches, just before the batch's first event of it.
+async fn states_before(
+    backend: &Backend,
+    batch: &Batch,
+) -> Result<BTreeMap<(String, String), State>, StoreError> {
+    let mut first: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for e in &batch.entries {
+        first
+            .entry((e.aggregate_type.as_str(), e.aggregate_id.as_str()))
+            .or_insert(e.sequence);
+    }
+    let mut states = BTreeMap::new();
+    for kind in ["order", "subscription"] {
+        let ids: BTreeSet<&str> = first
+            .keys()
+            .filter(|(t, _)| *t == kind)
+            .map(|(_, id)| *id)
+            .collect();
+        if ids.is_empty() {
+            continue;
+        }
+        let sql = format!(
+            "SELECT aggregate_id, sequence, CAST(payload AS TEXT) FROM events \
+             WHERE aggregate_type = $1 AND aggregate_id IN ({}) ORDER BY aggregate_id, sequence",
+            (2..ids.len() + 2)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let history: Vec<(String, i64, String)> = crate::on_pool!(backend, pool => {
+            let mut query = sqlx::query_as(&sql).bind(kind);
+            for id in &ids {
+                query = query.bind(*id);
+            }
+            query.fetch_all(pool).await?
+        });
+        for id in ids {
+            let before = first.get(&(kind, id)).copied().unwrap_or(1) - 1;
+            let state = if kind == "order" {
+                State::Order(Box::default(), before)
+            } else {
+                State::Subscription(Box::default(), before)
+            };
+            states.insert((kind.to_string(), id.to_string()), state);
+        }
+        for (id, sequence, payload) in history {
+            match states.get_mut(&(kind.to_string(), id)) {
+                Some(State::Order(o, before)) if sequence <= *before => {
+                    o.apply(serde_json::from_str::<OrderEvent>(&payload)?);
+                }
+                Some(State::Subscription(s, before)) if sequence <= *before => {
+                    s.apply(serde_json::from_str::<SubscriptionEvent>(&payload)?);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(states)
+}
+
+/// The outbox rows of `batch`'s follow-ups, as writes; the batch is cut short at [`MAX_ROWS`].
+pub(crate) async fn outbox_writes(
+    backend: &Backend,
+    services: &DomainServices,
+    batch: &mut Batch,
+) -> Result<Vec<crate::store::guarded_commit::Write>, StoreError> {
+    let rows = outbox_rows(backend, services, batch).await?;
+    Ok(checkpointed::rows(
+        OUTBOX_ROWS,
+        "ON CONFLICT (key) DO NOTHING",
+        rows,
+    ))
+}
+
+/// The outbox rows of `batch`'s follow-ups; the batch is cut short at [`MAX_ROWS`].
+async fn outbox_rows(
+    backend: &Backend,
+    services: &DomainServices,
+    batch: &mut Batch,
+) -> Result<Vec<Vec<Bind>>, StoreError> {
+    let now = services.clock.now().timestamp_millis();
+    let mut states = states_before(backend, batch).await?;
+    let mut rows = Vec::new();
+    for (n, e) in batch.entries.iter().enumerate() {
+        let key = (e.aggregate_type.clone(), e.aggregate_id.clone());
+        let follow = match states.get_mut(&key) {
+            Some(State::Order(o, seq)) if e.sequence > *seq => {
+                let event: OrderEvent = serde_json::from_value(e.payload.clone())?;
+                o.apply(event.clone());
+                *seq = e.sequence;
+                on_order_event(
+                    &services.setup,
+                    &OrderId::new(e.aggregate_id.clone()),
+                    e.sequence as usize,
+                    &event,
+                    o,
+                )
+            }
+            Some(State::Subscription(s, seq)) if e.sequence > *seq => {
+                let event: SubscriptionEvent = serde_json::from_value(e.payload.clone())?;
+                s.apply(event.clone());
+                *seq = e.sequence;
+                on_subscription_event(
+                    &SubscriptionId::new(e.aggregate_id.clone()),
+                    e.sequence as usize,
+                    &event,
+                    s,
+                )
+            }
+            _ => Vec::new(),
+        };
+        let more = rows_for(e, follow)?;
+        if n > 0 && rows.len() + more.len() > MAX_ROWS {
+            batch.entries.truncate(n);
+            break;
+        }
+        rows.extend(more.into_iter().map(|r| {
+            vec![
+                Bind::Text(r.key),
+                Bind::Text(r.kind.to_string()),
+                Bind::Text(r.payload),
+                Bind::Int(r.due_at),
+                Bind::Int(r.position),
+                Bind::Int(now),
+            ]
+        }));
+    }
+    Ok(rows)
+}
+
 /// The dispatcher's checkpoint.
 pub async fn checkpoint(backend: &Backend) -> Result<i64, StoreError> {
-    let v: Option<i64> = crate::on_pool!(backend, pool => {
-        sqlx::query_scalar("SELECT position FROM salvage_checkpoints WHERE name = $1")
-            .bind(DISPATCH_CHECKPOINT)
-            .fetch_optional(pool)
-            .await?
-    });
-    Ok(v.unwrap_or(0))
+    checkpointed::position(backend, DISPATCH_CHECKPOINT).await
 }

@@ -22,16 +22,41 @@ pub struct LogEntry {
     pub metadata: Value,
 }
 
-pub(crate) const SELECT_AFTER: &str = "
+/// A page of the log after a position. The page is taken first (a range of the log's primary
+/// key), then each of its events by the events' primary key, so the cost is the page's whatever
+/// the size of either table. SQLite's planner does exactly that with a plain join.
+const SELECT_AFTER_SQLITE: &str = "
 SELECT l.position, l.aggregate_type, l.aggregate_id, l.sequence,
        e.event_type, e.event_version, e.payload, e.metadata
-  FROM salvage_event_log l
+  FROM (SELECT position, aggregate_type, aggregate_id, sequence
+          FROM salvage_event_log
+         WHERE position > $1
+         ORDER BY position
+         LIMIT $2) l
   JOIN events e ON e.aggregate_type = l.aggregate_type
                AND e.aggregate_id = l.aggregate_id
                AND e.sequence = l.sequence
- WHERE l.position > $1
- ORDER BY l.position
- LIMIT $2";
+ ORDER BY l.position";
+
+/// [`SELECT_AFTER_SQLITE`] for PostgreSQL, whose planner would rather hash the whole events
+/// table into a join while it is small or its statistics stale: the `LATERAL ... LIMIT 1` keeps
+/// it to one primary-key lookup per entry of the page.
+const SELECT_AFTER_PG: &str = "
+SELECT l.position, l.aggregate_type, l.aggregate_id, l.sequence,
+       e.event_type, e.event_version, e.payload, e.metadata
+  FROM (SELECT position, aggregate_type, aggregate_id, sequence
+          FROM salvage_event_log
+         WHERE position > $1
+         ORDER BY position
+         LIMIT $2) l
+ CROSS JOIN LATERAL (
+       SELECT event_type, event_version, payload, metadata
+         FROM events
+        WHERE aggregate_type = l.aggregate_type
+          AND aggregate_id = l.aggregate_id
+          AND sequence = l.sequence
+        LIMIT 1) e
+ ORDER BY l.position";
 
 pub(crate) fn decode_sqlite(r: &sqlx::sqlite::SqliteRow) -> Result<LogEntry, StoreError> {
     let payload: String = r.try_get("payload")?;
@@ -100,6 +125,10 @@ pub async fn sync(backend: &Backend, wait: Duration) -> Result<(), StoreError> {
             return Ok(());
         }
         if started.elapsed() >= wait {
+            if wait.is_zero() {
+                // A caller that reads again later (the background worker) does not wait.
+                return Ok(());
+            }
             tracing::warn!(
                 horizon,
                 target,
@@ -120,8 +149,17 @@ pub async fn read_after(
     limit: i64,
 ) -> Result<Vec<LogEntry>, StoreError> {
     sync(backend, SYNC_WAIT).await?;
+    read_after_synced(backend, after, limit).await
+}
+
+/// [`read_after`] for a caller that has just called [`sync`].
+pub(crate) async fn read_after_synced(
+    backend: &Backend,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<LogEntry>, StoreError> {
     match backend {
-        Backend::Sqlite(pool) => sqlx::query(SELECT_AFTER)
+        Backend::Sqlite(pool) => sqlx::query(SELECT_AFTER_SQLITE)
             .bind(after)
             .bind(limit)
             .fetch_all(pool)
@@ -129,7 +167,7 @@ pub async fn read_after(
             .iter()
             .map(decode_sqlite)
             .collect(),
-        Backend::Postgres(pool) => sqlx::query(SELECT_AFTER)
+        Backend::Postgres(pool) => sqlx::query(SELECT_AFTER_PG)
             .bind(after)
             .bind(limit)
             .fetch_all(pool)
@@ -149,22 +187,4 @@ pub async fn head(backend: &Backend) -> Result<i64, StoreError> {
             .await?
     });
     Ok(v.unwrap_or(0))
-}
-
-/// Whether the log has entries past checkpoint `name` (a read: lets an idle projector or
-/// dispatcher skip its write transaction).
-pub async fn has_entries_after_checkpoint(
-    backend: &Backend,
-    name: &str,
-) -> Result<bool, StoreError> {
-    let v: bool = crate::on_pool!(backend, pool => {
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM salvage_event_log WHERE position > \
-             COALESCE((SELECT position FROM salvage_checkpoints WHERE name = $1), 0))",
-        )
-        .bind(name)
-        .fetch_one(pool)
-        .await?
-    });
-    Ok(v)
 }

@@ -7,6 +7,8 @@
 //! column defaults). A primary-key violation on an event is the optimistic-concurrency conflict
 //! the repositories report too.
 
+use std::borrow::Cow;
+
 use cqrs_es::persist::SerializedEvent;
 
 use super::{Backend, StoreError};
@@ -17,13 +19,15 @@ pub enum Bind {
     Text(String),
     OptText(Option<String>),
     Int(i64),
+    OptInt(Option<i64>),
 }
 
 /// One statement committed with a command's events.
 #[derive(Debug, Clone)]
 pub struct Write {
-    /// SQL with `$N` placeholders (both backends accept them).
-    pub sql: &'static str,
+    /// SQL with `$N` placeholders (both backends accept them): a constant, or built for a batch
+    /// of rows.
+    pub sql: Cow<'static, str>,
     pub binds: Vec<Bind>,
     /// When set, the statement must change exactly one row, or the whole transaction is rolled
     /// back and [`CommitError::Guard`] names this reason (an `INSERT ... ON CONFLICT DO NOTHING`
@@ -105,17 +109,26 @@ macro_rules! bind_events {
     }};
 }
 
+/// Binds each [`Bind`] of a slice, in order.
+macro_rules! bind_all {
+    ($q:expr, $binds:expr) => {{
+        let mut q = $q;
+        for b in $binds {
+            q = match b {
+                Bind::Text(s) => q.bind(s.as_str()),
+                Bind::OptText(s) => q.bind(s.as_deref()),
+                Bind::Int(i) => q.bind(*i),
+                Bind::OptInt(i) => q.bind(*i),
+            };
+        }
+        q
+    }};
+}
+
 macro_rules! run_in {
     ($tx:ident, $events:expr, $writes:expr) => {{
         for w in $writes {
-            let mut q = sqlx::query(w.sql);
-            for b in &w.binds {
-                q = match b {
-                    Bind::Text(s) => q.bind(s.as_str()),
-                    Bind::OptText(s) => q.bind(s.as_deref()),
-                    Bind::Int(i) => q.bind(*i),
-                };
-            }
+            let q = bind_all!(sqlx::query(&w.sql), &w.binds);
             let changed = q
                 .execute(&mut *$tx)
                 .await
@@ -208,7 +221,10 @@ async fn commit_in_one_statement(
     let mut parts = Vec::with_capacity(writes.len() + 1);
     let mut offset = 0;
     for (i, w) in writes.iter().enumerate() {
-        parts.push(format!("w{i} AS ({} RETURNING 1)", renumber(w.sql, offset)));
+        parts.push(format!(
+            "w{i} AS ({} RETURNING 1)",
+            renumber(&w.sql, offset)
+        ));
         offset += w.binds.len();
     }
     if !events.is_empty() {
@@ -227,13 +243,7 @@ async fn commit_in_one_statement(
     }
     let mut q = sqlx::query(&sql);
     for w in writes {
-        for b in &w.binds {
-            q = match b {
-                Bind::Text(s) => q.bind(s.as_str()),
-                Bind::OptText(s) => q.bind(s.as_deref()),
-                Bind::Int(i) => q.bind(*i),
-            };
-        }
+        q = bind_all!(q, &w.binds);
     }
     let q = bind_events!(q, events);
     match q.execute(pool).await {

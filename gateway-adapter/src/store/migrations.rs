@@ -367,6 +367,52 @@ END
 $fn$;
 "#,
     },
+    Migration {
+        version: 8,
+        name: "the log sequencer scans from its watermark (PostgreSQL)",
+        sqlite: "SELECT 1;",
+        // Version 6 joined the watermark row into the batch query, so the function's cached
+        // (generic) plan scanned every event below the horizon and filtered on the watermark:
+        // each call cost time in proportion to the whole events table. Read into variables, the
+        // watermark is an index bound, and a call costs what it sequences.
+        postgres: r#"
+CREATE OR REPLACE FUNCTION salvage_sequence_log(
+  max_rows integer, OUT sequenced bigint, OUT horizon xid8, OUT next_xid xid8
+) LANGUAGE plpgsql AS $fn$
+DECLARE
+  from_tx xid8;
+  from_seq bigint;
+  from_position bigint;
+BEGIN
+  -- One sequencer at a time; each statement below takes its snapshot after this lock.
+  PERFORM pg_advisory_xact_lock(1511522305);
+  SELECT pg_snapshot_xmin(pg_current_snapshot()), pg_snapshot_xmax(pg_current_snapshot())
+    INTO horizon, next_xid;
+  SELECT last_tx, last_seq, last_position INTO from_tx, from_seq, from_position
+    FROM salvage_log_sequencer WHERE id = 1;
+  WITH batch AS (
+    SELECT e.aggregate_type, e.aggregate_id, e.sequence, e.log_tx, e.log_seq,
+           from_position + row_number() OVER (ORDER BY e.log_tx, e.log_seq) AS position
+      FROM events e
+     WHERE (e.log_tx, e.log_seq) > (from_tx, from_seq)
+       AND e.log_tx < horizon
+     ORDER BY e.log_tx, e.log_seq
+     LIMIT max_rows
+  ), ins AS (
+    INSERT INTO salvage_event_log (position, aggregate_type, aggregate_id, sequence)
+    SELECT position, aggregate_type, aggregate_id, sequence FROM batch
+    RETURNING position
+  ), upd AS (
+    UPDATE salvage_log_sequencer s
+       SET last_tx = b.log_tx, last_seq = b.log_seq, last_position = b.position
+      FROM (SELECT log_tx, log_seq, position FROM batch ORDER BY position DESC LIMIT 1) b
+     WHERE s.id = 1
+  )
+  SELECT count(*) INTO sequenced FROM ins;
+END
+$fn$;
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.

@@ -5,6 +5,7 @@
 
 mod aggregate_store;
 mod backend;
+pub mod checkpointed;
 mod error;
 pub mod event_log;
 pub mod guarded_commit;
@@ -12,6 +13,7 @@ pub mod memory;
 pub mod migrations;
 pub mod outbox;
 pub mod projection;
+pub mod sqlite_busy;
 pub mod webhook_book;
 
 pub use aggregate_store::{AggregateStore, Committed, ExecuteError, MAX_CONFLICT_RETRIES};

@@ -33,11 +33,6 @@ pub struct OutboxStats {
     pub failed: i64,
 }
 
-pub(crate) const INSERT: &str = "
-INSERT INTO salvage_outbox (key, kind, payload, due_at, source_position, created_at)
-VALUES ($1, $2, $3, $4, $5, $6)
-ON CONFLICT (key) DO NOTHING";
-
 const CLAIM_PG: &str = "
 UPDATE salvage_outbox SET lease_until = $1, attempts = attempts + 1
  WHERE key IN (SELECT key FROM salvage_outbox
@@ -139,6 +134,29 @@ pub async fn complete(backend: &Backend, key: &str, now: i64) -> Result<(), Stor
             .bind(key)
             .execute(pool)
             .await?;
+    });
+    Ok(())
+}
+
+/// Marks the rows `keys` done, in one statement.
+pub async fn complete_many(backend: &Backend, keys: &[String], now: i64) -> Result<(), StoreError> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let sql = format!(
+        "UPDATE salvage_outbox SET state = 'done', done_at = $1, lease_until = NULL \
+         WHERE key IN ({})",
+        (2..keys.len() + 2)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    crate::on_pool!(backend, pool => {
+        let mut q = sqlx::query(&sql).bind(now);
+        for k in keys {
+            q = q.bind(k.as_str());
+        }
+        q.execute(pool).await?;
     });
     Ok(())
 }
@@ -247,7 +265,7 @@ pub const HELD_ELSEWHERE: &str = "the outbox row exists already";
 /// `store::guarded_commit`): the caller runs the follow-up itself, once those events commit.
 pub fn claim_write(key: &str, kind: &str, payload: &str, now: i64, lease_until: i64) -> Write {
     Write {
-        sql: INSERT_CLAIMED,
+        sql: INSERT_CLAIMED.into(),
         binds: vec![
             Bind::Text(key.to_string()),
             Bind::Text(kind.to_string()),
@@ -263,7 +281,7 @@ pub fn claim_write(key: &str, kind: &str, payload: &str, now: i64, lease_until: 
 /// command run at once leaves its row done in the same transaction; refused when the row exists.
 pub fn done_write(key: &str, kind: &str, payload: &str, now: i64) -> Write {
     Write {
-        sql: INSERT_DONE,
+        sql: INSERT_DONE.into(),
         binds: vec![
             Bind::Text(key.to_string()),
             Bind::Text(kind.to_string()),
@@ -277,7 +295,7 @@ pub fn done_write(key: &str, kind: &str, payload: &str, now: i64) -> Write {
 /// [`complete`] as a write committed with the command the row's effect led to.
 pub fn complete_write(key: &str, now: i64) -> Write {
     Write {
-        sql: COMPLETE,
+        sql: COMPLETE.into(),
         binds: vec![Bind::Int(now), Bind::Text(key.to_string())],
         guard: None,
     }

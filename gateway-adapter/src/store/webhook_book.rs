@@ -23,7 +23,7 @@ pub const DELIVERY_RECORDED: &str = "the delivery was already recorded (O7)";
 /// Records a nonce, in the transaction of the delivery's effect; refused when already seen.
 pub fn nonce_write(nonce: &str, now: i64) -> Write {
     Write {
-        sql: INSERT_NONCE,
+        sql: INSERT_NONCE.into(),
         binds: vec![Bind::Text(nonce.to_string()), Bind::Int(now)],
         guard: Some(REPLAYED_NONCE),
     }
@@ -40,7 +40,7 @@ pub fn delivery_write(
     outcome: &str,
 ) -> Write {
     Write {
-        sql: INSERT_DELIVERY,
+        sql: INSERT_DELIVERY.into(),
         binds: vec![
             Bind::Text(delivery_key.to_string()),
             Bind::Text(event.to_string()),
@@ -56,7 +56,7 @@ pub fn delivery_write(
 /// Keeps a delivery for an unknown order (see [`park_unmatched`]) in a guarded transaction.
 pub fn unmatched_write(d: &UnmatchedDelivery) -> Write {
     Write {
-        sql: INSERT_UNMATCHED,
+        sql: INSERT_UNMATCHED.into(),
         binds: vec![
             Bind::Text(d.delivery_key.clone()),
             Bind::Text(d.event.clone()),
