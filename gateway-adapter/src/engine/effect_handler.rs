@@ -3,6 +3,7 @@
 
 use async_trait::async_trait;
 use chrono::Duration;
+use salvage_domain::order::Order;
 use salvage_domain::process_manager::{Effect, FollowUp};
 
 /// What became of an effect.
@@ -23,4 +24,18 @@ pub enum EffectOutcome {
 #[async_trait]
 pub trait EffectHandler: Send + Sync {
     async fn perform(&self, key: &str, attempt: i64, effect: &Effect) -> EffectOutcome;
+
+    /// [`perform`](Self::perform) for an effect of `order`, given as its caller has just
+    /// committed it (an effect run within the request that caused it): a handler may use it
+    /// instead of reading the order again. By default it is not used.
+    async fn perform_knowing(
+        &self,
+        key: &str,
+        attempt: i64,
+        effect: &Effect,
+        order: &Order,
+    ) -> EffectOutcome {
+        let _ = order;
+        self.perform(key, attempt, effect).await
+    }
 }

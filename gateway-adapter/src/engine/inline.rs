@@ -79,6 +79,30 @@ impl ToDrive {
     }
 }
 
+/// What [`Engine::drive_order`] did.
+pub struct Driven {
+    /// The order as the last command committed here left it, with that command's last
+    /// sequence (`None` when nothing was committed here).
+    pub last: Option<(Order, usize)>,
+    /// The keys of the follow-ups another worker holds.
+    pub held_elsewhere: Vec<String>,
+    /// The events committed on the order here, in order.
+    pub committed: Vec<EventEnvelope<Order>>,
+}
+
+impl Driven {
+    /// The order and its whole history, when the events committed here are all of it.
+    fn whole(self) -> Option<(Order, Vec<EventEnvelope<Order>>)> {
+        let (order, last) = self.last?;
+        let contiguous = self
+            .committed
+            .iter()
+            .enumerate()
+            .all(|(i, e)| e.sequence == i + 1);
+        (contiguous && self.committed.len() == last).then_some((order, self.committed))
+    }
+}
+
 impl Engine {
     fn now(&self) -> i64 {
         self.services.clock.now().timestamp_millis()
@@ -123,20 +147,22 @@ impl Engine {
 
     /// Executes an Order command whose events' inline effects (a cascade's charge, a FlexFactor
     /// submission) are claimed in the same transaction, with `writes` too; what it returns is
-    /// for [`drive_order`](Self::drive_order).
+    /// for [`drive_order`](Self::drive_order). `known` is the order and its last sequence as
+    /// the caller has just read them (`(Order::default(), 0)` when it found no order): the
+    /// command is decided on it, which saves a read; if another writer committed since, the
+    /// commit conflicts and the command is decided again on the order as stored.
     pub async fn order_inline(
         &self,
         id: &OrderId,
         command: OrderCommand,
         metadata: HashMap<String, String>,
         writes: &[Write],
+        known: Option<(Order, usize)>,
     ) -> Result<ToDrive, ExecuteError<OrderError>> {
-        self.order_inline_on(id, command, metadata, writes, None)
+        self.order_inline_on(id, command, metadata, writes, known)
             .await
     }
 
-    /// [`order_inline`](Self::order_inline) deciding first on `known` (the order and its last
-    /// sequence as this request last committed it), which saves a read when nobody else wrote.
     async fn order_inline_on(
         &self,
         id: &OrderId,
@@ -174,18 +200,17 @@ impl Engine {
         Ok(ToDrive::claimed(committed))
     }
 
-    /// Runs the follow-ups of `start` that belong in the request, and theirs in turn. Returns
-    /// the order as the last command committed here left it, with that command's last sequence
-    /// (`None` when nothing was committed), and the keys of the follow-ups another worker holds.
+    /// Runs the follow-ups of `start` that belong in the request, and theirs in turn.
     pub async fn drive_order(
         &self,
         order_id: &OrderId,
         start: ToDrive,
-    ) -> Result<(Option<(Order, usize)>, Vec<String>), EngineError> {
+    ) -> Result<Driven, EngineError> {
         let backend = &self.store.backend;
         let mut held_elsewhere = Vec::new();
         let last_of = |c: &Committed<Order>| c.events.last().map(|e| (c.after(), e.sequence));
         let mut last = last_of(&start.committed);
+        let mut committed: Vec<EventEnvelope<Order>> = start.committed.events.clone();
         let mut round = vec![start];
         for _ in 0..MAX_ROUNDS {
             if round.is_empty() {
@@ -209,12 +234,18 @@ impl Engine {
                                     continue;
                                 }
                             }
-                            match self.handler.perform(&f.key, 1, effect).await {
+                            let outcome = match &last {
+                                Some((order, _)) => {
+                                    self.handler.perform_knowing(&f.key, 1, effect, order).await
+                                }
+                                None => self.handler.perform(&f.key, 1, effect).await,
+                            };
+                            match outcome {
                                 EffectOutcome::Done(more) => {
                                     let mut done = false;
                                     for cmd in more {
                                         let complete = outbox::complete_write(&f.key, self.now());
-                                        let (committed, ran) = self
+                                        let (ran_here, ran) = self
                                             .run_inline(
                                                 &f.key,
                                                 order_id,
@@ -224,8 +255,9 @@ impl Engine {
                                             )
                                             .await?;
                                         done |= ran;
-                                        if let Some(c) = committed {
+                                        if let Some(c) = ran_here {
                                             last = last_of(&c).or(last);
+                                            committed.extend(c.events.iter().cloned());
                                             next.push(ToDrive::claimed(c));
                                         }
                                     }
@@ -245,7 +277,7 @@ impl Engine {
                         _ => {
                             let now = self.now();
                             let done = outbox::done_write(&f.key, kind(&f.follow), &f.payload, now);
-                            let (mut committed, mut ran) = self
+                            let (mut ran_here, mut ran) = self
                                 .run_inline(&f.key, order_id, f.follow.clone(), done, last.clone())
                                 .await?;
                             // The dispatcher wrote the row first: take it over unless another
@@ -263,15 +295,16 @@ impl Engine {
                                 .await?
                             {
                                 let complete = outbox::complete_write(&f.key, now);
-                                (committed, ran) = self
+                                (ran_here, ran) = self
                                     .run_inline(&f.key, order_id, f.follow.clone(), complete, None)
                                     .await?;
                             }
                             if !ran {
                                 held_elsewhere.push(f.key);
                             }
-                            if let Some(c) = committed {
+                            if let Some(c) = ran_here {
                                 last = last_of(&c).or(last);
+                                committed.extend(c.events.iter().cloned());
                                 next.push(ToDrive::claimed(c));
                             }
                         }
@@ -280,7 +313,11 @@ impl Engine {
             }
             round = next;
         }
-        Ok((last, held_elsewhere))
+        Ok(Driven {
+            last,
+            held_elsewhere,
+            committed,
+        })
     }
 
     /// Runs command `f` (a follow-up under `key`) with `row` (its outbox row's completion)
@@ -364,18 +401,21 @@ impl Engine {
     /// Drives `start` and then, unless the order is at rest, waits at most `deadline` while its
     /// cascade is unresolved or its FlexFactor submission has no answer yet (another worker may
     /// be running that step): C6, the answer carries the final status. New events found while
-    /// waiting are driven too.
+    /// waiting are driven too. Returns the order and its whole history when they are known
+    /// without reading them again (`None`: read them).
     pub async fn drive_order_to_rest(
         &self,
         order_id: &OrderId,
         start: ToDrive,
         deadline: std::time::Duration,
-    ) -> Result<(), EngineError> {
-        let (last, mut waiting) = self.drive_order(order_id, start).await?;
-        if waiting.is_empty() && last.as_ref().is_some_and(|(o, _)| at_rest(o)) {
-            return Ok(());
+    ) -> Result<Option<(Order, Vec<EventEnvelope<Order>>)>, EngineError> {
+        let driven = self.drive_order(order_id, start).await?;
+        if driven.held_elsewhere.is_empty() && driven.last.as_ref().is_some_and(|(o, _)| at_rest(o))
+        {
+            return Ok(driven.whole());
         }
-        let mut seen = last.map(|(_, seq)| seq);
+        let mut waiting = driven.held_elsewhere;
+        let mut seen = driven.last.map(|(_, seq)| seq);
         let started = std::time::Instant::now();
         loop {
             let events = self
@@ -390,16 +430,16 @@ impl Engine {
             let seen_until = *seen.get_or_insert(events.last().map(|e| e.sequence).unwrap_or(0));
             let mut before = Order::default();
             let mut fresh = Vec::new();
-            for e in events {
+            for e in &events {
                 if e.sequence > seen_until {
-                    fresh.push(e);
+                    fresh.push(e.clone());
                 } else {
-                    cqrs_es::Aggregate::apply(&mut before, e.payload);
+                    cqrs_es::Aggregate::apply(&mut before, e.payload.clone());
                 }
             }
             if let Some(newest) = fresh.last() {
                 seen = Some(newest.sequence);
-                let (_, held) = self
+                let driven = self
                     .drive_order(
                         order_id,
                         ToDrive {
@@ -411,7 +451,7 @@ impl Engine {
                         },
                     )
                     .await?;
-                waiting.extend(held);
+                waiting.extend(driven.held_elsewhere);
                 continue;
             }
             let mut still = Vec::new();
@@ -422,8 +462,11 @@ impl Engine {
                 }
             }
             waiting = still;
-            if (at_rest(&before) && waiting.is_empty()) || started.elapsed() > deadline {
-                return Ok(());
+            if at_rest(&before) && waiting.is_empty() {
+                return Ok(Some((before, events)));
+            }
+            if started.elapsed() > deadline {
+                return Ok(None);
             }
             tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         }

@@ -7,9 +7,11 @@ mod dispatcher;
 mod effect_handler;
 mod inline;
 
-pub use dispatcher::{checkpoint as dispatch_checkpoint, dispatch_batch, DISPATCH_CHECKPOINT};
+pub use dispatcher::{
+    checkpoint as dispatch_checkpoint, dispatch_batch, dispatch_batch_within, DISPATCH_CHECKPOINT,
+};
 pub use effect_handler::{EffectHandler, EffectOutcome};
-pub use inline::ToDrive;
+pub use inline::{Driven, ToDrive};
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,6 +24,7 @@ use salvage_domain::subscription::{Subscription, SubscriptionCommand, Subscripti
 use salvage_domain::{DomainServices, OrderId, SubscriptionId};
 use tracing::{debug, warn};
 
+use crate::store::checkpointed::{self, Together};
 use crate::store::{outbox, projection, ExecuteError, Store, StoreError};
 
 /// Tuning of the engine's loops.
@@ -44,6 +47,10 @@ impl Default for EngineConfig {
         }
     }
 }
+
+/// At most this many performed effects are marked done in one statement. A crash before that
+/// statement performs them again (under the same keys), so it is kept small.
+const COMPLETE_TOGETHER: usize = 4;
 
 /// What one `pump` did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -133,16 +140,62 @@ impl Engine {
             .await
     }
 
-    /// Runs the projector, the dispatcher and the due outbox rows once each.
+    /// Runs the projector, the dispatcher and the due outbox rows once each, every event
+    /// committed before the call included.
     pub async fn pump_once(&self) -> Result<PumpStats, EngineError> {
-        let projected = projection::project_batch(&self.store.backend, self.config.batch).await?;
-        let dispatched = dispatch_batch(&self.store, &self.services, self.config.batch).await?;
+        self.round(crate::store::event_log::SYNC_WAIT).await
+    }
+
+    /// [`pump_once`](Self::pump_once) for the background worker, which comes back anyway: it
+    /// takes the events that already have log positions and never waits for more.
+    pub async fn background_round(&self) -> Result<PumpStats, EngineError> {
+        self.round(std::time::Duration::ZERO).await
+    }
+
+    async fn round(&self, wait: std::time::Duration) -> Result<PumpStats, EngineError> {
+        let (projected, dispatched) = self.project_and_dispatch(wait).await?;
         let executed = self.run_due().await?;
         Ok(PumpStats {
             projected,
             dispatched,
             executed,
         })
+    }
+
+    /// The projector's and the dispatcher's batches: one batch for both, read once and committed
+    /// in one transaction, when their checkpoints are at the same position (as they are, round
+    /// after round, once they have caught up); each its own otherwise.
+    async fn project_and_dispatch(
+        &self,
+        wait: std::time::Duration,
+    ) -> Result<(usize, usize), StoreError> {
+        let backend = &self.store.backend;
+        let names = [projection::CHECKPOINT, DISPATCH_CHECKPOINT];
+        match checkpointed::read_together(backend, &names, self.config.batch, wait).await? {
+            Together::CaughtUp => return Ok((0, 0)),
+            Together::Batch(mut batch) => {
+                // The dispatcher may cut the batch short: the views follow the same entries.
+                let mut writes =
+                    dispatcher::outbox_writes(backend, &self.services, &mut batch).await?;
+                writes.extend(projection::view_writes(backend, &batch).await?);
+                if checkpointed::commit_together(backend, &names, &batch, writes).await? {
+                    let n = batch.entries.len();
+                    return Ok((n, n));
+                }
+            }
+            Together::Apart => {}
+        }
+        let projected = projection::project_batch_within(backend, self.config.batch, wait).await?;
+        let dispatched =
+            dispatch_batch_within(&self.store, &self.services, self.config.batch, wait).await?;
+        Ok((projected, dispatched))
+    }
+
+    /// Whether a round filled a batch (so more may be waiting at once).
+    pub fn saturated(&self, s: &PumpStats) -> bool {
+        s.projected as i64 >= self.config.batch
+            || s.dispatched as i64 >= self.config.batch
+            || s.executed as i64 >= self.config.claim
     }
 
     /// Pumps until there is nothing left to do now; returns the totals.
@@ -166,19 +219,31 @@ impl Engine {
         let items =
             outbox::claim_due(&self.store.backend, now, lease_until, self.config.claim).await?;
         let n = items.len();
+        let mut performed = Vec::new();
         for item in items {
-            self.run_item(item).await?;
+            if let Some(key) = self.run_item(item).await? {
+                performed.push(key);
+                if performed.len() >= COMPLETE_TOGETHER {
+                    outbox::complete_many(&self.store.backend, &performed, now_ms(&self.services))
+                        .await?;
+                    performed.clear();
+                }
+            }
         }
+        outbox::complete_many(&self.store.backend, &performed, now_ms(&self.services)).await?;
         Ok(n)
     }
 
-    async fn run_item(&self, item: outbox::OutboxItem) -> Result<(), EngineError> {
+    /// Runs a claimed row. Returns its key when it is an effect performed with nothing to
+    /// record, whose row the caller marks done (with others: [`COMPLETE_TOGETHER`]); any other
+    /// row is settled here.
+    async fn run_item(&self, item: outbox::OutboxItem) -> Result<Option<String>, EngineError> {
         let backend = &self.store.backend;
         let follow: FollowUp = match serde_json::from_str(&item.payload) {
             Ok(f) => f,
             Err(e) => {
                 outbox::fail(backend, &item.key, now_ms(&self.services), &e.to_string()).await?;
-                return Ok(());
+                return Ok(None);
             }
         };
         match follow {
@@ -187,6 +252,7 @@ impl Engine {
                 .perform(&item.key, item.attempts, &effect)
                 .await
             {
+                EffectOutcome::Done(more) if more.is_empty() => return Ok(Some(item.key)),
                 EffectOutcome::Done(more) => {
                     for f in more {
                         self.run_command(&item.key, f).await;
@@ -211,7 +277,7 @@ impl Engine {
                 }
             }
         }
-        Ok(())
+        Ok(None)
     }
 
     /// Runs a command follow-up. Refusals that mean "already done" (a re-driven row) are

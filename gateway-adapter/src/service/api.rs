@@ -111,9 +111,17 @@ pub async fn post_order(
     };
     let metadata = HashMap::from([(FINGERPRINT.to_string(), fp.clone())]);
     let id = OrderId::new(body.order_id.clone());
+    // `repeat` found no order: decide on that (a concurrent twin makes the commit conflict).
+    let none_yet = Some((salvage_domain::order::Order::default(), 0));
     let placed = match state
         .engine
-        .order_inline(&id, OrderCommand::Place(Box::new(cmd)), metadata, &[])
+        .order_inline(
+            &id,
+            OrderCommand::Place(Box::new(cmd)),
+            metadata,
+            &[],
+            none_yet,
+        )
         .await
     {
         Ok(placed) => placed,
@@ -126,13 +134,27 @@ pub async fn post_order(
         }
         Err(e) => return Err(e.into()),
     };
-    if let Err(e) = state.drive_order(&id, placed).await {
-        tracing::warn!(error = %e, "the order is stored; its follow-ups continue in the background");
-    }
-    let out = order_out(&state, &body.order_id)
-        .await?
-        .ok_or_else(|| ApiError::internal("the order vanished"))?;
+    let out = settled_order(&state, &id, placed).await?;
     Ok((StatusCode::CREATED, Json(out)))
+}
+
+/// Drives an order's follow-ups in the request, then answers with the order as `GET` shows it
+/// (from what the request committed when that is the whole of it; read again otherwise).
+async fn settled_order(
+    state: &AppState,
+    id: &OrderId,
+    start: ToDrive,
+) -> Result<OrderOut, ApiError> {
+    match state.drive_order(id, start).await {
+        Ok(Some((order, events))) => return Ok(convert::order_view(&order, &events)),
+        Ok(None) => {}
+        Err(e) => {
+            tracing::warn!(error = %e, "the order is stored; its follow-ups continue in the background");
+        }
+    }
+    order_out(state, id.as_str())
+        .await?
+        .ok_or_else(|| ApiError::internal("the order vanished"))
 }
 
 async fn tokenize(
@@ -202,12 +224,10 @@ pub async fn rerun(
             },
             HashMap::new(),
             &[],
+            None,
         )
         .await?;
-    if let Err(e) = state.drive_order(&id, rerun).await {
-        tracing::warn!(error = %e, "the rerun is stored; its submission continues in the background");
-    }
-    get_order(State(state), Path(order_id)).await
+    Ok(Json(settled_order(&state, &id, rerun).await?))
 }
 
 async fn subscription_out(state: &AppState, id: &str) -> Result<Option<SubscriptionOut>, ApiError> {
@@ -301,6 +321,7 @@ pub async fn post_rebill(
             OrderCommand::Place(Box::new(cmd)),
             HashMap::new(),
             &[],
+            None,
         )
         .await
     {

@@ -117,11 +117,15 @@ impl ServiceEffects {
     }
 
     async fn submit(&self, order_id: &OrderId, attempt: u32) -> EffectOutcome {
-        let order = match self.load_order(order_id).await {
-            Ok(o) => o,
-            Err(r) => return r,
-        };
-        let Some(request) = self.salvage_request(&order, attempt).await else {
+        match self.load_order(order_id).await {
+            Ok(order) => self.submit_order(order_id, attempt, &order).await,
+            Err(r) => r,
+        }
+    }
+
+    /// Submission `attempt` of `order`, as just read or committed.
+    async fn submit_order(&self, order_id: &OrderId, attempt: u32, order: &Order) -> EffectOutcome {
+        let Some(request) = self.salvage_request(order, attempt).await else {
             return EffectOutcome::Done(Vec::new());
         };
         if order.salvage.as_ref().is_some_and(|s| !s.state.is_open()) {
@@ -403,6 +407,29 @@ impl ServiceEffects {
 
 #[async_trait]
 impl EffectHandler for ServiceEffects {
+    async fn perform_knowing(
+        &self,
+        key: &str,
+        attempt: i64,
+        effect: &Effect,
+        order: &Order,
+    ) -> EffectOutcome {
+        match effect {
+            // Run in the request that just committed the submission: no need to read it back.
+            Effect::SubmitToFlexFactor {
+                order_id,
+                attempt: a,
+            } if order
+                .details
+                .as_ref()
+                .is_some_and(|d| &d.order_id == order_id) =>
+            {
+                self.submit_order(order_id, *a, order).await
+            }
+            _ => self.perform(key, attempt, effect).await,
+        }
+    }
+
     async fn perform(&self, _key: &str, attempt: i64, effect: &Effect) -> EffectOutcome {
         match effect {
             Effect::SubmitToFlexFactor {

@@ -375,17 +375,30 @@ async fn worker(
         if *stop.borrow() {
             break;
         }
-        match state.engine.pump_once().await {
-            Ok(s) if !s.is_idle() => continue,
-            Ok(_) => {}
-            Err(e) => warn!(error = %e, "background round failed; retrying"),
-        }
+        let worked = match state.engine.background_round().await {
+            // A full batch: more is waiting now.
+            Ok(s) if state.engine.saturated(&s) => continue,
+            Ok(s) => !s.is_idle(),
+            Err(e) => {
+                warn!(error = %e, "background round failed; retrying");
+                false
+            }
+        };
         if last_prune.elapsed() > Duration::from_secs(60) {
             let before = state.clock.now().timestamp_millis() - 2 * tolerance_s * 1000;
             if let Err(e) = webhook_book::prune_nonces(&state.store.backend, before).await {
                 warn!(error = %e, "could not prune webhook nonces");
             }
             last_prune = Instant::now();
+        }
+        if worked {
+            // Work came in since the last round: let more gather, so that rounds are few and
+            // each takes the write lock (SQLite has one) briefly, between requests.
+            tokio::select! {
+                _ = tokio::time::sleep(settle) => {}
+                _ = stop.changed() => {}
+            }
+            continue;
         }
         tokio::select! {
             _ = state.wake.notified() => {

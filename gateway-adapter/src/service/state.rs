@@ -5,7 +5,9 @@ use std::sync::Arc;
 use secrecy::{ExposeSecret, SecretString};
 use tokio::sync::Notify;
 
+use cqrs_es::EventEnvelope;
 use salvage_domain::clock::Clock;
+use salvage_domain::order::Order;
 use salvage_domain::ports::FlexFactor;
 use salvage_domain::{GatewayId, Setup};
 
@@ -42,12 +44,13 @@ impl AppState {
     }
 
     /// Runs an order's own follow-ups within the request (cascades answer with their final
-    /// status, C6), then wakes the background worker for the rest.
+    /// status, C6), then wakes the background worker for the rest. Returns the order and its
+    /// whole history when they are known without reading them again.
     pub async fn drive_order(
         &self,
         order_id: &salvage_domain::OrderId,
         start: crate::engine::ToDrive,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<(Order, Vec<EventEnvelope<Order>>)>, EngineError> {
         let r = self
             .engine
             .drive_order_to_rest(order_id, start, std::time::Duration::from_secs(30))
