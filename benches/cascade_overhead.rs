@@ -149,12 +149,17 @@ async fn main() {
         }
     }
     let (d50, d99) = (pct(&mut direct_ms.clone(), 0.5), pct(&mut direct_ms, 0.99));
-    println!("| store | service p50 / p99 (ms) | FlexFactor calls alone p50 / p99 (ms) | overhead p50 / p99 (ms) |");
+    println!("| store | service p50 / p90 / p99 / max (ms) | FlexFactor calls alone p50 / p99 (ms) | overhead p50 / p99 (ms) |");
     println!("|---|---|---|---|");
     for (name, mut ms) in rows {
-        let (s50, s99) = (pct(&mut ms, 0.5), pct(&mut ms, 0.99));
+        let (s50, s90, s99, max) = (
+            pct(&mut ms, 0.5),
+            pct(&mut ms, 0.9),
+            pct(&mut ms, 0.99),
+            pct(&mut ms, 1.0),
+        );
         println!(
-            "| {name} | {s50:.2} / {s99:.2} | {d50:.2} / {d99:.2} | {:.2} / {:.2} |",
+            "| {name} | {s50:.2} / {s90:.2} / {s99:.2} / {max:.2} | {d50:.2} / {d99:.2} | {:.2} / {:.2} |",
             s50 - d50,
             s99 - d99
         );
