@@ -3,9 +3,10 @@
 //! SQLite's own busy handler (what `busy_timeout` installs) sleeps 1, 2, 5, 10, 15, 20... ms
 //! between tries, so a request that meets a background transaction holding the lock for 1 ms
 //! sleeps 1 + 2 + 5 = 8 ms before it tries the third time; a cascade's latency then jumps by up
-//! to 18 ms. The handler here retries every [`STEP`] for the first [`FINE_FOR`] of a wait (a
-//! transaction of this service holds the lock for a millisecond or two), then every
-//! [`COARSE_STEP`], and gives up after the configured timeout, as SQLite's would.
+//! to 18 ms. The handler here retries finely while a wait is short (a transaction of this
+//! service holds the lock for a millisecond or two) and more coarsely as it grows (many
+//! connections waiting at once would otherwise spend the CPU on retries), see [`STEPS`], and
+//! gives up after the configured timeout, as SQLite's would.
 
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,12 +16,14 @@ use sqlx::sqlite::SqliteConnection;
 
 use super::StoreError;
 
-/// The retry interval during the first part of a wait.
-pub const STEP: Duration = Duration::from_micros(100);
-/// How long a wait retries every [`STEP`].
-pub const FINE_FOR: Duration = Duration::from_millis(50);
-/// The retry interval after that.
-pub const COARSE_STEP: Duration = Duration::from_millis(2);
+/// The retry interval while a wait is shorter than the first value: 100 µs during the first
+/// millisecond, 250 µs until 5 ms, 1 ms until 50 ms, 2 ms after that.
+pub const STEPS: [(Duration, Duration); 4] = [
+    (Duration::from_millis(1), Duration::from_micros(100)),
+    (Duration::from_millis(5), Duration::from_micros(250)),
+    (Duration::from_millis(50), Duration::from_millis(1)),
+    (Duration::MAX, Duration::from_millis(2)),
+];
 
 /// Retries of the write lock so far, in this process (the `sqlite_lock_retries` metric).
 static RETRIES: AtomicU64 = AtomicU64::new(0);
@@ -34,20 +37,20 @@ pub fn retries() -> u64 {
 /// How long to sleep before retry number `count` (0 for the first), or `None` once the waits so
 /// far add up to `timeout`.
 pub fn pause(count: u32, timeout: Duration) -> Option<Duration> {
-    let fine_steps = (FINE_FOR.as_micros() / STEP.as_micros()) as u32;
-    let waited = if count <= fine_steps {
-        STEP * count
-    } else {
-        FINE_FOR + COARSE_STEP * (count - fine_steps)
-    };
-    if waited >= timeout {
-        return None;
+    let mut waited = Duration::ZERO;
+    let mut left = count;
+    for (until, step) in STEPS {
+        // Retries spent in this tier before it ends.
+        let in_tier = (until.saturating_sub(waited)).as_micros() / step.as_micros();
+        let in_tier = u32::try_from(in_tier).unwrap_or(u32::MAX);
+        if left < in_tier {
+            waited += step * left;
+            return (waited < timeout).then_some(step);
+        }
+        waited += step * in_tier;
+        left -= in_tier;
     }
-    Some(if count < fine_steps {
-        STEP
-    } else {
-        COARSE_STEP
-    })
+    None
 }
 
 /// The busy handler: `arg` carries the timeout in milliseconds (not a pointer to anything).
@@ -92,9 +95,12 @@ mod tests {
     #[test]
     fn waits_finely_first_then_coarsely_and_gives_up_at_the_timeout() {
         let timeout = Duration::from_secs(1);
-        assert_eq!(pause(0, timeout), Some(STEP));
-        assert_eq!(pause(499, timeout), Some(STEP));
-        assert_eq!(pause(500, timeout), Some(COARSE_STEP));
+        assert_eq!(pause(0, timeout), Some(Duration::from_micros(100)));
+        assert_eq!(pause(9, timeout), Some(Duration::from_micros(100)));
+        assert_eq!(pause(10, timeout), Some(Duration::from_micros(250)));
+        assert_eq!(pause(25, timeout), Some(Duration::from_micros(250)));
+        assert_eq!(pause(26, timeout), Some(Duration::from_millis(1)));
+        assert_eq!(pause(71, timeout), Some(Duration::from_millis(2)));
         let mut waited = Duration::ZERO;
         let mut count = 0;
         while let Some(d) = pause(count, timeout) {
@@ -102,7 +108,7 @@ mod tests {
             count += 1;
         }
         assert!(waited >= timeout, "{waited:?}");
-        assert!(waited < timeout + COARSE_STEP * 2, "{waited:?}");
+        assert!(waited < timeout + Duration::from_millis(4), "{waited:?}");
     }
 
     #[test]
