@@ -22,33 +22,37 @@ pub struct LogEntry {
     pub metadata: Value,
 }
 
-/// A page of the log after a position. The page is taken first (a range of the log's primary
-/// key), then each of its events by the events' primary key, so the cost is the page's whatever
-/// the size of either table. SQLite's planner does exactly that with a plain join.
-const SELECT_AFTER_SQLITE: &str = "
-SELECT l.position, l.aggregate_type, l.aggregate_id, l.sequence,
+/// The columns every log read returns, and a page of the log after `$1` (at most `$2` entries)
+/// as `l`. The page is taken first (a range of the log's primary key), then each of its events
+/// by the events' primary key, so the cost is the page's whatever the size of either table.
+macro_rules! log_page {
+    () => {
+        "SELECT l.position, l.aggregate_type, l.aggregate_id, l.sequence,
        e.event_type, e.event_version, e.payload, e.metadata
   FROM (SELECT position, aggregate_type, aggregate_id, sequence
           FROM salvage_event_log
          WHERE position > $1
          ORDER BY position
-         LIMIT $2) l
+         LIMIT $2) l"
+    };
+}
+
+/// A page of the log with its events: SQLite's planner joins a page like this by primary key.
+const SELECT_AFTER_SQLITE: &str = concat!(
+    log_page!(),
+    "
   JOIN events e ON e.aggregate_type = l.aggregate_type
                AND e.aggregate_id = l.aggregate_id
                AND e.sequence = l.sequence
- ORDER BY l.position";
+ ORDER BY l.position"
+);
 
 /// [`SELECT_AFTER_SQLITE`] for PostgreSQL, whose planner would rather hash the whole events
 /// table into a join while it is small or its statistics stale: the `LATERAL ... LIMIT 1` keeps
 /// it to one primary-key lookup per entry of the page.
-const SELECT_AFTER_PG: &str = "
-SELECT l.position, l.aggregate_type, l.aggregate_id, l.sequence,
-       e.event_type, e.event_version, e.payload, e.metadata
-  FROM (SELECT position, aggregate_type, aggregate_id, sequence
-          FROM salvage_event_log
-         WHERE position > $1
-         ORDER BY position
-         LIMIT $2) l
+const SELECT_AFTER_PG: &str = concat!(
+    log_page!(),
+    "
  CROSS JOIN LATERAL (
        SELECT event_type, event_version, payload, metadata
          FROM events
@@ -56,7 +60,8 @@ SELECT l.position, l.aggregate_type, l.aggregate_id, l.sequence,
           AND aggregate_id = l.aggregate_id
           AND sequence = l.sequence
         LIMIT 1) e
- ORDER BY l.position";
+ ORDER BY l.position"
+);
 
 pub(crate) fn decode_sqlite(r: &sqlx::sqlite::SqliteRow) -> Result<LogEntry, StoreError> {
     let payload: String = r.try_get("payload")?;
