@@ -133,10 +133,7 @@ async fn states_before(
         let sql = format!(
             "SELECT aggregate_id, sequence, CAST(payload AS TEXT) FROM events \
              WHERE aggregate_type = $1 AND aggregate_id IN ({}) ORDER BY aggregate_id, sequence",
-            (2..ids.len() + 2)
-                .map(|i| format!("${i}"))
-                .collect::<Vec<_>>()
-                .join(", ")
+            checkpointed::placeholders_from(2, ids.len())
         );
         let history: Vec<(String, i64, String)> = crate::on_pool!(backend, pool => {
             let mut query = sqlx::query_as(&sql).bind(kind);

@@ -57,33 +57,35 @@ pub async fn read(
     limit: i64,
     wait: Duration,
 ) -> Result<Option<Batch>, StoreError> {
-    event_log::sync(backend, wait).await?;
-    let found: Option<i64> = crate::on_pool!(backend, pool => {
-        sqlx::query_scalar("SELECT position FROM salvage_checkpoints WHERE name = $1")
-            .bind(name)
-            .fetch_optional(pool)
-            .await?
-    });
-    let from = match found {
-        Some(p) => p,
-        None => {
-            crate::on_pool!(backend, pool => {
-                sqlx::query(
-                    "INSERT INTO salvage_checkpoints (name, position) VALUES ($1, 0) \
-                     ON CONFLICT (name) DO NOTHING",
-                )
-                .bind(name)
-                .execute(pool)
-                .await?;
-            });
-            position(backend, name).await?
+    for first in [true, false] {
+        match read_together(
+            backend,
+            &[name],
+            limit,
+            if first { wait } else { Duration::ZERO },
+        )
+        .await?
+        {
+            Together::Batch(batch) => return Ok(Some(batch)),
+            Together::CaughtUp => return Ok(None),
+            // One checkpoint is apart only when its row is missing: create it, read again.
+            Together::Apart if first => {
+                crate::on_pool!(backend, pool => {
+                    sqlx::query(
+                        "INSERT INTO salvage_checkpoints (name, position) VALUES ($1, 0) \
+                         ON CONFLICT (name) DO NOTHING",
+                    )
+                    .bind(name)
+                    .execute(pool)
+                    .await?;
+                });
+            }
+            Together::Apart => {}
         }
-    };
-    let entries = event_log::read_after_synced(backend, from, limit).await?;
-    if entries.is_empty() {
-        return Ok(None);
     }
-    Ok(Some(Batch { from, entries }))
+    Err(StoreError::Corrupt(format!(
+        "checkpoint {name} is missing after it was created"
+    )))
 }
 
 /// What [`read_together`] found.
@@ -224,7 +226,12 @@ pub fn delete_ids(table: &str, column: &str, ids: Vec<String>) -> Vec<Write> {
 
 /// `$1, $2, ..., $n`.
 pub fn placeholders(n: usize) -> String {
-    (1..=n)
+    placeholders_from(1, n)
+}
+
+/// `n` placeholders from `$first`: `$first, ..., $(first + n - 1)`.
+pub fn placeholders_from(first: usize, n: usize) -> String {
+    (first..first + n)
         .map(|i| format!("${i}"))
         .collect::<Vec<_>>()
         .join(", ")

@@ -146,10 +146,7 @@ pub async fn complete_many(backend: &Backend, keys: &[String], now: i64) -> Resu
     let sql = format!(
         "UPDATE salvage_outbox SET state = 'done', done_at = $1, lease_until = NULL \
          WHERE key IN ({})",
-        (2..keys.len() + 2)
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        super::checkpointed::placeholders_from(2, keys.len())
     );
     crate::on_pool!(backend, pool => {
         let mut q = sqlx::query(&sql).bind(now);
