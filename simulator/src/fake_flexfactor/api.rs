@@ -538,15 +538,14 @@ impl App {
         reply: &Reply,
         now: DateTime<Utc>,
     ) {
-        let window = self.settings.idempotency_window;
-        st.idempotency.retain(|_, s| now - s.at <= window);
-        st.idempotency.insert(
+        st.remember_idempotent(
             (scope, key.to_string()),
             Stored {
                 fingerprint,
                 reply: reply.clone(),
                 at: now,
             },
+            self.settings.idempotency_window,
         );
     }
 

@@ -2,7 +2,7 @@
 //! idempotency records, the webhook outbox and the call log. Everything sits behind one mutex in
 //! [`App`](super::server); nothing here awaits.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 use serde::Serialize;
@@ -304,6 +304,10 @@ pub(crate) struct State {
     pub orders: BTreeMap<String, Order>,
     pub order_sequence: Vec<String>,
     pub idempotency: HashMap<(Endpoint, String), Stored>,
+    /// The idempotency records in the order they were stored, oldest first, so that expired ones
+    /// are dropped from the front (a sweep of the whole map on every call cost time in
+    /// proportion to a day's traffic).
+    pub idempotency_expiry: VecDeque<(DateTime<Utc>, (Endpoint, String))>,
     /// Per order: the last successful refund (amount, answer, when), for replays.
     pub refunds: HashMap<String, (i64, Reply, DateTime<Utc>)>,
     pub schedule: Vec<Scheduled>,
@@ -318,6 +322,31 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// Stores an idempotency record and drops those older than `window` (at `now`). Each
+    /// record is dropped once, from the front of the expiry queue: amortised constant time.
+    pub(crate) fn remember_idempotent(
+        &mut self,
+        key: (Endpoint, String),
+        stored: Stored,
+        window: Duration,
+    ) {
+        let now = stored.at;
+        while let Some((at, _)) = self.idempotency_expiry.front() {
+            if now - *at <= window {
+                break;
+            }
+            let Some((at, old)) = self.idempotency_expiry.pop_front() else {
+                break;
+            };
+            // A key stored again since keeps its newer record.
+            if self.idempotency.get(&old).is_some_and(|s| s.at == at) {
+                self.idempotency.remove(&old);
+            }
+        }
+        self.idempotency_expiry.push_back((now, key.clone()));
+        self.idempotency.insert(key, stored);
+    }
+
     pub(crate) fn new(seed: u64, faults: FaultBook, rules: RuleSet) -> Self {
         State {
             tokens: HashMap::new(),
@@ -325,6 +354,7 @@ impl State {
             orders: BTreeMap::new(),
             order_sequence: Vec::new(),
             idempotency: HashMap::new(),
+            idempotency_expiry: VecDeque::new(),
             refunds: HashMap::new(),
             schedule: Vec::new(),
             outbox: Vec::new(),
@@ -533,5 +563,38 @@ mod tests {
         assert_eq!(a.len(), 36);
         assert_eq!(&a[14..15], "4");
         assert_eq!(IdGen::new(1).confirmation().len(), 8);
+    }
+
+    fn stored(at: DateTime<Utc>, n: i64) -> Stored {
+        Stored {
+            fingerprint: serde_json::json!(n),
+            reply: Reply::json(200, serde_json::json!({})),
+            at,
+        }
+    }
+
+    #[test]
+    fn idempotency_records_expire_from_the_front_and_a_restored_key_keeps_its_newer_record() {
+        let mut st = State::new(1, FaultBook::new(vec![]), RuleSet::empty());
+        let t0 = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap_or_default();
+        let window = Duration::hours(1);
+        let key = |k: &str| (Endpoint::Evaluate, k.to_string());
+        st.remember_idempotent(key("a"), stored(t0, 1), window);
+        st.remember_idempotent(key("b"), stored(t0 + Duration::minutes(10), 2), window);
+        // "a" is stored again later: its first expiry must not drop the newer record.
+        st.remember_idempotent(key("a"), stored(t0 + Duration::minutes(20), 3), window);
+        // 65 minutes on: the first "a" and "b" are past the window, the second "a" is not.
+        st.remember_idempotent(key("c"), stored(t0 + Duration::minutes(75), 4), window);
+        assert!(!st.idempotency.contains_key(&key("b")));
+        assert_eq!(
+            st.idempotency.get(&key("a")).map(|s| s.fingerprint.clone()),
+            Some(serde_json::json!(3))
+        );
+        assert!(st.idempotency.contains_key(&key("c")));
+        assert_eq!(st.idempotency_expiry.len(), 2);
+        // Far later, everything but the newest is gone.
+        st.remember_idempotent(key("d"), stored(t0 + Duration::hours(5), 5), window);
+        assert_eq!(st.idempotency.len(), 1);
+        assert_eq!(st.idempotency_expiry.len(), 1);
     }
 }
