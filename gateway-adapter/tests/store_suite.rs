@@ -14,7 +14,9 @@ use salvage_domain::subscription::SubscriptionCommand;
 use salvage_domain::{
     DeclineFacts, DeclineType, EffectiveDecline, ManualClock, OrderId, SubscriptionId,
 };
-use salvage_gateway::engine::{dispatch_checkpoint, EffectHandler, Engine};
+use salvage_gateway::engine::{
+    dispatch_batch, dispatch_checkpoint, EffectHandler, Engine, EngineConfig, PumpStats,
+};
 use salvage_gateway::store::memory::MemoryBackend;
 use salvage_gateway::store::webhook_book::{self, Delivery, UnmatchedDelivery};
 use salvage_gateway::store::{
@@ -61,6 +63,7 @@ suite!(
     guarded_commits_store_events_and_writes_together_or_not_at_all,
     upgrading_the_log_keeps_every_position,
     concurrent_batches_commit_each_entry_once,
+    checkpoints_apart_meet_again,
 );
 
 async fn migrations_are_versioned_and_idempotent(place: Place) {
@@ -404,6 +407,7 @@ async fn concurrent_batches_commit_each_entry_once(place: Place) {
         &store.backend,
         projection::CHECKPOINT,
         5,
+        None,
         event_log::SYNC_WAIT,
     )
     .await
@@ -476,6 +480,62 @@ async fn concurrent_batches_commit_each_entry_once(place: Place) {
     assert_eq!((stats.due, stats.failed), (0, 0), "{stats:?}");
     assert!(stats.done as usize >= handler.distinct());
     assert!(handler.distinct() >= 12, "{}", handler.distinct());
+}
+
+/// When the projector and the dispatcher are apart by at most a batch, a round runs only the one
+/// behind, up to the other; from then on one read serves both. Further apart, both run.
+async fn checkpoints_apart_meet_again(place: Place) {
+    let store = Arc::new(place.open().await);
+    let clock = Arc::new(ManualClock::new(t0()));
+    let config = EngineConfig {
+        batch: 8,
+        ..EngineConfig::default()
+    };
+    let e = Engine::new(
+        store.clone(),
+        services_with(clock),
+        Arc::new(CountingHandler::default()),
+        config,
+    );
+    let place_orders = |from: usize, to: usize| {
+        let e = &e;
+        async move {
+            for i in from..to {
+                let id = format!("o-{i}");
+                e.order(&id.as_str().into(), sale(&id, false)).await.unwrap();
+            }
+        }
+    };
+    let at = |s: &PumpStats| (s.projected, s.dispatched);
+    let checkpoints = || async {
+        (
+            projection::checkpoint(&store.backend).await.unwrap(),
+            dispatch_checkpoint(&store.backend).await.unwrap(),
+        )
+    };
+    place_orders(0, 4).await; // 12 entries
+    // The dispatcher runs 4 entries ahead: the projector alone catches up with it.
+    assert_eq!(dispatch_batch(&store, &e.services, 4).await.unwrap(), 4);
+    assert_eq!(checkpoints().await, (0, 4));
+    assert_eq!(at(&e.pump_once().await.unwrap()), (4, 0));
+    assert_eq!(checkpoints().await, (4, 4));
+    // Together again: one batch for both.
+    assert_eq!(at(&e.pump_once().await.unwrap()), (8, 8));
+    assert_eq!(checkpoints().await, (12, 12));
+    // The projector runs ahead: the dispatcher alone catches up with it.
+    place_orders(4, 6).await; // entries 13-18
+    assert_eq!(projection::project_batch(&store.backend, 5).await.unwrap(), 5);
+    assert_eq!(at(&e.pump_once().await.unwrap()), (0, 5));
+    assert_eq!(at(&e.pump_once().await.unwrap()), (1, 1));
+    assert_eq!(checkpoints().await, (18, 18));
+    // Further apart than a batch: both run, each a batch.
+    place_orders(6, 10).await; // entries 19-30
+    assert_eq!(dispatch_batch(&store, &e.services, 10).await.unwrap(), 10);
+    assert_eq!(at(&e.pump_once().await.unwrap()), (8, 2));
+    assert_eq!(checkpoints().await, (26, 30));
+    assert_eq!(at(&e.pump_once().await.unwrap()), (4, 0));
+    assert_eq!(e.pump().await.unwrap().projected, 0);
+    assert_eq!(checkpoints().await, (30, 30));
 }
 
 async fn rewind_dispatcher(store: &Store) {

@@ -84,21 +84,23 @@ pub async fn dispatch_batch(
     services: &DomainServices,
     limit: i64,
 ) -> Result<usize, StoreError> {
-    dispatch_batch_within(store, services, limit, event_log::SYNC_WAIT).await
+    dispatch_batch_within(store, services, limit, None, event_log::SYNC_WAIT).await
 }
 
-/// [`dispatch_batch`] waiting at most `wait` for events committed before the call. The batch is
-/// read and its follow-ups computed outside any transaction; its outbox rows then commit with
-/// the checkpoint (see [`checkpointed`]). A batch another process dispatched first is read again.
+/// [`dispatch_batch`] waiting at most `wait` for events committed before the call, and
+/// dispatching no entry past position `upto` when it is given. The batch is read and its
+/// follow-ups computed outside any transaction; its outbox rows then commit with the checkpoint
+/// (see [`checkpointed`]). A batch another process dispatched first is read again.
 pub async fn dispatch_batch_within(
     store: &Store,
     services: &DomainServices,
     limit: i64,
+    upto: Option<i64>,
     wait: Duration,
 ) -> Result<usize, StoreError> {
     loop {
         let Some(mut batch) =
-            checkpointed::read(&store.backend, DISPATCH_CHECKPOINT, limit, wait).await?
+            checkpointed::read(&store.backend, DISPATCH_CHECKPOINT, limit, upto, wait).await?
         else {
             return Ok(0);
         };

@@ -164,30 +164,51 @@ impl Engine {
 
     /// The projector's and the dispatcher's batches: one batch for both, read once and committed
     /// in one transaction, when their checkpoints are at the same position (as they are, round
-    /// after round, once they have caught up); each its own otherwise.
+    /// after round, once they have caught up); each its own otherwise. When they are apart by at
+    /// most a batch, only the one behind runs, up to the other, so that they meet again: with
+    /// events arriving all the time, two readers that each take what is there would otherwise
+    /// stay apart, and every round would read the log twice.
     async fn project_and_dispatch(
         &self,
         wait: std::time::Duration,
     ) -> Result<(usize, usize), StoreError> {
         let backend = &self.store.backend;
         let names = [projection::CHECKPOINT, DISPATCH_CHECKPOINT];
-        match checkpointed::read_together(backend, &names, self.config.batch, wait).await? {
+        let batch = self.config.batch;
+        let at = match checkpointed::read_together(backend, &names, batch, None, wait).await? {
             Together::CaughtUp => return Ok((0, 0)),
-            Together::Batch(mut batch) => {
+            Together::Batch(mut read) => {
                 // The dispatcher may cut the batch short: the views follow the same entries.
                 let mut writes =
-                    dispatcher::outbox_writes(backend, &self.services, &mut batch).await?;
-                writes.extend(projection::view_writes(backend, &batch).await?);
-                if checkpointed::commit_together(backend, &names, &batch, writes).await? {
-                    let n = batch.entries.len();
+                    dispatcher::outbox_writes(backend, &self.services, &mut read).await?;
+                writes.extend(projection::view_writes(backend, &read).await?);
+                if checkpointed::commit_together(backend, &names, &read, writes).await? {
+                    let n = read.entries.len();
                     return Ok((n, n));
                 }
+                // Another process moved a checkpoint: read each again.
+                vec![None, None]
             }
-            Together::Apart => {}
-        }
-        let projected = projection::project_batch_within(backend, self.config.batch, wait).await?;
-        let dispatched =
-            dispatch_batch_within(&self.store, &self.services, self.config.batch, wait).await?;
+            Together::Apart(at) => at,
+        };
+        // A checkpoint with no row yet is at 0 (its first read creates the row).
+        let p = at.first().copied().flatten().unwrap_or(0);
+        let d = at.get(1).copied().flatten().unwrap_or(0);
+        let (project_upto, dispatch_upto) = if p != d && (p - d).abs() <= batch {
+            ((p < d).then_some(Some(d)), (d < p).then_some(Some(p)))
+        } else {
+            (Some(None), Some(None))
+        };
+        let projected = match project_upto {
+            Some(upto) => projection::project_batch_within(backend, batch, upto, wait).await?,
+            None => 0,
+        };
+        let dispatched = match dispatch_upto {
+            Some(upto) => {
+                dispatch_batch_within(&self.store, &self.services, batch, upto, wait).await?
+            }
+            None => 0,
+        };
         Ok((projected, dispatched))
     }
 

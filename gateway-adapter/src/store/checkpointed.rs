@@ -47,14 +47,15 @@ pub async fn position(backend: &Backend, name: &str) -> Result<i64, StoreError> 
     Ok(v.unwrap_or(0))
 }
 
-/// At most `limit` entries past checkpoint `name`, or `None` when there are none. Reads only
-/// (the checkpoint's row is created the first time). `wait` is how long to wait for events
-/// committed before the call to get their log positions (see [`event_log::sync`]): zero for a
-/// reader that comes back anyway.
+/// At most `limit` entries past checkpoint `name`, none past position `upto` when it is given,
+/// or `None` when there are none. Reads only (the checkpoint's row is created the first time).
+/// `wait` is how long to wait for events committed before the call to get their log positions
+/// (see [`event_log::sync`]): zero for a reader that comes back anyway.
 pub async fn read(
     backend: &Backend,
     name: &str,
     limit: i64,
+    upto: Option<i64>,
     wait: Duration,
 ) -> Result<Option<Batch>, StoreError> {
     for first in [true, false] {
@@ -62,6 +63,7 @@ pub async fn read(
             backend,
             &[name],
             limit,
+            upto,
             if first { wait } else { Duration::ZERO },
         )
         .await?
@@ -69,7 +71,7 @@ pub async fn read(
             Together::Batch(batch) => return Ok(Some(batch)),
             Together::CaughtUp => return Ok(None),
             // One checkpoint is apart only when its row is missing: create it, read again.
-            Together::Apart if first => {
+            Together::Apart(_) if first => {
                 crate::on_pool!(backend, pool => {
                     sqlx::query(
                         "INSERT INTO salvage_checkpoints (name, position) VALUES ($1, 0) \
@@ -80,7 +82,7 @@ pub async fn read(
                     .await?;
                 });
             }
-            Together::Apart => {}
+            Together::Apart(_) => {}
         }
     }
     Err(StoreError::Corrupt(format!(
@@ -93,39 +95,50 @@ pub async fn read(
 pub enum Together {
     /// The checkpoints are at the same position: one batch serves them all.
     Batch(Batch),
-    /// They are at the same position, with nothing past it.
+    /// They are at the same position, with nothing past it (or nothing up to `upto`).
     CaughtUp,
-    /// They are at different positions (or one has never run): read each on its own.
-    Apart,
+    /// They are at different positions, or one has never run: read each on its own. Each
+    /// checkpoint's position, in the order of the names asked (`None`: it has no row yet).
+    Apart(Vec<Option<i64>>),
 }
 
 /// One batch for several checkpoints that are at the same position (the projector and the
 /// dispatcher, in the background worker's rounds, usually are): one read of the log for all.
+/// At most `limit` entries, none past position `upto` when it is given.
 pub async fn read_together(
     backend: &Backend,
     names: &[&str],
     limit: i64,
+    upto: Option<i64>,
     wait: Duration,
 ) -> Result<Together, StoreError> {
     event_log::sync(backend, wait).await?;
     let sql = format!(
-        "SELECT position FROM salvage_checkpoints WHERE name IN ({})",
+        "SELECT name, position FROM salvage_checkpoints WHERE name IN ({})",
         placeholders(names.len())
     );
-    let found: Vec<i64> = crate::on_pool!(backend, pool => {
-        let mut q = sqlx::query_scalar(&sql);
+    let found: Vec<(String, i64)> = crate::on_pool!(backend, pool => {
+        let mut q = sqlx::query_as(&sql);
         for n in names {
             q = q.bind(*n);
         }
         q.fetch_all(pool).await?
     });
-    let Some(&from) = found.first() else {
-        return Ok(Together::Apart);
+    let at: Vec<Option<i64>> = names
+        .iter()
+        .map(|n| found.iter().find(|(f, _)| f == n).map(|(_, p)| *p))
+        .collect();
+    let from = match at.first() {
+        Some(Some(from)) if at.iter().all(|p| *p == Some(*from)) => *from,
+        _ => return Ok(Together::Apart(at)),
     };
-    if found.len() != names.len() || found.iter().any(|p| *p != from) {
-        return Ok(Together::Apart);
+    if upto.is_some_and(|upto| upto <= from) {
+        return Ok(Together::CaughtUp);
     }
-    let entries = event_log::read_after_synced(backend, from, limit).await?;
+    let mut entries = event_log::read_after_synced(backend, from, limit).await?;
+    if let Some(upto) = upto {
+        entries.retain(|e| e.position <= upto);
+    }
     if entries.is_empty() {
         return Ok(Together::CaughtUp);
     }

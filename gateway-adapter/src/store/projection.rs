@@ -79,19 +79,21 @@ enum Changed {
 /// Projects at most `limit` log entries past the checkpoint; returns how many (0: caught up).
 /// Every event committed before the call is included (see [`event_log::sync`]).
 pub async fn project_batch(backend: &Backend, limit: i64) -> Result<usize, StoreError> {
-    project_batch_within(backend, limit, event_log::SYNC_WAIT).await
+    project_batch_within(backend, limit, None, event_log::SYNC_WAIT).await
 }
 
-/// [`project_batch`] waiting at most `wait` for events committed before the call. The batch is
-/// read and folded outside any transaction, then its view rows commit with the checkpoint (see
-/// [`checkpointed`]); a batch another process projected first is read again.
+/// [`project_batch`] waiting at most `wait` for events committed before the call, and projecting
+/// no entry past position `upto` when it is given. The batch is read and folded outside any
+/// transaction, then its view rows commit with the checkpoint (see [`checkpointed`]); a batch
+/// another process projected first is read again.
 pub async fn project_batch_within(
     backend: &Backend,
     limit: i64,
+    upto: Option<i64>,
     wait: Duration,
 ) -> Result<usize, StoreError> {
     loop {
-        let Some(batch) = checkpointed::read(backend, CHECKPOINT, limit, wait).await? else {
+        let Some(batch) = checkpointed::read(backend, CHECKPOINT, limit, upto, wait).await? else {
             return Ok(0);
         };
         let writes = view_writes(backend, &batch).await?;
