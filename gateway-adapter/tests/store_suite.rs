@@ -64,6 +64,7 @@ suite!(
     upgrading_the_log_keeps_every_position,
     concurrent_batches_commit_each_entry_once,
     checkpoints_apart_meet_again,
+    one_batch_for_both_writes_what_each_writes_alone,
 );
 
 async fn migrations_are_versioned_and_idempotent(place: Place) {
@@ -502,7 +503,9 @@ async fn checkpoints_apart_meet_again(place: Place) {
         async move {
             for i in from..to {
                 let id = format!("o-{i}");
-                e.order(&id.as_str().into(), sale(&id, false)).await.unwrap();
+                e.order(&id.as_str().into(), sale(&id, false))
+                    .await
+                    .unwrap();
             }
         }
     };
@@ -514,7 +517,7 @@ async fn checkpoints_apart_meet_again(place: Place) {
         )
     };
     place_orders(0, 4).await; // 12 entries
-    // The dispatcher runs 4 entries ahead: the projector alone catches up with it.
+                              // The dispatcher runs 4 entries ahead: the projector alone catches up with it.
     assert_eq!(dispatch_batch(&store, &e.services, 4).await.unwrap(), 4);
     assert_eq!(checkpoints().await, (0, 4));
     assert_eq!(at(&e.pump_once().await.unwrap()), (4, 0));
@@ -524,7 +527,10 @@ async fn checkpoints_apart_meet_again(place: Place) {
     assert_eq!(checkpoints().await, (12, 12));
     // The projector runs ahead: the dispatcher alone catches up with it.
     place_orders(4, 6).await; // entries 13-18
-    assert_eq!(projection::project_batch(&store.backend, 5).await.unwrap(), 5);
+    assert_eq!(
+        projection::project_batch(&store.backend, 5).await.unwrap(),
+        5
+    );
     assert_eq!(at(&e.pump_once().await.unwrap()), (0, 5));
     assert_eq!(at(&e.pump_once().await.unwrap()), (1, 1));
     assert_eq!(checkpoints().await, (18, 18));
@@ -536,6 +542,90 @@ async fn checkpoints_apart_meet_again(place: Place) {
     assert_eq!(at(&e.pump_once().await.unwrap()), (4, 0));
     assert_eq!(e.pump().await.unwrap().projected, 0);
     assert_eq!(checkpoints().await, (30, 30));
+}
+
+/// A round that serves the dispatcher and the projector together takes each aggregate's state
+/// before the batch from its view (no history is read) and folds each event once: its outbox
+/// rows and views are exactly those the two write on their own, folding history. A view that
+/// is not where the batch starts is not trusted: that aggregate is folded from its history.
+async fn one_batch_for_both_writes_what_each_writes_alone(place: Place) {
+    let store = Arc::new(place.open().await);
+    let clock = Arc::new(ManualClock::new(t0()));
+    let e = engine(store.clone(), clock, Arc::new(CountingHandler::default()));
+    let rerun = || OrderCommand::RequestRerun {
+        gateway: "flexfactor".into(),
+    };
+    for i in 0..6 {
+        let id = format!("o-{i}");
+        let cmd = if i % 3 == 0 {
+            subscribing_sale(&id)
+        } else {
+            sale(&id, false)
+        };
+        e.order(&id.as_str().into(), cmd).await.unwrap();
+        // Rounds between commands: later batches start mid-history, from the views.
+        e.pump_once().await.unwrap();
+    }
+    e.order(&"o-1".into(), rerun()).await.unwrap();
+    // A view that is not where the batch starts (here: another order's state, at sequence 1):
+    // the round must fold o-2's history instead.
+    salvage_gateway::on_pool!(&store.backend, pool => {
+        sqlx::query(
+            "UPDATE salvage_order_view SET last_sequence = 1, \
+             state = (SELECT state FROM salvage_order_view WHERE order_id = 'o-3') \
+             WHERE order_id = 'o-2'",
+        )
+        .execute(pool)
+        .await
+        .unwrap();
+    });
+    e.order(&"o-2".into(), rerun()).await.unwrap();
+    e.pump().await.unwrap();
+    assert_eq!(
+        projection::checkpoint(&store.backend).await.unwrap(),
+        dispatch_checkpoint(&store.backend).await.unwrap(),
+        "the rounds ran together"
+    );
+    let outbox_rows = || async {
+        let rows: Vec<(String, String, String, i64, i64)> = salvage_gateway::on_pool!(&store.backend, pool => {
+            sqlx::query_as(
+                "SELECT key, kind, payload, due_at, source_position FROM salvage_outbox \
+                 ORDER BY key",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap()
+        });
+        rows
+    };
+    let views = || async {
+        let mut v = Vec::new();
+        for i in 0..6 {
+            v.push(
+                projection::order(&store.backend, &format!("o-{i}"))
+                    .await
+                    .unwrap(),
+            );
+        }
+        v
+    };
+    let (together_rows, together_views) = (outbox_rows().await, views().await);
+    assert!(together_rows.len() >= 10, "{}", together_rows.len());
+    for (i, v) in together_views.iter().enumerate() {
+        let (state, n) = store.orders.load(&format!("o-{i}")).await.unwrap();
+        let v = v.as_ref().expect("a view row");
+        assert_eq!((&v.state, v.last_sequence), (&state, n as i64), "o-{i}");
+    }
+    // The same log, each on its own from the start, folding history.
+    salvage_gateway::on_pool!(&store.backend, pool => {
+        sqlx::query("DELETE FROM salvage_outbox").execute(pool).await.unwrap();
+    });
+    rewind_dispatcher(&store).await;
+    projection::reset(&store.backend).await.unwrap();
+    while projection::project_batch(&store.backend, 4).await.unwrap() > 0 {}
+    while dispatch_batch(&store, &e.services, 4).await.unwrap() > 0 {}
+    assert_eq!(outbox_rows().await, together_rows);
+    assert_eq!(views().await, together_views);
 }
 
 async fn rewind_dispatcher(store: &Store) {

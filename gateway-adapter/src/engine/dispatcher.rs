@@ -6,16 +6,14 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
-use cqrs_es::Aggregate;
-use salvage_domain::order::{Order, OrderEvent};
 use salvage_domain::process_manager::{on_order_event, on_subscription_event, FollowUp};
-use salvage_domain::subscription::{Subscription, SubscriptionEvent};
 use salvage_domain::{DomainServices, OrderId, SubscriptionId};
 
+use crate::store::aggregate_at::{AggregateAt, Applied, Known};
 use crate::store::checkpointed::{self, Batch};
 use crate::store::event_log::{self, LogEntry};
-use crate::store::guarded_commit::Bind;
-use crate::store::{Backend, Store, StoreError};
+use crate::store::guarded_commit::{Bind, Write};
+use crate::store::{projection, Backend, Store, StoreError};
 
 /// The dispatcher's checkpoint name.
 pub const DISPATCH_CHECKPOINT: &str = "dispatcher";
@@ -72,11 +70,6 @@ fn rows_for(entry: &LogEntry, follow: Vec<FollowUp>) -> Result<Vec<Row_>, StoreE
         .collect()
 }
 
-enum State {
-    Order(Box<Order>, i64),
-    Subscription(Box<Subscription>, i64),
-}
-
 /// Dispatches at most `limit` log entries; returns how many (0: caught up). Every event
 /// committed before the call is included (see [`event_log::sync`]).
 pub async fn dispatch_batch(
@@ -112,26 +105,43 @@ pub async fn dispatch_batch_within(
 }
 
 /// The state of each aggregate `batch` touches, just before the batch's first event of it.
+/// `known` may hold some of them already (the views, when they are at the batch's start): one
+/// whose sequence is just before its first event in the batch is taken as it is; an aggregate
+/// whose first event is its first ever starts empty; the others are folded from their history,
+/// in one query per aggregate type.
 async fn states_before(
     backend: &Backend,
     batch: &Batch,
-) -> Result<BTreeMap<(String, String), State>, StoreError> {
+    mut known: Known,
+) -> Result<Known, StoreError> {
     let mut first: BTreeMap<(&str, &str), i64> = BTreeMap::new();
     for e in &batch.entries {
         first
             .entry((e.aggregate_type.as_str(), e.aggregate_id.as_str()))
             .or_insert(e.sequence);
     }
-    let mut states = BTreeMap::new();
-    for kind in ["order", "subscription"] {
-        let ids: BTreeSet<&str> = first
-            .keys()
-            .filter(|(t, _)| *t == kind)
-            .map(|(_, id)| *id)
-            .collect();
-        if ids.is_empty() {
+    let mut states = Known::new();
+    let mut from_history: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for ((kind, id), first) in first {
+        let key = (kind.to_string(), id.to_string());
+        let Some(fresh) = AggregateAt::fresh(kind) else {
             continue;
+        };
+        match known.remove(&key) {
+            Some(at) if at.sequence() == first - 1 => {
+                states.insert(key, at);
+            }
+            _ if first == 1 => {
+                states.insert(key, fresh);
+            }
+            _ => {
+                // Folded from its history below, up to the event before `first`.
+                states.insert(key, fresh.empty_at(first - 1));
+                from_history.entry(kind).or_default().insert(id);
+            }
         }
+    }
+    for (kind, ids) in from_history {
         let sql = format!(
             "SELECT aggregate_id, sequence, CAST(payload AS TEXT) FROM events \
              WHERE aggregate_type = $1 AND aggregate_id IN ({}) ORDER BY aggregate_id, sequence",
@@ -144,24 +154,11 @@ async fn states_before(
             }
             query.fetch_all(pool).await?
         });
-        for id in ids {
-            let before = first.get(&(kind, id)).copied().unwrap_or(1) - 1;
-            let state = if kind == "order" {
-                State::Order(Box::default(), before)
-            } else {
-                State::Subscription(Box::default(), before)
-            };
-            states.insert((kind.to_string(), id.to_string()), state);
-        }
         for (id, sequence, payload) in history {
-            match states.get_mut(&(kind.to_string(), id)) {
-                Some(State::Order(o, before)) if sequence <= *before => {
-                    o.apply(serde_json::from_str::<OrderEvent>(&payload)?);
+            if let Some(at) = states.get_mut(&(kind.to_string(), id)) {
+                if sequence <= at.sequence() {
+                    at.apply_stored(&payload)?;
                 }
-                Some(State::Subscription(s, before)) if sequence <= *before => {
-                    s.apply(serde_json::from_str::<SubscriptionEvent>(&payload)?);
-                }
-                _ => {}
             }
         }
     }
@@ -173,8 +170,9 @@ pub(crate) async fn outbox_writes(
     backend: &Backend,
     services: &DomainServices,
     batch: &mut Batch,
-) -> Result<Vec<crate::store::guarded_commit::Write>, StoreError> {
-    let rows = outbox_rows(backend, services, batch).await?;
+) -> Result<Vec<Write>, StoreError> {
+    let mut states = states_before(backend, batch, Known::new()).await?;
+    let (rows, _) = outbox_rows(services, batch, &mut states)?;
     Ok(checkpointed::rows(
         OUTBOX_ROWS,
         "ON CONFLICT (key) DO NOTHING",
@@ -182,47 +180,59 @@ pub(crate) async fn outbox_writes(
     ))
 }
 
-/// The outbox rows of `batch`'s follow-ups; the batch is cut short at [`MAX_ROWS`].
-async fn outbox_rows(
+/// One batch for the dispatcher and the projector at the same checkpoint: the outbox rows of its
+/// follow-ups and the view rows it changes, as writes. The views are the state of each
+/// aggregate at the batch's start, so they serve the process manager too (no history is read
+/// for them), and each event is decoded and applied once for both.
+pub(crate) async fn outbox_and_view_writes(
     backend: &Backend,
     services: &DomainServices,
     batch: &mut Batch,
-) -> Result<Vec<Vec<Bind>>, StoreError> {
+) -> Result<Vec<Write>, StoreError> {
+    let views = projection::view_states(backend, &batch.entries).await?;
+    let mut states = states_before(backend, batch, views).await?;
+    let (rows, cut) = outbox_rows(services, batch, &mut states)?;
+    let mut writes = checkpointed::rows(OUTBOX_ROWS, "ON CONFLICT (key) DO NOTHING", rows);
+    if cut {
+        // The states hold the event the batch was cut before: the views follow on their own.
+        writes.extend(projection::view_writes(backend, batch).await?);
+    } else {
+        writes.extend(projection::view_rows(states, batch.last())?);
+    }
+    Ok(writes)
+}
+
+/// The outbox rows of `batch`'s follow-ups, folding `states` (each aggregate's state before the
+/// batch) through it; the batch is cut short at [`MAX_ROWS`] (then the flag is true).
+fn outbox_rows(
+    services: &DomainServices,
+    batch: &mut Batch,
+    states: &mut Known,
+) -> Result<(Vec<Vec<Bind>>, bool), StoreError> {
     let now = services.clock.now().timestamp_millis();
-    let mut states = states_before(backend, batch).await?;
     let mut rows = Vec::new();
     for (n, e) in batch.entries.iter().enumerate() {
         let key = (e.aggregate_type.clone(), e.aggregate_id.clone());
-        let follow = match states.get_mut(&key) {
-            Some(State::Order(o, seq)) if e.sequence > *seq => {
-                let event: OrderEvent = serde_json::from_value(e.payload.clone())?;
-                o.apply(event.clone());
-                *seq = e.sequence;
-                on_order_event(
-                    &services.setup,
-                    &OrderId::new(e.aggregate_id.clone()),
-                    e.sequence as usize,
-                    &event,
-                    o,
-                )
-            }
-            Some(State::Subscription(s, seq)) if e.sequence > *seq => {
-                let event: SubscriptionEvent = serde_json::from_value(e.payload.clone())?;
-                s.apply(event.clone());
-                *seq = e.sequence;
-                on_subscription_event(
-                    &SubscriptionId::new(e.aggregate_id.clone()),
-                    e.sequence as usize,
-                    &event,
-                    s,
-                )
-            }
+        let follow = match states.get_mut(&key).map(|s| s.apply(e)).transpose()? {
+            Some(Some(Applied::Order(event, order))) => on_order_event(
+                &services.setup,
+                &OrderId::new(e.aggregate_id.clone()),
+                e.sequence as usize,
+                &event,
+                order,
+            ),
+            Some(Some(Applied::Subscription(event, subscription))) => on_subscription_event(
+                &SubscriptionId::new(e.aggregate_id.clone()),
+                e.sequence as usize,
+                &event,
+                subscription,
+            ),
             _ => Vec::new(),
         };
         let more = rows_for(e, follow)?;
         if n > 0 && rows.len() + more.len() > MAX_ROWS {
             batch.entries.truncate(n);
-            break;
+            return Ok((rows, true));
         }
         rows.extend(more.into_iter().map(|r| {
             vec![
@@ -235,7 +245,7 @@ async fn outbox_rows(
             ]
         }));
     }
-    Ok(rows)
+    Ok((rows, false))
 }
 
 /// The dispatcher's checkpoint.

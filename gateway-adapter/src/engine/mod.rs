@@ -178,10 +178,8 @@ impl Engine {
         let at = match checkpointed::read_together(backend, &names, batch, None, wait).await? {
             Together::CaughtUp => return Ok((0, 0)),
             Together::Batch(mut read) => {
-                // The dispatcher may cut the batch short: the views follow the same entries.
-                let mut writes =
-                    dispatcher::outbox_writes(backend, &self.services, &mut read).await?;
-                writes.extend(projection::view_writes(backend, &read).await?);
+                let writes =
+                    dispatcher::outbox_and_view_writes(backend, &self.services, &mut read).await?;
                 if checkpointed::commit_together(backend, &names, &read, writes).await? {
                     let n = read.entries.len();
                     return Ok((n, n));

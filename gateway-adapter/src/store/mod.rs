@@ -3,6 +3,7 @@
 //! checkpoints, the outbox that drives effects and timers, the projections, and the webhook
 //! bookkeeping. See `docs/architecture.md` for why nothing is lost or doubled.
 
+pub(crate) mod aggregate_at;
 mod aggregate_store;
 mod backend;
 pub mod checkpointed;

@@ -3,16 +3,16 @@
 //! in one transaction, so a crash between a commit and its projection loses nothing (the batch
 //! is simply read again). `rebuild` empties the views and replays the log from the start.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
-use cqrs_es::Aggregate;
-use salvage_domain::order::{Order, OrderEvent, SalvageRoute};
-use salvage_domain::subscription::{Subscription, SubscriptionEvent};
+use salvage_domain::order::{Order, SalvageRoute};
+use salvage_domain::subscription::Subscription;
 use sqlx::Row;
 
+use super::aggregate_at::{AggregateAt, Known};
 use super::checkpointed::{self, Batch};
-use super::event_log;
+use super::event_log::{self, LogEntry};
 use super::guarded_commit::{self, Bind, CommitError, Write};
 use super::{Backend, StoreError};
 
@@ -71,11 +71,6 @@ pub struct PendingSalvage {
     pub flexfactor_order_id: Option<String>,
 }
 
-enum Changed {
-    Order(Box<Order>, i64),
-    Subscription(Box<Subscription>, i64),
-}
-
 /// Projects at most `limit` log entries past the checkpoint; returns how many (0: caught up).
 /// Every event committed before the call is included (see [`event_log::sync`]).
 pub async fn project_batch(backend: &Backend, limit: i64) -> Result<usize, StoreError> {
@@ -108,10 +103,27 @@ pub(crate) async fn view_writes(
     backend: &Backend,
     batch: &Batch,
 ) -> Result<Vec<Write>, StoreError> {
-    let entries = &batch.entries;
-    let last = batch.last();
-    // The view rows of every aggregate the batch touches, in one query per view.
-    let mut changed: BTreeMap<(String, String), Changed> = BTreeMap::new();
+    let mut changed = view_states(backend, &batch.entries).await?;
+    for e in &batch.entries {
+        let key = (e.aggregate_type.clone(), e.aggregate_id.clone());
+        if !changed.contains_key(&key) {
+            if let Some(fresh) = AggregateAt::fresh(&e.aggregate_type) {
+                changed.insert(key.clone(), fresh);
+            }
+        }
+        if let Some(state) = changed.get_mut(&key) {
+            state.apply(e)?;
+        }
+    }
+    view_rows(changed, batch.last())
+}
+
+/// The view rows, as they are now, of every aggregate `entries` touch (one query per view).
+pub(crate) async fn view_states(
+    backend: &Backend,
+    entries: &[LogEntry],
+) -> Result<Known, StoreError> {
+    let mut known = Known::new();
     for (table, id_col, kind) in [
         ("salvage_order_view", "order_id", "order"),
         (
@@ -140,45 +152,25 @@ pub(crate) async fn view_writes(
             query.fetch_all(pool).await?
         });
         for (id, state, seq) in found {
-            let c = if kind == "order" {
-                Changed::Order(serde_json::from_str(&state)?, seq)
+            let at = if kind == "order" {
+                AggregateAt::Order(serde_json::from_str(&state)?, seq)
             } else {
-                Changed::Subscription(serde_json::from_str(&state)?, seq)
+                AggregateAt::Subscription(serde_json::from_str(&state)?, seq)
             };
-            changed.insert((kind.to_string(), id), c);
+            known.insert((kind.to_string(), id), at);
         }
     }
-    for e in entries {
-        let key = (e.aggregate_type.clone(), e.aggregate_id.clone());
-        if !changed.contains_key(&key) {
-            let fresh = match e.aggregate_type.as_str() {
-                "order" => Some(Changed::Order(Box::default(), 0)),
-                "subscription" => Some(Changed::Subscription(Box::default(), 0)),
-                _ => None,
-            };
-            if let Some(l) = fresh {
-                changed.insert(key.clone(), l);
-            }
-        }
-        match changed.get_mut(&key) {
-            Some(Changed::Order(state, seq)) if e.sequence > *seq => {
-                let event: OrderEvent = serde_json::from_value(e.payload.clone())?;
-                state.apply(event);
-                *seq = e.sequence;
-            }
-            Some(Changed::Subscription(state, seq)) if e.sequence > *seq => {
-                let event: SubscriptionEvent = serde_json::from_value(e.payload.clone())?;
-                state.apply(event);
-                *seq = e.sequence;
-            }
-            _ => {}
-        }
-    }
+    Ok(known)
+}
+
+/// The writes that set the view rows of `changed` (each at its state and sequence), as of log
+/// position `last`.
+pub(crate) fn view_rows(changed: Known, last: i64) -> Result<Vec<Write>, StoreError> {
     let (mut orders, mut subscriptions, mut pending, mut settled) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for ((_, id), c) in changed {
         match c {
-            Changed::Order(o, seq) => {
+            AggregateAt::Order(o, seq) => {
                 let open = o.salvage.as_ref().filter(|s| {
                     s.state.is_open() && !matches!(s.route, SalvageRoute::Cascade { .. })
                 });
@@ -214,7 +206,7 @@ pub(crate) async fn view_writes(
                     Bind::Int(last),
                 ]);
             }
-            Changed::Subscription(s, seq) => subscriptions.push(vec![
+            AggregateAt::Subscription(s, seq) => subscriptions.push(vec![
                 Bind::Text(id),
                 Bind::Text(s.status.map(|x| x.as_str()).unwrap_or("").to_string()),
                 Bind::OptText(s.billing_gateway.as_ref().map(|g| g.to_string())),
