@@ -945,6 +945,76 @@ async fn upgrading_the_log_keeps_every_position(place: Place) {
     );
 }
 
+// ----------------------------------------------------------------- PostgreSQL connections
+
+/// The pool does not ping a connection before every statement (one round trip each); so when the
+/// server drops connections, a statement may fail on one of them, once: the pool then replaces
+/// it and the next statement succeeds. A caller retries (a request is sent again, the worker's
+/// next round reads again); nothing hangs and nothing is half-applied.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_pool_replaces_connections_the_server_dropped() {
+    let place = Place::new_postgres();
+    let store = place.open().await;
+    let Backend::Postgres(pool) = &store.backend else {
+        unreachable!("a PostgreSQL place")
+    };
+    // Every connection the pool holds, and its server process.
+    store.backend.ping().await.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..pool.size() {
+        held.push(pool.acquire().await.unwrap());
+    }
+    let mut pids = Vec::new();
+    for conn in &mut held {
+        let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut **conn)
+            .await
+            .unwrap();
+        pids.push(pid);
+    }
+    drop(held);
+    assert!(!pids.is_empty());
+    let admin = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
+    for pid in &pids {
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(&admin)
+            .await
+            .unwrap();
+    }
+    // Wait until the server has let them go.
+    loop {
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+                .bind(&pids)
+                .fetch_one(&admin)
+                .await
+                .unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    // At most one failed statement per dropped connection, then the pool is whole again.
+    let (mut failures, mut in_a_row) = (0, 0);
+    while in_a_row < 2 * pids.len() + 5 {
+        match store.backend.ping().await {
+            Ok(()) => in_a_row += 1,
+            Err(_) => {
+                failures += 1;
+                in_a_row = 0;
+                assert!(
+                    failures <= pids.len(),
+                    "{failures} failures for {} dropped connections",
+                    pids.len()
+                );
+            }
+        }
+    }
+    admin.close().await;
+    place.cleanup().await;
+}
+
 // ----------------------------------------------------------------- the in-memory store
 
 #[tokio::test]

@@ -13,6 +13,9 @@ use super::StoreError;
 /// How long a SQLite connection waits for the write lock before it reports the database busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// A PostgreSQL connection idle for this long is pinged before it is used again.
+const PING_AFTER_IDLE: Duration = Duration::from_secs(1);
+
 /// A connection pool to one of the supported databases.
 #[derive(Clone, Debug)]
 pub enum Backend {
@@ -58,6 +61,9 @@ impl Backend {
                 .min_connections(if memory { 1 } else { 0 })
                 .idle_timeout(None)
                 .max_lifetime(None)
+                // A connection to a file does not go away: sqlx's ping before every acquire
+                // would only cost a hop to the connection's thread and back, per statement.
+                .test_before_acquire(false)
                 .after_connect(|conn, _| {
                     Box::pin(async move {
                         super::sqlite_busy::install(conn, BUSY_TIMEOUT)
@@ -93,6 +99,20 @@ impl Backend {
             let pool = PgPoolOptions::new()
                 .max_connections(16)
                 .acquire_timeout(Duration::from_secs(10))
+                // sqlx pings a connection before every acquire by default: one more round trip
+                // per statement. Only a connection idle for a while is pinged (a broken one is
+                // dropped and another taken); a busy one is used at once, and if the server went
+                // away within the last second the statement fails and its caller retries (a
+                // request answers 5xx and is sent again; the worker's next round reads again).
+                .test_before_acquire(false)
+                .before_acquire(|conn, meta| {
+                    Box::pin(async move {
+                        if meta.idle_for >= PING_AFTER_IDLE {
+                            sqlx::Connection::ping(conn).await?;
+                        }
+                        Ok(true)
+                    })
+                })
                 .connect_with(options)
                 .await
                 .map_err(|e| StoreError::Connect(e.to_string()))?;
