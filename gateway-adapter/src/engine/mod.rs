@@ -192,6 +192,8 @@ impl Engine {
         // A checkpoint with no row yet is at 0 (its first read creates the row).
         let p = at.first().copied().flatten().unwrap_or(0);
         let d = at.get(1).copied().flatten().unwrap_or(0);
+        // For each: `None`, it sits this round out; `Some(upto)`, it runs a batch (not past
+        // `upto` when that is given).
         let (project_upto, dispatch_upto) = if p != d && (p - d).abs() <= batch {
             ((p < d).then_some(Some(d)), (d < p).then_some(Some(p)))
         } else {

@@ -132,9 +132,12 @@ pub async fn read_together(
         Some(Some(from)) if at.iter().all(|p| *p == Some(*from)) => *from,
         _ => return Ok(Together::Apart(at)),
     };
-    if upto.is_some_and(|upto| upto <= from) {
-        return Ok(Together::CaughtUp);
-    }
+    // Positions only grow, so at most `upto - from` entries lie in (from, upto].
+    let limit = match upto {
+        Some(upto) if upto <= from => return Ok(Together::CaughtUp),
+        Some(upto) => limit.min(upto - from),
+        None => limit,
+    };
     let mut entries = event_log::read_after_synced(backend, from, limit).await?;
     if let Some(upto) = upto {
         entries.retain(|e| e.position <= upto);
