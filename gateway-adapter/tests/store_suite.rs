@@ -616,6 +616,15 @@ async fn one_batch_for_both_writes_what_each_writes_alone(place: Place) {
         let v = v.as_ref().expect("a view row");
         assert_eq!((&v.state, v.last_sequence), (&state, n as i64), "o-{i}");
     }
+    // The subscriptions the subscribing sales created: their views equal them too.
+    for id in ["o-0-serum-monthly", "o-3-serum-monthly"] {
+        let v = projection::subscription(&store.backend, id)
+            .await
+            .unwrap()
+            .expect("a subscription view");
+        let (state, n) = store.subscriptions.load(id).await.unwrap();
+        assert_eq!((&v.state, v.last_sequence), (&state, n as i64), "{id}");
+    }
     // The same log, each on its own from the start, folding history.
     salvage_gateway::on_pool!(&store.backend, pool => {
         sqlx::query("DELETE FROM salvage_outbox").execute(pool).await.unwrap();
