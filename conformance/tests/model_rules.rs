@@ -13,7 +13,9 @@
 //! - C3, C4, C5: no cascade to FlexFactor without ip_address or on a Single Transaction
 //!   campaign; a cascade submission is a CIT with the customer's ip;
 //! - O8: an expired pending salvage is reconciled; F3: one `/evaluate` per submission;
-//! - rebuilding any aggregate from its events (as stored, through JSON) gives its live state.
+//! - rebuilding any aggregate from its events (as stored, through JSON) gives its live state, and
+//!   the state itself round-trips through JSON (the views keep it so; background rounds start
+//!   from it).
 //!
 //! Each test favours some transitions. `PROPTEST_CASES` overrides the number of cases.
 

@@ -95,6 +95,18 @@ pub fn check(w: &World) -> Result<(), String> {
                 format!("order {id}: folding its stored (JSON) events differs from the live state"),
             );
         }
+        // The state itself, as the views keep it (JSON): the background rounds start from it.
+        if serde_json::to_string(order)
+            .ok()
+            .and_then(|j| serde_json::from_str::<Order>(&j).ok())
+            .as_ref()
+            != Some(order)
+        {
+            f.add(
+                "rebuild",
+                format!("order {id}: its state does not round-trip through JSON"),
+            );
+        }
     }
     for (id, sub) in &w.subs {
         let history = w.sub_history.get(id).map(Vec::as_slice).unwrap_or(&[]);
@@ -121,6 +133,17 @@ pub fn check(w: &World) -> Result<(), String> {
         }
         if &stored != sub {
             f.add("rebuild", format!("subscription {id}: folding its stored (JSON) events differs from the live state"));
+        }
+        if serde_json::to_string(sub)
+            .ok()
+            .and_then(|j| serde_json::from_str::<Subscription>(&j).ok())
+            .as_ref()
+            != Some(sub)
+        {
+            f.add(
+                "rebuild",
+                format!("subscription {id}: its state does not round-trip through JSON"),
+            );
         }
     }
 
