@@ -9,6 +9,8 @@ use std::process::ExitCode;
 use anyhow::Context;
 use salvage_sim::fake_flexfactor::{ClockMode, FakeConfig, FakeFlexFactor, FakeScenario};
 
+use crate::cmd_serve::shutdown_signal;
+
 /// How the fake tells time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ClockArg {
@@ -100,25 +102,4 @@ pub fn run(args: FakeArgs) -> anyhow::Result<ExitCode> {
         fake.shutdown().await;
         Ok(ExitCode::SUCCESS)
     })
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
 }

@@ -92,43 +92,35 @@ impl From<EngineError> for ApiError {
 
 impl From<ExecuteError<OrderError>> for ApiError {
     fn from(e: ExecuteError<OrderError>) -> Self {
-        match e {
-            ExecuteError::Refused(e) => {
-                let code = e.code();
-                let status = match code {
-                    "not_found" => StatusCode::NOT_FOUND,
-                    "conflict" => StatusCode::CONFLICT,
-                    "invalid_request" => StatusCode::UNPROCESSABLE_ENTITY,
-                    _ => StatusCode::UNPROCESSABLE_ENTITY,
-                };
-                ApiError::new(status, code, e.to_string())
-            }
-            ExecuteError::Conflict(_) | ExecuteError::Guard(_) => ApiError::conflict(e.to_string()),
-            ExecuteError::Store(s) => {
-                tracing::error!(error = %s, "store error");
-                ApiError::unavailable("the store is not available; try again")
-            }
-        }
+        from_execute(e, OrderError::code)
     }
 }
 
 impl From<ExecuteError<SubscriptionError>> for ApiError {
     fn from(e: ExecuteError<SubscriptionError>) -> Self {
-        match e {
-            ExecuteError::Refused(e) => {
-                let code = e.code();
-                let status = match code {
-                    "not_found" => StatusCode::NOT_FOUND,
-                    "conflict" => StatusCode::CONFLICT,
-                    _ => StatusCode::UNPROCESSABLE_ENTITY,
-                };
-                ApiError::new(status, code, e.to_string())
-            }
-            ExecuteError::Conflict(_) | ExecuteError::Guard(_) => ApiError::conflict(e.to_string()),
-            ExecuteError::Store(s) => {
-                tracing::error!(error = %s, "store error");
-                ApiError::unavailable("the store is not available; try again")
-            }
+        from_execute(e, SubscriptionError::code)
+    }
+}
+
+/// A command's failure as an answer: a refusal under the aggregate error's stable `code`.
+fn from_execute<E: std::error::Error>(
+    e: ExecuteError<E>,
+    code: impl Fn(&E) -> &'static str,
+) -> ApiError {
+    match e {
+        ExecuteError::Refused(e) => {
+            let code = code(&e);
+            let status = match code {
+                "not_found" => StatusCode::NOT_FOUND,
+                "conflict" => StatusCode::CONFLICT,
+                _ => StatusCode::UNPROCESSABLE_ENTITY,
+            };
+            ApiError::new(status, code, e.to_string())
+        }
+        ExecuteError::Conflict(_) | ExecuteError::Guard(_) => ApiError::conflict(e.to_string()),
+        ExecuteError::Store(s) => {
+            tracing::error!(error = %s, "store error");
+            ApiError::unavailable("the store is not available; try again")
         }
     }
 }
