@@ -1,6 +1,8 @@
 //! FlexFactor's `/v1` endpoints: faults first, then authentication, then the endpoint's logic
 //! under the state lock (so each request sees and changes one consistent state).
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
@@ -29,15 +31,18 @@ use super::wire::{
 /// The `/v1` routes.
 pub(crate) fn routes() -> Router<Arc<App>> {
     Router::new()
-        .route("/v1/oauth2/token", post(token))
-        .route("/v1/tokenize", post(tokenize))
-        .route("/v1/evaluate", post(evaluate))
-        .route("/v1/outcome", post(outcome))
-        .route("/v1/capture", post(capture))
-        .route("/v1/orders/{id}", get(order))
-        .route("/v1/orders/{id}/cancel", post(cancel))
-        .route("/v1/orders/{id}/external-cancel", post(external_cancel))
-        .route("/v1/orders/{id}/refund", post(refund))
+        .route("/v1/oauth2/token", post(plain(Endpoint::Token)))
+        .route("/v1/tokenize", post(plain(Endpoint::Tokenize)))
+        .route("/v1/evaluate", post(plain(Endpoint::Evaluate)))
+        .route("/v1/outcome", post(plain(Endpoint::Outcome)))
+        .route("/v1/capture", post(plain(Endpoint::Capture)))
+        .route("/v1/orders/{id}", get(of_order(Endpoint::Order)))
+        .route("/v1/orders/{id}/cancel", post(of_order(Endpoint::Cancel)))
+        .route(
+            "/v1/orders/{id}/external-cancel",
+            post(of_order(Endpoint::ExternalCancel)),
+        )
+        .route("/v1/orders/{id}/refund", post(of_order(Endpoint::Refund)))
 }
 
 /// One request, as the endpoint logic sees it.
@@ -48,84 +53,26 @@ struct Request<'a> {
     body: &'a [u8],
 }
 
-async fn token(State(app): State<Arc<App>>, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
-    handle(app, Endpoint::Token, None, uri, headers, body).await
+type Handled = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+/// The handler of an endpoint without a path parameter.
+fn plain(
+    endpoint: Endpoint,
+) -> impl Fn(State<Arc<App>>, Uri, HeaderMap, Bytes) -> Handled + Clone + Send + Sync + 'static {
+    move |State(app), uri, headers, body| Box::pin(handle(app, endpoint, None, uri, headers, body))
 }
 
-async fn tokenize(
-    State(app): State<Arc<App>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(app, Endpoint::Tokenize, None, uri, headers, body).await
-}
-
-async fn evaluate(
-    State(app): State<Arc<App>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(app, Endpoint::Evaluate, None, uri, headers, body).await
-}
-
-async fn outcome(
-    State(app): State<Arc<App>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(app, Endpoint::Outcome, None, uri, headers, body).await
-}
-
-async fn capture(
-    State(app): State<Arc<App>>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(app, Endpoint::Capture, None, uri, headers, body).await
-}
-
-async fn order(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(app, Endpoint::Order, Some(id), uri, headers, body).await
-}
-
-async fn cancel(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(app, Endpoint::Cancel, Some(id), uri, headers, body).await
-}
-
-async fn external_cancel(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(app, Endpoint::ExternalCancel, Some(id), uri, headers, body).await
-}
-
-async fn refund(
-    State(app): State<Arc<App>>,
-    Path(id): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    handle(app, Endpoint::Refund, Some(id), uri, headers, body).await
+/// The handler of an endpoint of one order (`/v1/orders/{id}...`).
+fn of_order(
+    endpoint: Endpoint,
+) -> impl Fn(State<Arc<App>>, Path<String>, Uri, HeaderMap, Bytes) -> Handled
+       + Clone
+       + Send
+       + Sync
+       + 'static {
+    move |State(app), Path(id), uri, headers, body| {
+        Box::pin(handle(app, endpoint, Some(id), uri, headers, body))
+    }
 }
 
 /// Counts the call, applies a fault, then the endpoint.
