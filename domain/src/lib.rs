@@ -18,6 +18,8 @@ pub mod money;
 pub mod order_type;
 pub mod ports;
 pub mod routing;
+#[doc(hidden)]
+pub mod samples;
 pub mod setup;
 
 pub use clock::{Clock, ManualClock, SystemClock};

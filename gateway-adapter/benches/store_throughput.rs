@@ -12,11 +12,9 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::PersistedEventStore;
 use cqrs_es::{Aggregate, CqrsFramework, DomainEvent};
 use postgres_es::PostgresEventRepository;
-use salvage_domain::customer::{Address, CardToken, Customer, OrderItem};
-use salvage_domain::order::{
-    AttemptResult, FlexFactorResult, OrderCommand, PlaceOrder, ResultSource,
-};
-use salvage_domain::{Currency, DomainServices, ManualClock, Money, OrderType, Setup};
+use salvage_domain::order::{FlexFactorResult, OrderCommand, ResultSource};
+use salvage_domain::samples::sale;
+use salvage_domain::{DomainServices, ManualClock, Setup};
 use salvage_gateway::store::{projection, Backend, Store};
 use serde::{Deserialize, Serialize};
 use sqlite_es::SqliteEventRepository;
@@ -57,43 +55,6 @@ impl Aggregate for Counter {
     fn apply(&mut self, e: Incremented) {
         self.n += e.by;
     }
-}
-
-fn place(order: &str) -> OrderCommand {
-    OrderCommand::Place(Box::new(PlaceOrder {
-        order_id: order.into(),
-        order_type: OrderType::NewSale,
-        campaign_id: "skincare".into(),
-        subscription_id: None,
-        ip_address: Some("203.0.113.7".into()),
-        amount: Money {
-            amount_minor: 1999,
-            currency: Currency::USD,
-        },
-        customer: Customer {
-            first_name: "Cure".into(),
-            last_name: "Tester".into(),
-            email: Some("cure@example.com".into()),
-            phone: None,
-            billing_address: Address::default(),
-        },
-        card: CardToken {
-            token: "tok".into(),
-            bin: "411111".into(),
-            last4: "1111".into(),
-            exp_month: 9,
-            exp_year: 2030,
-            holder: "Cure Tester".into(),
-        },
-        items: vec![OrderItem {
-            product_id: "cleanser".into(),
-            quantity: 1,
-            price_minor: 1999,
-        }],
-        gateway: "stripe-eu".into(),
-        gateway_profile: None,
-        result: AttemptResult::Approved,
-    }))
 }
 
 async fn bare(backend: &Backend, n: usize, tag: &str) -> f64 {
@@ -140,7 +101,7 @@ async fn salvage(
     if one_event {
         store
             .orders
-            .execute(tag, place(tag), services, HashMap::new())
+            .execute(tag, sale(tag, true), services, HashMap::new())
             .await
             .expect("place");
         projection::catch_up(&store.backend)
@@ -158,7 +119,7 @@ async fn salvage(
             if i < 50 {
                 store
                     .orders
-                    .execute(&id, place(&id), services, HashMap::new())
+                    .execute(&id, sale(&id, true), services, HashMap::new())
                     .await
                     .expect("place");
             }
@@ -171,7 +132,7 @@ async fn salvage(
             let id = format!("{tag}-{i}");
             store
                 .orders
-                .execute(&id, place(&id), services, HashMap::new())
+                .execute(&id, sale(&id, true), services, HashMap::new())
                 .await
                 .expect("command");
         }

@@ -1,15 +1,16 @@
 //! Shared fixtures of the domain tests: the sample setup, a fixed clock, orders and declines.
-#![allow(dead_code)]
+// Each test binary uses some of these.
+#![allow(dead_code, unused_imports)]
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
-use salvage_domain::customer::{Address, CardToken, Customer, OrderItem};
+use salvage_domain::customer::OrderItem;
 use salvage_domain::order::{AttemptResult, Order, OrderCommand, OrderEvent, PlaceOrder};
 use salvage_domain::subscription::{Subscription, SubscriptionCommand, SubscriptionEvent};
-use salvage_domain::{
-    Currency, DeclineFacts, DeclineType, DomainServices, ManualClock, Money, OrderType, Setup,
-};
+use salvage_domain::{Currency, DomainServices, ManualClock, Money, OrderType, Setup};
+
+pub use salvage_domain::samples::{card, customer, decline, hard, new_sale, place, soft};
 
 pub const SAMPLE: &str = include_str!("../../../examples/salvage.toml");
 
@@ -37,74 +38,6 @@ pub fn usd(minor: i64) -> Money {
     Money::new(minor, Currency::USD).unwrap()
 }
 
-pub fn card() -> CardToken {
-    CardToken {
-        token: "tok_1".into(),
-        bin: "411111".into(),
-        last4: "1111".into(),
-        exp_month: 9,
-        exp_year: 2030,
-        holder: "Cure Tester".into(),
-    }
-}
-
-pub fn customer() -> Customer {
-    Customer {
-        first_name: "Cure".into(),
-        last_name: "Tester".into(),
-        email: Some("cure@example.com".into()),
-        phone: None,
-        billing_address: Address {
-            line1: "456 My Street".into(),
-            city: "Ottawa".into(),
-            zip: "K1C2N6".into(),
-            country: "CA".into(),
-            ..Address::default()
-        },
-    }
-}
-
-pub fn decline(gateway: &str, message: &str, verdict: DeclineType) -> DeclineFacts {
-    DeclineFacts {
-        gateway: gateway.into(),
-        response_code: "05".into(),
-        response_message: message.into(),
-        processor_verdict: verdict,
-        visa_category: None,
-        mastercard_advice_code: None,
-    }
-}
-
-pub fn soft(gateway: &str) -> AttemptResult {
-    AttemptResult::Declined(decline(gateway, "Issuer unavailable", DeclineType::Soft))
-}
-
-pub fn hard(gateway: &str) -> AttemptResult {
-    AttemptResult::Declined(decline(gateway, "Pick up card", DeclineType::Hard))
-}
-
-/// A one-time new sale of `cleanser` on the skincare campaign.
-pub fn new_sale(order: &str, gateway: &str, ip: Option<&str>, result: AttemptResult) -> PlaceOrder {
-    PlaceOrder {
-        order_id: order.into(),
-        order_type: OrderType::NewSale,
-        campaign_id: "skincare".into(),
-        subscription_id: None,
-        ip_address: ip.map(str::to_string),
-        amount: usd(1999),
-        customer: customer(),
-        card: card(),
-        items: vec![OrderItem {
-            product_id: "cleanser".into(),
-            quantity: 1,
-            price_minor: 1999,
-        }],
-        gateway: gateway.into(),
-        gateway_profile: None,
-        result,
-    }
-}
-
 /// A new sale of the monthly serum (a recurring product).
 pub fn recurring_sale(order: &str, gateway: &str, result: AttemptResult) -> PlaceOrder {
     let mut p = new_sale(order, gateway, Some("203.0.113.7"), result);
@@ -124,10 +57,6 @@ pub fn rebill(order: &str, sub: &str, gateway: &str, result: AttemptResult) -> P
     p.order_type = OrderType::Recurring;
     p.subscription_id = Some(sub.into());
     p
-}
-
-pub fn place(cmd: PlaceOrder) -> OrderCommand {
-    OrderCommand::Place(Box::new(cmd))
 }
 
 /// Runs commands through a fresh Order and returns all events (to feed `given`).

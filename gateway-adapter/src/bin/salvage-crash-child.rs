@@ -10,13 +10,11 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::Duration;
-use salvage_domain::customer::{Address, CardToken, Customer, OrderItem};
-use salvage_domain::order::{AttemptResult, OrderCommand, PlaceOrder};
+use salvage_domain::order::OrderCommand;
 use salvage_domain::ports::EvaluateAnswer;
 use salvage_domain::process_manager::{Effect, FollowUp};
-use salvage_domain::{
-    Currency, DeclineFacts, DeclineType, DomainServices, Money, OrderType, Setup, SystemClock,
-};
+use salvage_domain::samples::sale;
+use salvage_domain::{DomainServices, Setup, SystemClock};
 use salvage_gateway::engine::{EffectHandler, EffectOutcome, Engine, EngineConfig};
 use salvage_gateway::store::Store;
 
@@ -54,55 +52,6 @@ impl EffectHandler for HttpHandler {
             },
         }
     }
-}
-
-fn place(order: &str, approved: bool) -> OrderCommand {
-    let result = if approved {
-        AttemptResult::Approved
-    } else {
-        AttemptResult::Declined(DeclineFacts {
-            gateway: "stripe-eu".into(),
-            response_code: "05".into(),
-            response_message: "Issuer unavailable".into(),
-            processor_verdict: DeclineType::Soft,
-            visa_category: None,
-            mastercard_advice_code: None,
-        })
-    };
-    OrderCommand::Place(Box::new(PlaceOrder {
-        order_id: order.into(),
-        order_type: OrderType::NewSale,
-        campaign_id: "skincare".into(),
-        subscription_id: None,
-        ip_address: Some("203.0.113.7".into()),
-        amount: Money {
-            amount_minor: 1999,
-            currency: Currency::USD,
-        },
-        customer: Customer {
-            first_name: "Cure".into(),
-            last_name: "Tester".into(),
-            email: None,
-            phone: None,
-            billing_address: Address::default(),
-        },
-        card: CardToken {
-            token: "tok".into(),
-            bin: "411111".into(),
-            last4: "1111".into(),
-            exp_month: 9,
-            exp_year: 2030,
-            holder: "Cure Tester".into(),
-        },
-        items: vec![OrderItem {
-            product_id: "cleanser".into(),
-            quantity: 1,
-            price_minor: 1999,
-        }],
-        gateway: "stripe-eu".into(),
-        gateway_profile: None,
-        result,
-    }))
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -155,7 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         if n == 0 {
             let approved = i % 3 != 0;
             engine
-                .order(&id.as_str().into(), place(&id, approved))
+                .order(&id.as_str().into(), sale(&id, approved))
                 .await
                 .map_err(|e| e.to_string())?;
             if !approved {

@@ -1,6 +1,7 @@
 //! Shared helpers of the persistence tests: stores on SQLite and PostgreSQL, a fixed clock, a
 //! counting effect handler, sample commands.
-#![allow(dead_code)]
+// Each test binary uses some of these.
+#![allow(dead_code, unused_imports)]
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,13 +9,11 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeZone, Utc};
-use salvage_domain::customer::{Address, CardToken, Customer, OrderItem};
-use salvage_domain::order::{AttemptResult, OrderCommand, PlaceOrder};
+use salvage_domain::customer::OrderItem;
+use salvage_domain::order::OrderCommand;
 use salvage_domain::ports::EvaluateAnswer;
 use salvage_domain::process_manager::{Effect, FollowUp};
-use salvage_domain::{
-    Currency, DeclineFacts, DeclineType, DomainServices, ManualClock, Money, OrderType, Setup,
-};
+use salvage_domain::{Currency, DomainServices, ManualClock, Money, Setup};
 use salvage_gateway::engine::{EffectHandler, EffectOutcome, Engine, EngineConfig};
 use salvage_gateway::store::Store;
 
@@ -177,66 +176,7 @@ pub fn engine(
     )
 }
 
-pub fn customer() -> Customer {
-    Customer {
-        first_name: "Cure".into(),
-        last_name: "Tester".into(),
-        email: Some("cure@example.com".into()),
-        phone: None,
-        billing_address: Address {
-            line1: "456 My Street".into(),
-            city: "Ottawa".into(),
-            zip: "K1C2N6".into(),
-            country: "CA".into(),
-            ..Address::default()
-        },
-    }
-}
-
-fn card() -> CardToken {
-    CardToken {
-        token: "tok_1".into(),
-        bin: "411111".into(),
-        last4: "1111".into(),
-        exp_month: 9,
-        exp_year: 2030,
-        holder: "Cure Tester".into(),
-    }
-}
-
-/// A one-time sale on stripe-eu (no cascade): approved or soft-declined.
-pub fn sale(order: &str, approved: bool) -> OrderCommand {
-    let result = if approved {
-        AttemptResult::Approved
-    } else {
-        AttemptResult::Declined(DeclineFacts {
-            gateway: "stripe-eu".into(),
-            response_code: "05".into(),
-            response_message: "Issuer unavailable".into(),
-            processor_verdict: DeclineType::Soft,
-            visa_category: None,
-            mastercard_advice_code: None,
-        })
-    };
-    OrderCommand::Place(Box::new(PlaceOrder {
-        order_id: order.into(),
-        order_type: OrderType::NewSale,
-        campaign_id: "skincare".into(),
-        subscription_id: None,
-        ip_address: Some("203.0.113.7".into()),
-        amount: Money::new(1999, Currency::USD).unwrap(),
-        customer: customer(),
-        card: card(),
-        items: vec![OrderItem {
-            product_id: "cleanser".into(),
-            quantity: 1,
-            price_minor: 1999,
-        }],
-        gateway: "stripe-eu".into(),
-        gateway_profile: None,
-        result,
-    }))
-}
+pub use salvage_domain::samples::{customer, sale};
 
 /// A recurring sale on nmi-main, approved: creates subscription `{order}-serum-monthly`.
 pub fn subscribing_sale(order: &str) -> OrderCommand {
