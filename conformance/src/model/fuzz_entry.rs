@@ -275,21 +275,10 @@ pub fn crm_request(data: &[u8]) {
     let _ = convert::gateway_answer(&body.attempt);
     let _ = convert::decline_facts(&body.attempt);
     let _ = convert::token_card(&body.card);
-    if body.order_id.trim().is_empty() {
-        return;
-    }
-    let (Ok(order_type), Ok(amount), Ok(result), Ok(items), Ok(())) = (
-        convert::order_type(&body.order_type),
-        convert::money(body.amount_minor, &body.currency),
-        convert::attempt(&body.attempt),
-        convert::items(&body.items),
-        convert::check_card(&body.card),
-    ) else {
+    // What the service accepts (the same checks) goes on to the domain.
+    let Ok(checked) = convert::check_order(&body) else {
         return;
     };
-    if order_type != OrderType::NewSale && body.subscription_id.is_none() {
-        return;
-    }
     let card = convert::token_card(&body.card).unwrap_or_else(|| CardToken {
         token: "tok_fuzz".into(),
         bin: "411111".into(),
@@ -298,20 +287,7 @@ pub fn crm_request(data: &[u8]) {
         exp_year: body.card.exp_year,
         holder: body.card.holder.clone(),
     });
-    let cmd = PlaceOrder {
-        order_id: body.order_id.as_str().into(),
-        order_type,
-        campaign_id: body.campaign_id.as_str().into(),
-        subscription_id: body.subscription_id.as_deref().map(Into::into),
-        ip_address: body.ip_address.clone(),
-        amount,
-        customer: convert::customer(&body.customer),
-        card,
-        items,
-        gateway: body.attempt.gateway_id.as_str().into(),
-        gateway_profile: body.attempt.gateway_profile_id.as_deref().map(Into::into),
-        result,
-    };
+    let cmd = convert::place_order(&body, checked, card);
     let services = fuzz_services(sample_setup());
     if let Some(order) = place_and_follow(&services, cmd) {
         let _ = order.decide(

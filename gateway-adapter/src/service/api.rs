@@ -73,20 +73,7 @@ pub async fn post_order(
     State(state): Shared,
     ApiJson(body): ApiJson<OrderIn>,
 ) -> Result<(StatusCode, Json<OrderOut>), ApiError> {
-    if body.order_id.trim().is_empty() {
-        return Err(ApiError::invalid("order_id is required"));
-    }
-    let order_type = convert::order_type(&body.order_type)?;
-    let amount = convert::money(body.amount_minor, &body.currency)?;
-    let result = convert::attempt(&body.attempt)?;
-    let items = convert::items(&body.items)?;
-    convert::check_card(&body.card)?;
-    if order_type != OrderType::NewSale && body.subscription_id.is_none() {
-        return Err(ApiError::invalid(format!(
-            "subscription_id is required for a {} order",
-            body.order_type
-        )));
-    }
+    let checked = convert::check_order(&body)?;
     let fp = convert::fingerprint(&body);
     if let Some(out) = repeat(&state, &body, &fp).await? {
         return Ok((StatusCode::OK, Json(out)));
@@ -95,20 +82,7 @@ pub async fn post_order(
         Some(c) => c,
         None => tokenize(&state, &body.card).await?,
     };
-    let cmd = PlaceOrder {
-        order_id: body.order_id.as_str().into(),
-        order_type,
-        campaign_id: body.campaign_id.as_str().into(),
-        subscription_id: body.subscription_id.as_deref().map(Into::into),
-        ip_address: body.ip_address.clone(),
-        amount,
-        customer: convert::customer(&body.customer),
-        card,
-        items,
-        gateway: body.attempt.gateway_id.as_str().into(),
-        gateway_profile: body.attempt.gateway_profile_id.as_deref().map(Into::into),
-        result,
-    };
+    let cmd = convert::place_order(&body, checked, card);
     let metadata = HashMap::from([(FINGERPRINT.to_string(), fp.clone())]);
     let id = OrderId::new(body.order_id.clone());
     // `repeat` found no order: decide on that (a concurrent twin makes the commit conflict).

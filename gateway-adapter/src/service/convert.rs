@@ -6,7 +6,7 @@ use sha2::{Digest, Sha256};
 
 use salvage_domain::customer::{Address, CardToken, CredentialKind, Customer, OrderItem};
 use salvage_domain::decline::{MastercardAdviceCode, VisaCategory};
-use salvage_domain::order::{AttemptResult, Order, OrderEvent, SalvageState};
+use salvage_domain::order::{AttemptResult, Order, OrderEvent, PlaceOrder, SalvageState};
 use salvage_domain::ports::GatewayAnswer;
 use salvage_domain::routing::RecycleTarget;
 use salvage_domain::subscription::Subscription;
@@ -132,6 +132,58 @@ pub fn items(items: &[ItemIn]) -> Result<Vec<OrderItem>, ApiError> {
 }
 
 /// Checks the card's shape before it is tokenized.
+/// An order body as `POST /v1/orders` accepts it: every field checked and converted, all but the
+/// card, which is tokenized afterwards (see [`place_order`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckedOrder {
+    pub order_type: OrderType,
+    pub amount: Money,
+    pub result: AttemptResult,
+    pub items: Vec<OrderItem>,
+}
+
+/// Checks an order body as `POST /v1/orders` does; the first problem is the error.
+pub fn check_order(body: &OrderIn) -> Result<CheckedOrder, ApiError> {
+    if body.order_id.trim().is_empty() {
+        return Err(ApiError::invalid("order_id is required"));
+    }
+    let order_type = order_type(&body.order_type)?;
+    let amount = money(body.amount_minor, &body.currency)?;
+    let result = attempt(&body.attempt)?;
+    let items = items(&body.items)?;
+    check_card(&body.card)?;
+    if order_type != OrderType::NewSale && body.subscription_id.is_none() {
+        return Err(ApiError::invalid(format!(
+            "subscription_id is required for a {} order",
+            body.order_type
+        )));
+    }
+    Ok(CheckedOrder {
+        order_type,
+        amount,
+        result,
+        items,
+    })
+}
+
+/// The command that places a checked order body, with its card as tokenized.
+pub fn place_order(body: &OrderIn, checked: CheckedOrder, card: CardToken) -> PlaceOrder {
+    PlaceOrder {
+        order_id: body.order_id.as_str().into(),
+        order_type: checked.order_type,
+        campaign_id: body.campaign_id.as_str().into(),
+        subscription_id: body.subscription_id.as_deref().map(Into::into),
+        ip_address: body.ip_address.clone(),
+        amount: checked.amount,
+        customer: customer(&body.customer),
+        card,
+        items: checked.items,
+        gateway: body.attempt.gateway_id.as_str().into(),
+        gateway_profile: body.attempt.gateway_profile_id.as_deref().map(Into::into),
+        result: checked.result,
+    }
+}
+
 pub fn check_card(card: &CardIn) -> Result<(), ApiError> {
     if !(1..=12).contains(&card.exp_month) {
         return Err(ApiError::invalid("card.exp_month must be 1 to 12"));
@@ -301,5 +353,71 @@ pub fn subscription_view(
         }),
         recycle,
         history: history(&entries),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(overrides: serde_json::Value) -> OrderIn {
+        let mut v = json!({
+            "order_id": "o-1", "order_type": "new_sale", "campaign_id": "skincare",
+            "ip_address": "203.0.113.7", "amount_minor": 1999, "currency": "USD",
+            "card": {"number": "4111111111111111", "cvv": "123", "exp_month": 9, "exp_year": 2030,
+                     "holder": "Cure Tester"},
+            "items": [{"product_id": "cleanser", "quantity": 1, "price_minor": 1999}],
+            "attempt": {"gateway_id": "nmi-main", "result": "declined", "response_code": "91",
+                        "response_message": "Issuer unavailable", "decline_type": "soft"}
+        });
+        if let (Some(v), Some(o)) = (v.as_object_mut(), overrides.as_object()) {
+            for (k, x) in o {
+                v.insert(k.clone(), x.clone());
+            }
+        }
+        match serde_json::from_value(v) {
+            Ok(b) => b,
+            Err(e) => panic!("a valid body: {e}"),
+        }
+    }
+
+    #[test]
+    fn an_order_body_is_checked_then_placed_as_sent() {
+        let b = body(json!({}));
+        let checked = match check_order(&b) {
+            Ok(c) => c,
+            Err(e) => panic!("accepted: {}", e.message),
+        };
+        assert_eq!(checked.order_type, OrderType::NewSale);
+        assert_eq!(checked.amount.amount_minor, 1999);
+        let card = salvage_domain::samples::card();
+        let placed = place_order(&b, checked, card.clone());
+        assert_eq!(placed.order_id.as_str(), "o-1");
+        assert_eq!(placed.card, card);
+        assert_eq!(placed.gateway.as_str(), "nmi-main");
+        assert_eq!(placed.ip_address.as_deref(), Some("203.0.113.7"));
+        assert!(matches!(placed.result, AttemptResult::Declined(_)));
+    }
+
+    #[test]
+    fn an_order_body_missing_what_it_needs_is_refused_with_the_reason() {
+        let refused = |b: OrderIn| match check_order(&b) {
+            Ok(_) => panic!("refused"),
+            Err(e) => (e.code, e.message),
+        };
+        let (code, message) = refused(body(json!({"order_id": "  "})));
+        assert_eq!(
+            (code.as_str(), message.as_str()),
+            ("invalid_request", "order_id is required")
+        );
+        let (code, message) = refused(body(json!({"order_type": "trial_completion"})));
+        assert_eq!(code, "invalid_request");
+        assert_eq!(
+            message,
+            "subscription_id is required for a trial_completion order"
+        );
+        let (code, _) = refused(body(json!({"order_type": "layaway"})));
+        assert_eq!(code, "invalid_request");
     }
 }
