@@ -106,18 +106,8 @@ pub fn effective_decline(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::samples::decline as facts;
     use proptest::prelude::*;
-
-    fn facts(gateway: &str, message: &str, verdict: DeclineType) -> DeclineFacts {
-        DeclineFacts {
-            gateway: gateway.into(),
-            response_code: "05".into(),
-            response_message: message.into(),
-            processor_verdict: verdict,
-            visa_category: None,
-            mastercard_advice_code: None,
-        }
-    }
 
     fn rule(name: &str, message: &str, map_to: DeclineType) -> DeclineMappingRule {
         DeclineMappingRule {

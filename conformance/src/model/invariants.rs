@@ -58,6 +58,15 @@ fn payment(e: &OrderEvent) -> bool {
     }
 }
 
+/// Whether `value` comes back equal from its JSON.
+fn round_trips<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq>(value: &T) -> bool {
+    serde_json::to_string(value)
+        .ok()
+        .and_then(|j| serde_json::from_str::<T>(&j).ok())
+        .as_ref()
+        == Some(value)
+}
+
 /// The rule invariants, on the system under test alone.
 pub fn check(w: &World) -> Result<(), String> {
     let mut f = Failures::default();
@@ -96,12 +105,7 @@ pub fn check(w: &World) -> Result<(), String> {
             );
         }
         // The state itself, as the views keep it (JSON): the background rounds start from it.
-        if serde_json::to_string(order)
-            .ok()
-            .and_then(|j| serde_json::from_str::<Order>(&j).ok())
-            .as_ref()
-            != Some(order)
-        {
+        if !round_trips(order) {
             f.add(
                 "rebuild",
                 format!("order {id}: its state does not round-trip through JSON"),
@@ -134,12 +138,7 @@ pub fn check(w: &World) -> Result<(), String> {
         if &stored != sub {
             f.add("rebuild", format!("subscription {id}: folding its stored (JSON) events differs from the live state"));
         }
-        if serde_json::to_string(sub)
-            .ok()
-            .and_then(|j| serde_json::from_str::<Subscription>(&j).ok())
-            .as_ref()
-            != Some(sub)
-        {
+        if !round_trips(sub) {
             f.add(
                 "rebuild",
                 format!("subscription {id}: its state does not round-trip through JSON"),
