@@ -91,17 +91,19 @@ pub async fn dispatch_batch_within(
     upto: Option<i64>,
     wait: Duration,
 ) -> Result<usize, StoreError> {
-    loop {
-        let Some(mut batch) =
-            checkpointed::read(&store.backend, DISPATCH_CHECKPOINT, limit, upto, wait).await?
-        else {
-            return Ok(0);
-        };
-        let writes = outbox_writes(&store.backend, services, &mut batch).await?;
-        if checkpointed::commit(&store.backend, DISPATCH_CHECKPOINT, &batch, writes).await? {
-            return Ok(batch.entries.len());
-        }
-    }
+    let backend = &store.backend;
+    checkpointed::apply(
+        backend,
+        DISPATCH_CHECKPOINT,
+        limit,
+        upto,
+        wait,
+        |mut batch| async move {
+            let writes = outbox_writes(backend, services, &mut batch).await?;
+            Ok((batch, writes))
+        },
+    )
+    .await
 }
 
 /// The state of each aggregate `batch` touches, just before the batch's first event of it.

@@ -90,6 +90,33 @@ pub async fn read(
     )))
 }
 
+/// One checkpointed batch, applied: reads at most `limit` entries past checkpoint `name` (none
+/// past `upto` when it is given), computes their writes with `writes` (which hands the batch
+/// back, possibly cut short), and commits them with the checkpoint's advance. A batch another
+/// process committed first is read again. Returns how many entries were applied (0: none).
+pub async fn apply<F, Fut>(
+    backend: &Backend,
+    name: &str,
+    limit: i64,
+    upto: Option<i64>,
+    wait: Duration,
+    mut writes: F,
+) -> Result<usize, StoreError>
+where
+    F: FnMut(Batch) -> Fut,
+    Fut: std::future::Future<Output = Result<(Batch, Vec<Write>), StoreError>>,
+{
+    loop {
+        let Some(batch) = read(backend, name, limit, upto, wait).await? else {
+            return Ok(0);
+        };
+        let (batch, w) = writes(batch).await?;
+        if commit(backend, name, &batch, w).await? {
+            return Ok(batch.entries.len());
+        }
+    }
+}
+
 /// What [`read_together`] found.
 #[derive(Debug)]
 pub enum Together {

@@ -87,15 +87,11 @@ pub async fn project_batch_within(
     upto: Option<i64>,
     wait: Duration,
 ) -> Result<usize, StoreError> {
-    loop {
-        let Some(batch) = checkpointed::read(backend, CHECKPOINT, limit, upto, wait).await? else {
-            return Ok(0);
-        };
+    checkpointed::apply(backend, CHECKPOINT, limit, upto, wait, |batch| async move {
         let writes = view_writes(backend, &batch).await?;
-        if checkpointed::commit(backend, CHECKPOINT, &batch, writes).await? {
-            return Ok(batch.entries.len());
-        }
-    }
+        Ok((batch, writes))
+    })
+    .await
 }
 
 /// The view rows `batch` changes, as writes.
