@@ -6,6 +6,7 @@
 //! - [`flexfactor`]: the FlexFactor HTTP client (the domain's `FlexFactor` port over reqwest with
 //!   rustls), FlexFactor's wire types, and the verifier and signer of its webhooks (W1, W2).
 
+pub mod feed;
 pub mod flexfactor;
 #[macro_use]
 pub mod store;
