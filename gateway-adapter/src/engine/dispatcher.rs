@@ -9,6 +9,7 @@ use std::time::Duration;
 use salvage_domain::process_manager::{on_order_event, on_subscription_event, FollowUp};
 use salvage_domain::{DomainServices, OrderId, SubscriptionId};
 
+use super::follow_up;
 use crate::store::aggregate_at::{AggregateAt, Applied, Known};
 use crate::store::checkpointed::{self, Batch};
 use crate::store::event_log::{self, LogEntry};
@@ -46,22 +47,15 @@ fn rows_for(entry: &LogEntry, follow: Vec<FollowUp>) -> Result<Vec<Row_>, StoreE
         .into_iter()
         .enumerate()
         .map(|(i, f)| {
-            let (due_at, f) = match f {
-                FollowUp::At { at, then } => (at.timestamp_millis(), *then),
-                other => (at, other),
-            };
-            let kind = match &f {
-                FollowUp::Order { .. } => "order",
-                FollowUp::Subscription { .. } => "subscription",
-                FollowUp::Effect(_) => "effect",
-                FollowUp::At { .. } => "timer",
-            };
+            let (due_at, f) = follow_up::due(f, at);
             Ok(Row_ {
-                key: format!(
-                    "{}:{}:{}:{}",
-                    entry.aggregate_type, entry.aggregate_id, entry.sequence, i
+                key: follow_up::key(
+                    &entry.aggregate_type,
+                    &entry.aggregate_id,
+                    entry.sequence,
+                    i,
                 ),
-                kind,
+                kind: follow_up::kind(&f),
                 payload: serde_json::to_string(&f)?,
                 due_at,
                 position: entry.position,

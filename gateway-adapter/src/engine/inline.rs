@@ -18,8 +18,9 @@ use salvage_domain::ports::ChargePurpose;
 use salvage_domain::process_manager::{on_order_event, Effect, FollowUp};
 use salvage_domain::OrderId;
 
-use super::{EffectOutcome, Engine, EngineError};
-use crate::store::guarded_commit::{self, CommitError, Write};
+use super::follow_up::{self, EffectSettled, Ran, Row};
+use super::{Engine, EngineError};
+use crate::store::guarded_commit::Write;
 use crate::store::{outbox, Committed, ExecuteError};
 
 /// At most this many rounds of follow-ups (a cascade is a handful).
@@ -35,15 +36,6 @@ fn runs_inline(f: &FollowUp) -> bool {
     }
 }
 
-fn kind(f: &FollowUp) -> &'static str {
-    match f {
-        FollowUp::Order { .. } => "order",
-        FollowUp::Subscription { .. } => "subscription",
-        FollowUp::Effect(_) => "effect",
-        FollowUp::At { .. } => "timer",
-    }
-}
-
 /// A follow-up to run here, under its outbox key, with its payload as the outbox stores it.
 struct Inline {
     key: String,
@@ -53,7 +45,7 @@ struct Inline {
 
 /// An order's events to drive, and whether the effects they call for were claimed with them.
 pub struct ToDrive {
-    committed: Committed<Order>,
+    pub(crate) committed: Committed<Order>,
     effects_claimed: bool,
 }
 
@@ -104,10 +96,6 @@ impl Driven {
 }
 
 impl Engine {
-    fn now(&self) -> i64 {
-        self.services.clock.now().timestamp_millis()
-    }
-
     /// The follow-ups of `events` (committed on top of `before`) that run in the request.
     fn inline_follow_ups(
         &self,
@@ -130,7 +118,7 @@ impl Engine {
                 if !runs_inline(&f) {
                     continue;
                 }
-                let key = format!("order:{order_id}:{}:{i}", env.sequence);
+                let key = follow_up::key("order", order_id.as_str(), env.sequence, i);
                 let payload = serde_json::to_string(&f).map_err(|e| EngineError::BadRow {
                     key: key.clone(),
                     reason: e.to_string(),
@@ -159,21 +147,9 @@ impl Engine {
         writes: &[Write],
         known: Option<(Order, usize)>,
     ) -> Result<ToDrive, ExecuteError<OrderError>> {
-        self.order_inline_on(id, command, metadata, writes, known)
-            .await
-    }
-
-    async fn order_inline_on(
-        &self,
-        id: &OrderId,
-        command: OrderCommand,
-        metadata: HashMap<String, String>,
-        writes: &[Write],
-        known: Option<(Order, usize)>,
-    ) -> Result<ToDrive, ExecuteError<OrderError>> {
         let lease = self.config.lease.num_milliseconds();
         let claims = |before: &Order, events: &[EventEnvelope<Order>]| {
-            let now = self.now();
+            let now = self.now_ms();
             match self.inline_follow_ups(id, before, events) {
                 Ok(list) => list
                     .into_iter()
@@ -200,7 +176,8 @@ impl Engine {
         Ok(ToDrive::claimed(committed))
     }
 
-    /// Runs the follow-ups of `start` that belong in the request, and theirs in turn.
+    /// Runs the follow-ups of `start` that belong in the request, and theirs in turn, each
+    /// through the runner ([`super::follow_up`]) under the key the dispatcher would give it.
     pub async fn drive_order(
         &self,
         order_id: &OrderId,
@@ -220,10 +197,11 @@ impl Engine {
             for drive in round {
                 let c = &drive.committed;
                 for f in self.inline_follow_ups(order_id, &c.before, &c.events)? {
+                    let mut ran_here = Vec::new();
                     match &f.follow {
                         FollowUp::Effect(effect) => {
                             if !drive.effects_claimed {
-                                let now = self.now();
+                                let now = self.now_ms();
                                 let lease = now + self.config.lease.num_milliseconds();
                                 if !outbox::claim_key(
                                     backend, &f.key, "effect", &f.payload, now, lease,
@@ -240,74 +218,54 @@ impl Engine {
                                 }
                                 None => self.handler.perform(&f.key, 1, effect).await,
                             };
-                            match outcome {
-                                EffectOutcome::Done(more) => {
-                                    let mut done = false;
-                                    for cmd in more {
-                                        let complete = outbox::complete_write(&f.key, self.now());
-                                        let (ran_here, ran) = self
-                                            .run_inline(
-                                                &f.key,
-                                                order_id,
-                                                cmd,
-                                                complete,
-                                                last.clone(),
-                                            )
-                                            .await?;
-                                        done |= ran;
-                                        if let Some(c) = ran_here {
-                                            last = last_of(&c).or(last);
-                                            committed.extend(c.events.iter().cloned());
-                                            next.push(ToDrive::claimed(c));
-                                        }
-                                    }
-                                    if !done {
-                                        outbox::complete(backend, &f.key, self.now()).await?;
-                                    }
+                            let driving = Some((order_id, last.clone()));
+                            match self.settle_effect(&f.key, outcome, driving).await? {
+                                EffectSettled::Performed => {
+                                    outbox::complete(backend, &f.key, self.now_ms()).await?;
                                 }
-                                EffectOutcome::Retry { after, reason } => {
-                                    let due = self.now() + after.num_milliseconds().max(1);
-                                    outbox::reschedule(backend, &f.key, due, &reason).await?;
-                                }
-                                EffectOutcome::Failed(reason) => {
-                                    outbox::fail(backend, &f.key, self.now(), &reason).await?;
-                                }
+                                EffectSettled::Recorded(c) => ran_here = c,
+                                EffectSettled::Rescheduled | EffectSettled::Failed => {}
                             }
                         }
-                        _ => {
-                            let now = self.now();
-                            let done = outbox::done_write(&f.key, kind(&f.follow), &f.payload, now);
-                            let (mut ran_here, mut ran) = self
-                                .run_inline(&f.key, order_id, f.follow.clone(), done, last.clone())
+                        command => {
+                            let kind = follow_up::kind(command);
+                            let new = Row::New {
+                                kind,
+                                payload: &f.payload,
+                            };
+                            let driving = Some((order_id, last.clone()));
+                            let mut ran = self
+                                .run_follow_up(&f.key, command.clone(), new, driving)
                                 .await?;
                             // The dispatcher wrote the row first: take it over unless another
                             // worker holds it.
-                            let lease = now + self.config.lease.num_milliseconds();
-                            if !ran
-                                && outbox::claim_key(
-                                    backend,
-                                    &f.key,
-                                    kind(&f.follow),
-                                    &f.payload,
-                                    now,
-                                    lease,
-                                )
-                                .await?
-                            {
-                                let complete = outbox::complete_write(&f.key, now);
-                                (ran_here, ran) = self
-                                    .run_inline(&f.key, order_id, f.follow.clone(), complete, None)
-                                    .await?;
+                            if matches!(ran, Ran::HeldElsewhere) {
+                                let now = self.now_ms();
+                                let lease = now + self.config.lease.num_milliseconds();
+                                if outbox::claim_key(backend, &f.key, kind, &f.payload, now, lease)
+                                    .await?
+                                {
+                                    ran = self
+                                        .run_follow_up(
+                                            &f.key,
+                                            command.clone(),
+                                            Row::Claimed,
+                                            Some((order_id, None)),
+                                        )
+                                        .await?;
+                                }
                             }
-                            if !ran {
-                                held_elsewhere.push(f.key);
-                            }
-                            if let Some(c) = ran_here {
-                                last = last_of(&c).or(last);
-                                committed.extend(c.events.iter().cloned());
-                                next.push(ToDrive::claimed(c));
+                            match ran {
+                                Ran::HeldElsewhere => held_elsewhere.push(f.key),
+                                Ran::Committed(Some(c)) => ran_here.push(c),
+                                Ran::Committed(None) | Ran::Settled => {}
                             }
                         }
+                    }
+                    for c in ran_here {
+                        last = last_of(&c).or(last);
+                        committed.extend(c.events.iter().cloned());
+                        next.push(ToDrive::claimed(c));
                     }
                 }
             }
@@ -318,82 +276,6 @@ impl Engine {
             held_elsewhere,
             committed,
         })
-    }
-
-    /// Runs command `f` (a follow-up under `key`) with `row` (its outbox row's completion)
-    /// committed in the same transaction. Returns what it committed on this order (to drive it
-    /// in turn), and whether the row is now done: false when another worker holds it.
-    async fn run_inline(
-        &self,
-        key: &str,
-        order_id: &OrderId,
-        f: FollowUp,
-        row: Write,
-        known: Option<(Order, usize)>,
-    ) -> Result<(Option<Committed<Order>>, bool), EngineError> {
-        let refused = match f {
-            FollowUp::Order {
-                order_id: target,
-                command,
-            } if &target == order_id => {
-                match self
-                    .order_inline_on(
-                        &target,
-                        command,
-                        HashMap::new(),
-                        std::slice::from_ref(&row),
-                        known,
-                    )
-                    .await
-                {
-                    Ok(drive) => return Ok((Some(drive.committed), true)),
-                    Err(ExecuteError::Guard(_)) => return Ok((None, false)),
-                    Err(e) => e.to_string(),
-                }
-            }
-            FollowUp::Order {
-                order_id: target,
-                command,
-            } => match with_row(
-                &self.store.orders,
-                target.as_str(),
-                command,
-                &self.services,
-                &row,
-            )
-            .await
-            {
-                Ok(ran) => return Ok((None, ran)),
-                Err(refused) => refused,
-            },
-            FollowUp::Subscription {
-                subscription_id,
-                command,
-            } => match with_row(
-                &self.store.subscriptions,
-                subscription_id.as_str(),
-                command,
-                &self.services,
-                &row,
-            )
-            .await
-            {
-                Ok(ran) => return Ok((None, ran)),
-                Err(refused) => refused,
-            },
-            FollowUp::At { .. } | FollowUp::Effect(_) => {
-                "not a command that runs in the request".to_string()
-            }
-        };
-        // Refused (an answer that came too late, a step already taken...): the row is done all
-        // the same, as the dispatcher would leave it.
-        tracing::debug!(key, error = %refused, "inline command refused");
-        match guarded_commit::commit(&self.store.backend, &[], std::slice::from_ref(&row)).await {
-            Ok(()) => Ok((None, true)),
-            Err(CommitError::Guard(_)) => Ok((None, false)),
-            Err(CommitError::Store(e)) => Err(e.into()),
-            Err(CommitError::Conflict) => Ok((None, false)),
-        }
     }
 }
 
@@ -470,36 +352,6 @@ impl Engine {
             }
             tokio::time::sleep(std::time::Duration::from_millis(3)).await;
         }
-    }
-}
-
-/// Runs `command` on aggregate `id` of `store` with `row` in its commit: `Ok(true)` when it
-/// committed, `Ok(false)` when the row is held elsewhere, `Err` with the refusal otherwise.
-async fn with_row<A>(
-    store: &crate::store::AggregateStore<A>,
-    id: &str,
-    command: A::Command,
-    services: &A::Services,
-    row: &Write,
-) -> Result<bool, String>
-where
-    A: cqrs_es::Aggregate + Clone,
-    A::Command: Clone + Send + Sync,
-    A::Services: Sync,
-{
-    match store
-        .execute_with(
-            id,
-            command,
-            services,
-            HashMap::new(),
-            std::slice::from_ref(row),
-        )
-        .await
-    {
-        Ok(_) => Ok(true),
-        Err(ExecuteError::Guard(_)) => Ok(false),
-        Err(e) => Err(e.to_string()),
     }
 }
 

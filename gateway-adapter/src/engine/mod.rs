@@ -5,6 +5,7 @@
 
 mod dispatcher;
 mod effect_handler;
+pub mod follow_up;
 mod inline;
 
 pub use dispatcher::{
@@ -22,7 +23,8 @@ use salvage_domain::order::{Order, OrderCommand, OrderError};
 use salvage_domain::process_manager::FollowUp;
 use salvage_domain::subscription::{Subscription, SubscriptionCommand, SubscriptionError};
 use salvage_domain::{DomainServices, OrderId, SubscriptionId};
-use tracing::{debug, warn};
+
+use follow_up::{EffectSettled, Row};
 
 use crate::store::checkpointed::{self, Together};
 use crate::store::{outbox, projection, ExecuteError, Store, StoreError};
@@ -81,10 +83,6 @@ pub struct Engine {
     pub services: DomainServices,
     pub handler: Arc<dyn EffectHandler>,
     pub config: EngineConfig,
-}
-
-fn now_ms(services: &DomainServices) -> i64 {
-    services.clock.now().timestamp_millis()
 }
 
 impl Engine {
@@ -235,7 +233,7 @@ impl Engine {
 
     /// Claims the outbox rows due now and runs them; returns how many ran.
     pub async fn run_due(&self) -> Result<usize, EngineError> {
-        let now = now_ms(&self.services);
+        let now = self.now_ms();
         let lease_until = now + self.config.lease.num_milliseconds();
         let items =
             outbox::claim_due(&self.store.backend, now, lease_until, self.config.claim).await?;
@@ -245,96 +243,48 @@ impl Engine {
             if let Some(key) = self.run_item(item).await? {
                 performed.push(key);
                 if performed.len() >= COMPLETE_TOGETHER {
-                    outbox::complete_many(&self.store.backend, &performed, now_ms(&self.services))
-                        .await?;
+                    outbox::complete_many(&self.store.backend, &performed, self.now_ms()).await?;
                     performed.clear();
                 }
             }
         }
-        outbox::complete_many(&self.store.backend, &performed, now_ms(&self.services)).await?;
+        outbox::complete_many(&self.store.backend, &performed, self.now_ms()).await?;
         Ok(n)
     }
 
-    /// Runs a claimed row. Returns its key when it is an effect performed with nothing to
-    /// record, whose row the caller marks done (with others: [`COMPLETE_TOGETHER`]); any other
-    /// row is settled here.
+    /// Runs a claimed row through the runner ([`follow_up`]). Returns its key when it is an
+    /// effect performed with nothing to record, whose row the caller marks done (with others:
+    /// [`COMPLETE_TOGETHER`]); any other row is settled here.
     async fn run_item(&self, item: outbox::OutboxItem) -> Result<Option<String>, EngineError> {
-        let backend = &self.store.backend;
         let follow: FollowUp = match serde_json::from_str(&item.payload) {
             Ok(f) => f,
             Err(e) => {
-                outbox::fail(backend, &item.key, now_ms(&self.services), &e.to_string()).await?;
+                outbox::fail(
+                    &self.store.backend,
+                    &item.key,
+                    self.now_ms(),
+                    &e.to_string(),
+                )
+                .await?;
                 return Ok(None);
             }
         };
         match follow {
-            FollowUp::Effect(effect) => match self
-                .handler
-                .perform(&item.key, item.attempts, &effect)
-                .await
-            {
-                EffectOutcome::Done(more) if more.is_empty() => return Ok(Some(item.key)),
-                EffectOutcome::Done(more) => {
-                    for f in more {
-                        self.run_command(&item.key, f).await;
-                    }
-                    outbox::complete(backend, &item.key, now_ms(&self.services)).await?;
-                }
-                EffectOutcome::Retry { after, reason } => {
-                    debug!(key = %item.key, %reason, "effect will be retried");
-                    let due = now_ms(&self.services) + after.num_milliseconds().max(1);
-                    outbox::reschedule(backend, &item.key, due, &reason).await?;
-                }
-                EffectOutcome::Failed(reason) => {
-                    warn!(key = %item.key, %reason, "effect failed for good");
-                    outbox::fail(backend, &item.key, now_ms(&self.services), &reason).await?;
-                }
-            },
-            other => {
-                if let Some(err) = self.run_command(&item.key, other).await {
-                    outbox::fail(backend, &item.key, now_ms(&self.services), &err).await?;
-                } else {
-                    outbox::complete(backend, &item.key, now_ms(&self.services)).await?;
+            FollowUp::Effect(effect) => {
+                let outcome = self
+                    .handler
+                    .perform(&item.key, item.attempts, &effect)
+                    .await;
+                match self.settle_effect(&item.key, outcome, None).await? {
+                    EffectSettled::Performed => Ok(Some(item.key)),
+                    _ => Ok(None),
                 }
             }
-        }
-        Ok(None)
-    }
-
-    /// Runs a command follow-up. Refusals that mean "already done" (a re-driven row) are
-    /// success; any other refusal is returned as the row's error.
-    async fn run_command(&self, key: &str, follow: FollowUp) -> Option<String> {
-        match follow {
-            FollowUp::Order { order_id, command } => match self.order(&order_id, command).await {
-                Ok(_) => None,
-                Err(ExecuteError::Refused(
-                    OrderError::UnexpectedCascadeStep(_) | OrderError::UnexpectedSubmission(_),
-                )) => None,
-                Err(e) => {
-                    warn!(key, error = %e, "order command from the outbox refused");
-                    Some(e.to_string())
-                }
-            },
-            FollowUp::Subscription {
-                subscription_id,
-                command,
-            } => match self.subscription(&subscription_id, command).await {
-                Ok(_) => None,
-                Err(ExecuteError::Refused(
-                    SubscriptionError::AlreadyExists(_)
-                    | SubscriptionError::NotAwaiting(_)
-                    | SubscriptionError::UnexpectedAttempt { .. },
-                )) => None,
-                Err(e) => {
-                    warn!(key, error = %e, "subscription command from the outbox refused");
-                    Some(e.to_string())
-                }
-            },
-            FollowUp::At { then, .. } => {
-                // Handled by the dispatcher as a due time; a nested timer runs at once.
-                Box::pin(self.run_command(key, *then)).await
+            command => {
+                self.run_follow_up(&item.key, command, Row::Claimed, None)
+                    .await?;
+                Ok(None)
             }
-            FollowUp::Effect(_) => Some("an effect cannot be run as a command".into()),
         }
     }
 }

@@ -179,7 +179,7 @@ pub async fn reschedule(
 /// Marks a row failed for good (kept for operators; see the runbook).
 pub async fn fail(backend: &Backend, key: &str, now: i64, error: &str) -> Result<(), StoreError> {
     crate::on_pool!(backend, pool => {
-        sqlx::query("UPDATE salvage_outbox SET state = 'failed', done_at = $1, lease_until = NULL, last_error = $2 WHERE key = $3")
+        sqlx::query(FAIL)
             .bind(now)
             .bind(error)
             .bind(key)
@@ -251,8 +251,13 @@ const INSERT_CLAIMED: &str = "INSERT INTO salvage_outbox \
 const INSERT_DONE: &str = "INSERT INTO salvage_outbox \
     (key, kind, payload, due_at, source_position, created_at, state, attempts, done_at) \
     VALUES ($1, $2, $3, $4, 0, $4, 'done', 1, $4) ON CONFLICT (key) DO NOTHING";
+const INSERT_FAILED: &str = "INSERT INTO salvage_outbox \
+    (key, kind, payload, due_at, source_position, created_at, state, attempts, done_at, last_error) \
+    VALUES ($1, $2, $3, $4, 0, $4, 'failed', 1, $4, $5) ON CONFLICT (key) DO NOTHING";
 const COMPLETE: &str =
     "UPDATE salvage_outbox SET state = 'done', done_at = $1, lease_until = NULL WHERE key = $2";
+const FAIL: &str = "UPDATE salvage_outbox SET state = 'failed', done_at = $1, lease_until = NULL, \
+    last_error = $2 WHERE key = $3";
 
 /// Why a guarded outbox write refused: the row is there already (the dispatcher wrote it, or
 /// another worker holds it).
@@ -286,6 +291,35 @@ pub fn done_write(key: &str, kind: &str, payload: &str, now: i64) -> Write {
             Bind::Int(now),
         ],
         guard: Some(HELD_ELSEWHERE),
+    }
+}
+
+/// The row `key` written as failed with `error` (a follow-up run at once and refused for good);
+/// refused when the row exists, like [`done_write`].
+pub fn failed_write(key: &str, kind: &str, payload: &str, now: i64, error: &str) -> Write {
+    Write {
+        sql: INSERT_FAILED.into(),
+        binds: vec![
+            Bind::Text(key.to_string()),
+            Bind::Text(kind.to_string()),
+            Bind::Text(payload.to_string()),
+            Bind::Int(now),
+            Bind::Text(error.to_string()),
+        ],
+        guard: Some(HELD_ELSEWHERE),
+    }
+}
+
+/// [`fail`] as a write.
+pub fn fail_write(key: &str, now: i64, error: &str) -> Write {
+    Write {
+        sql: FAIL.into(),
+        binds: vec![
+            Bind::Int(now),
+            Bind::Text(error.to_string()),
+            Bind::Text(key.to_string()),
+        ],
+        guard: None,
     }
 }
 
