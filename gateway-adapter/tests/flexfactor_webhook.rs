@@ -14,8 +14,8 @@ use salvage_domain::ManualClock;
 use salvage_gateway::flexfactor::signer::format_fc_date;
 use salvage_gateway::flexfactor::webhook::parse_fc_date;
 use salvage_gateway::flexfactor::{
-    parse_delivery, sign_webhook, FlexFactorResult, InMemoryNonceStore, WebhookError, WebhookKey,
-    WebhookVerifier, WebhookVerifierConfig,
+    parse_delivery, sign_webhook, FlexFactorResult, WebhookError, WebhookKey, WebhookVerifier,
+    WebhookVerifierConfig,
 };
 use secrecy::SecretString;
 use serde_json::Value;
@@ -89,12 +89,7 @@ impl Fixture {
 
     fn verifier_with(&self, config: WebhookVerifierConfig) -> (WebhookVerifier, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new(self.date()));
-        let v = WebhookVerifier::new(
-            self.key(),
-            config,
-            clock.clone(),
-            Arc::new(InMemoryNonceStore::default()),
-        );
+        let v = WebhookVerifier::new(self.key(), config, clock.clone());
         (v, clock)
     }
 }
@@ -111,7 +106,6 @@ async fn w1_known_answer_fixture_verifies() {
     let (verifier, _clock) = f.verifier();
     let delivery = verifier
         .verify(&f.http_headers(), &f.body, None)
-        .await
         .expect("the published delivery verifies");
     assert_eq!(delivery.host, "fctestwebhook.free.beeceptor.com");
     assert_eq!(delivery.nonce, "5f1c2de28a76457c9cb79d1740f2260a");
@@ -151,10 +145,7 @@ async fn w1_known_answer_fixture_verifies() {
 async fn w1_fixture_verifies_with_explicit_host_and_plain_headers() {
     let f = Fixture::load();
     let (verifier, _clock) = f.verifier();
-    verifier
-        .verify(&f.headers, &f.body, Some(&f.host))
-        .await
-        .unwrap();
+    verifier.verify(&f.headers, &f.body, Some(&f.host)).unwrap();
 }
 
 /// W1: x-fc-signature is base64(HMAC-SHA512(key, body)) and the content hash is SHA-512.
@@ -184,7 +175,7 @@ async fn w1_fixture_refused_with_one_body_byte_changed() {
     let mut body = f.body.clone();
     body[10] ^= 0x01;
     assert_eq!(
-        verifier.verify(&f.http_headers(), &body, None).await,
+        verifier.verify(&f.http_headers(), &body, None),
         Err(WebhookError::BadContentHash)
     );
 }
@@ -201,7 +192,7 @@ async fn w1_fixture_refused_with_body_and_matching_hash_changed() {
         &salvage_gateway::flexfactor::content_sha512(&body),
     );
     assert_eq!(
-        verifier.verify(&headers, &body, None).await,
+        verifier.verify(&headers, &body, None),
         Err(WebhookError::BadSignature)
     );
 }
@@ -217,7 +208,7 @@ async fn w1_fixture_refused_with_nonce_changed() {
         "5f1c2de28a76457c9cb79d1740f2260b",
     );
     assert_eq!(
-        verifier.verify(&headers, &f.body, None).await,
+        verifier.verify(&headers, &f.body, None),
         Err(WebhookError::BadSignature)
     );
 }
@@ -233,7 +224,7 @@ async fn w1_fixture_refused_with_date_changed() {
         "Mon, 20 Mar 2023 17:16:41 GMT",
     );
     assert_eq!(
-        verifier.verify(&headers, &f.body, None).await,
+        verifier.verify(&headers, &f.body, None),
         Err(WebhookError::BadSignature)
     );
 }
@@ -244,14 +235,12 @@ async fn w1_fixture_refused_with_host_changed() {
     let f = Fixture::load();
     let (verifier, _clock) = f.verifier();
     assert_eq!(
-        verifier
-            .verify(&f.http_headers(), &f.body, Some("salvage.example.com"))
-            .await,
+        verifier.verify(&f.http_headers(), &f.body, Some("salvage.example.com")),
         Err(WebhookError::BadSignature)
     );
     let headers = with_header(f.http_headers(), "host", "salvage.example.com");
     assert_eq!(
-        verifier.verify(&headers, &f.body, None).await,
+        verifier.verify(&headers, &f.body, None),
         Err(WebhookError::BadSignature)
     );
 }
@@ -267,10 +256,9 @@ async fn w1_fixture_refused_with_another_key() {
         WebhookKey::from_bytes(&key).unwrap(),
         WebhookVerifierConfig::default(),
         clock,
-        Arc::new(InMemoryNonceStore::default()),
     );
     assert_eq!(
-        verifier.verify(&f.http_headers(), &f.body, None).await,
+        verifier.verify(&f.http_headers(), &f.body, None),
         Err(WebhookError::BadSignature)
     );
 }
@@ -286,7 +274,7 @@ async fn w1_fixture_refused_with_bad_body_signature() {
         &STANDARD.encode([7u8; 64]),
     );
     assert_eq!(
-        verifier.verify(&headers, &f.body, None).await,
+        verifier.verify(&headers, &f.body, None),
         Err(WebhookError::BadBodySignature)
     );
 }
@@ -305,21 +293,21 @@ async fn w1_missing_headers_refused_with_401() {
     ] {
         let mut headers = f.http_headers();
         headers.remove(name);
-        let err = verifier.verify(&headers, &f.body, None).await.unwrap_err();
+        let err = verifier.verify(&headers, &f.body, None).unwrap_err();
         assert_eq!(err, WebhookError::MissingHeader(name), "{name}");
         assert_eq!(err.http_status(), 401);
     }
     // x-fc-signature is optional unless required by the configuration.
     let mut headers = f.http_headers();
     headers.remove("x-fc-signature");
-    let ok = verifier.verify(&headers, &f.body, None).await.unwrap();
+    let ok = verifier.verify(&headers, &f.body, None).unwrap();
     assert!(!ok.body_signature_verified);
     let (strict, _clock) = f.verifier_with(WebhookVerifierConfig {
         require_body_signature: true,
         ..WebhookVerifierConfig::default()
     });
     assert_eq!(
-        strict.verify(&headers, &f.body, None).await,
+        strict.verify(&headers, &f.body, None),
         Err(WebhookError::MissingHeader("x-fc-signature"))
     );
 }
@@ -337,7 +325,7 @@ async fn w1_malformed_authorization_refused() {
         "HMAC-SHA512".to_string(),
     ] {
         let headers = with_header(f.http_headers(), "x-fc-authorization", &bad);
-        let err = verifier.verify(&headers, &f.body, None).await.unwrap_err();
+        let err = verifier.verify(&headers, &f.body, None).unwrap_err();
         assert!(
             matches!(err, WebhookError::MalformedHeader { .. }),
             "{bad}: {err:?}"
@@ -353,18 +341,17 @@ async fn w2_stale_date_refused() {
     let (verifier, clock) = f.verifier();
     clock.set(f.date() + Duration::minutes(5) + Duration::seconds(1));
     assert!(matches!(
-        verifier.verify(&f.http_headers(), &f.body, None).await,
+        verifier.verify(&f.http_headers(), &f.body, None),
         Err(WebhookError::StaleDate { .. })
     ));
     clock.set(f.date() - Duration::minutes(5) - Duration::seconds(1));
     assert!(matches!(
-        verifier.verify(&f.http_headers(), &f.body, None).await,
+        verifier.verify(&f.http_headers(), &f.body, None),
         Err(WebhookError::StaleDate { .. })
     ));
     clock.set(f.date() + Duration::minutes(5));
     verifier
         .verify(&f.http_headers(), &f.body, None)
-        .await
         .expect("at the edge of the tolerance");
 }
 
@@ -379,49 +366,22 @@ async fn w2_date_tolerance_is_configurable() {
     clock.set(f.date() + Duration::seconds(31));
     let err = verifier
         .verify(&f.http_headers(), &f.body, None)
-        .await
         .unwrap_err();
     assert!(matches!(err, WebhookError::StaleDate { .. }));
     assert_eq!(err.http_status(), 401);
 }
 
-/// W2: a nonce already seen is refused; released (W3: effect not stored), it is accepted again.
+/// W2: the verifier checks the signature and the date only; the nonce is the intake's, recorded
+/// in the delivery's own transaction (the replay tests are in `service_http.rs` and
+/// `webhook_intake.rs`). Verifying the same delivery twice passes twice, and hands over its nonce.
 #[tokio::test]
-async fn w2_replayed_nonce_refused() {
+async fn w2_the_verifier_leaves_the_nonce_to_the_intake() {
     let f = Fixture::load();
     let (verifier, _clock) = f.verifier();
-    let first = verifier
-        .verify(&f.http_headers(), &f.body, None)
-        .await
-        .unwrap();
-    let err = verifier
-        .verify(&f.http_headers(), &f.body, None)
-        .await
-        .unwrap_err();
-    assert_eq!(err, WebhookError::ReplayedNonce);
-    assert_eq!(err.http_status(), 401);
-    verifier.release(&first).await.unwrap();
-    verifier
-        .verify(&f.http_headers(), &f.body, None)
-        .await
-        .expect("accepted again after release");
-}
-
-/// W2: a refused delivery does not use up its nonce.
-#[tokio::test]
-async fn w2_refused_delivery_does_not_record_its_nonce() {
-    let f = Fixture::load();
-    let (verifier, _clock) = f.verifier();
-    let mut body = f.body.clone();
-    body[0] = b' ';
-    assert!(verifier
-        .verify(&f.http_headers(), &body, None)
-        .await
-        .is_err());
-    verifier
-        .verify(&f.http_headers(), &f.body, None)
-        .await
-        .expect("the genuine delivery is still accepted");
+    let first = verifier.verify(&f.http_headers(), &f.body, None).unwrap();
+    let again = verifier.verify(&f.http_headers(), &f.body, None).unwrap();
+    assert_eq!(first.nonce, "5f1c2de28a76457c9cb79d1740f2260a");
+    assert_eq!(first, again);
 }
 
 /// W5: an oversized body is refused (413) before anything else is computed.
@@ -434,7 +394,6 @@ async fn w5_oversized_body_refused() {
     });
     let err = verifier
         .verify(&f.http_headers(), &f.body, None)
-        .await
         .unwrap_err();
     assert_eq!(
         err,
@@ -458,7 +417,7 @@ async fn w5_malformed_body_refused() {
         let signed = sign_webhook(&key, &f.host, "n-1", &date_text, body);
         let mut headers = signed.to_header_map().unwrap();
         headers.insert("host", http::HeaderValue::from_str(&f.host).unwrap());
-        let err = verifier.verify(&headers, body, None).await.unwrap_err();
+        let err = verifier.verify(&headers, body, None).unwrap_err();
         assert!(matches!(err, WebhookError::MalformedBody(_)), "{err:?}");
         assert_eq!(err.http_status(), 400);
     }
@@ -547,10 +506,7 @@ async fn every_event_maps_to_its_result() {
             r#"{{"Event":"{event}","TimeStamp":"2023-03-20T17:16:40Z","EventData":{{"Amount":12}},"ExternalOrderId":"o-{i}","OrderId":"ff-{i}","ConfirmationId":"C1","IsTestMode":false,"IsResent":true}}"#
         );
         let headers = signed_delivery(body.as_bytes(), &f.host, &format!("nonce-{i}"), f.date());
-        let d = verifier
-            .verify(&headers, body.as_bytes(), None)
-            .await
-            .unwrap();
+        let d = verifier.verify(&headers, body.as_bytes(), None).unwrap();
         assert_eq!(d.outcome.result, expected, "{event}");
         assert_eq!(
             d.outcome.external_order_id,
@@ -592,7 +548,6 @@ fn proptest_verifier(at: DateTime<Utc>) -> WebhookVerifier {
             ..WebhookVerifierConfig::default()
         },
         Arc::new(ManualClock::new(at)),
-        Arc::new(InMemoryNonceStore::default()),
     )
 }
 

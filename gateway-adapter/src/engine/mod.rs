@@ -5,8 +5,10 @@
 
 mod dispatcher;
 mod effect_handler;
+pub mod effects;
 pub mod follow_up;
 mod inline;
+pub mod webhook_intake;
 
 pub use dispatcher::{
     checkpoint as dispatch_checkpoint, dispatch_batch, dispatch_batch_within, DISPATCH_CHECKPOINT,

@@ -30,7 +30,6 @@ pub use signer::{
 };
 pub use transformers::{EvaluateRequest, WireError};
 pub use webhook::{
-    parse_delivery, FlexFactorResult, InMemoryNonceStore, NonceStore, NonceStoreError,
-    SignatureCheck, VerifiedDelivery, WebhookError, WebhookHeaders, WebhookOutcome,
-    WebhookVerifier, WebhookVerifierConfig,
+    parse_delivery, FlexFactorResult, SignatureCheck, VerifiedDelivery, WebhookError,
+    WebhookHeaders, WebhookOutcome, WebhookVerifier, WebhookVerifierConfig,
 };

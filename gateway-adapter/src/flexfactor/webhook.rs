@@ -7,9 +7,8 @@
 //! everything else, so unauthenticated traffic cannot fill the nonce store.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-use async_trait::async_trait;
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use chrono::{DateTime, Duration, Utc};
@@ -22,7 +21,6 @@ use serde_json::Value;
 use sha2::{Digest, Sha512};
 use subtle::ConstantTimeEq;
 
-use super::error::snippet;
 use super::signer::{
     string_to_sign, WebhookKey, WebhookKeyError, AUTH_SCHEME, HEADER_AUTHORIZATION,
     HEADER_CONTENT_SHA512, HEADER_DATE, HEADER_NONCE, HEADER_SIGNATURE, SIGNED_HEADERS,
@@ -105,15 +103,11 @@ pub enum WebhookError {
         /// The limit.
         limit: usize,
     },
-    /// The nonce store failed: the delivery could not be checked for replay (answer 5xx so that
-    /// FlexFactor delivers again).
-    #[error("nonce store unavailable: {0}")]
-    NonceStore(String),
 }
 
 impl WebhookError {
     /// The HTTP status to answer: 401 for anything that makes the delivery untrusted (W1, W2),
-    /// 413 for an oversized body, 400 for a malformed one (W5), 503 when the nonce store failed.
+    /// 413 for an oversized body, 400 for a malformed one (W5).
     pub fn http_status(&self) -> u16 {
         match self {
             WebhookError::MissingHeader(_)
@@ -125,7 +119,6 @@ impl WebhookError {
             | WebhookError::ReplayedNonce => 401,
             WebhookError::BodyTooLarge { .. } => 413,
             WebhookError::MalformedBody(_) => 400,
-            WebhookError::NonceStore(_) => 503,
         }
     }
 }
@@ -171,112 +164,6 @@ impl WebhookHeaders for Vec<(String, String)> {
         self.iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Nonces (W2)
-// ---------------------------------------------------------------------------------------------
-
-/// A nonce store failure.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct NonceStoreError(pub String);
-
-/// Remembers the nonces of accepted deliveries (W2). The in-memory one is below; the persistence
-/// crate provides a durable one shared by all service processes.
-#[async_trait]
-pub trait NonceStore: Send + Sync {
-    /// Records `nonce` as seen at `now`, to be kept at least until `keep_until`. Returns `true`
-    /// when it is new, `false` when it was already recorded (a replay). Must be atomic: of two
-    /// concurrent calls with the same nonce, one gets `false`.
-    async fn check_and_record(
-        &self,
-        nonce: &str,
-        now: DateTime<Utc>,
-        keep_until: DateTime<Utc>,
-    ) -> Result<bool, NonceStoreError>;
-
-    /// Forgets a nonce, so that a redelivery with it is accepted: for when the delivery's effect
-    /// could not be stored and the service answers 5xx (W3).
-    async fn forget(&self, nonce: &str) -> Result<(), NonceStoreError>;
-}
-
-/// A process-local [`NonceStore`]. Entries are dropped once past their `keep_until`; when
-/// `capacity` is reached the oldest entries are dropped first.
-#[derive(Debug)]
-pub struct InMemoryNonceStore {
-    seen: Mutex<HashMap<String, DateTime<Utc>>>,
-    capacity: usize,
-}
-
-impl Default for InMemoryNonceStore {
-    fn default() -> Self {
-        Self::with_capacity(100_000)
-    }
-}
-
-impl InMemoryNonceStore {
-    /// An empty store holding at most `capacity` nonces.
-    pub fn with_capacity(capacity: usize) -> Self {
-        InMemoryNonceStore {
-            seen: Mutex::new(HashMap::new()),
-            capacity: capacity.max(1),
-        }
-    }
-
-    /// How many nonces are remembered.
-    pub fn len(&self) -> usize {
-        self.seen.lock().map(|s| s.len()).unwrap_or(0)
-    }
-
-    /// True when no nonce is remembered.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-#[async_trait]
-impl NonceStore for InMemoryNonceStore {
-    async fn check_and_record(
-        &self,
-        nonce: &str,
-        now: DateTime<Utc>,
-        keep_until: DateTime<Utc>,
-    ) -> Result<bool, NonceStoreError> {
-        let mut seen = self
-            .seen
-            .lock()
-            .map_err(|_| NonceStoreError("in-memory nonce store poisoned".into()))?;
-        seen.retain(|_, until| *until >= now);
-        if let Some(until) = seen.get(nonce) {
-            if *until >= now {
-                return Ok(false);
-            }
-        }
-        while seen.len() >= self.capacity {
-            let oldest = seen
-                .iter()
-                .min_by_key(|(_, until)| **until)
-                .map(|(k, _)| k.clone());
-            match oldest {
-                Some(k) => {
-                    seen.remove(&k);
-                }
-                None => break,
-            }
-        }
-        seen.insert(nonce.to_string(), keep_until);
-        Ok(true)
-    }
-
-    async fn forget(&self, nonce: &str) -> Result<(), NonceStoreError> {
-        let mut seen = self
-            .seen
-            .lock()
-            .map_err(|_| NonceStoreError("in-memory nonce store poisoned".into()))?;
-        seen.remove(nonce);
-        Ok(())
     }
 }
 
@@ -432,7 +319,6 @@ pub struct WebhookVerifier {
     key: WebhookKey,
     config: WebhookVerifierConfig,
     clock: Arc<dyn Clock>,
-    nonces: Arc<dyn NonceStore>,
 }
 
 impl std::fmt::Debug for WebhookVerifier {
@@ -504,19 +390,9 @@ pub fn parse_fc_date(value: &str) -> Result<DateTime<Utc>, WebhookError> {
 }
 
 impl WebhookVerifier {
-    /// A verifier with the given key, policy, clock and nonce store.
-    pub fn new(
-        key: WebhookKey,
-        config: WebhookVerifierConfig,
-        clock: Arc<dyn Clock>,
-        nonces: Arc<dyn NonceStore>,
-    ) -> Self {
-        WebhookVerifier {
-            key,
-            config,
-            clock,
-            nonces,
-        }
+    /// A verifier with the given key, policy and clock.
+    pub fn new(key: WebhookKey, config: WebhookVerifierConfig, clock: Arc<dyn Clock>) -> Self {
+        WebhookVerifier { key, config, clock }
     }
 
     /// A verifier keyed with the gateway's HMACSigningKey (base64).
@@ -524,10 +400,9 @@ impl WebhookVerifier {
         credentials: &FlexFactorCredentials,
         config: WebhookVerifierConfig,
         clock: Arc<dyn Clock>,
-        nonces: Arc<dyn NonceStore>,
     ) -> Result<Self, WebhookKeyError> {
         let key = WebhookKey::from_base64(&credentials.hmac_signing_key)?;
-        Ok(Self::new(key, config, clock, nonces))
+        Ok(Self::new(key, config, clock))
     }
 
     /// The policy in force.
@@ -616,35 +491,11 @@ impl WebhookVerifier {
         })
     }
 
-    /// Verifies a delivery completely (W1, W2, W5) and parses it. On success the nonce is
-    /// recorded: a second delivery with it is refused as a replay until it falls out of the
-    /// tolerance window. When the service then fails to store the delivery's effect, it calls
-    /// [`release`](Self::release) and answers 5xx (W3).
-    pub async fn verify<H: WebhookHeaders + ?Sized>(
-        &self,
-        headers: &H,
-        body: &[u8],
-        host: Option<&str>,
-    ) -> Result<VerifiedDelivery, WebhookError> {
-        let delivery = self.verify_signed(headers, body, host)?;
-        let now = self.clock.now();
-        let fresh = self
-            .nonces
-            .check_and_record(&delivery.nonce, now, self.keep_nonce_until(&delivery))
-            .await
-            .map_err(|e| WebhookError::NonceStore(snippet(&e.0)))?;
-        if !fresh {
-            tracing::warn!(event = %delivery.outcome.event, "FlexFactor webhook refused: nonce replayed");
-            return Err(WebhookError::ReplayedNonce);
-        }
-        Ok(delivery)
-    }
-
-    /// Verifies the signature and the date (W1, W2, W5) and parses the delivery, leaving the
-    /// nonce to the caller: for a caller that records the nonce in the same transaction as the
-    /// delivery's effect (so that a replay is refused, and a delivery that could not be stored
-    /// leaves no nonce behind). [`verify`](Self::verify) is this plus the nonce store.
-    pub fn verify_signed<H: WebhookHeaders + ?Sized>(
+    /// Verifies the signature and the date (W1, W2, W5) and parses the delivery. The nonce is
+    /// left to the caller, which records it in the same transaction as the delivery's effect
+    /// (`engine::webhook_intake`): a replay is refused there, and a delivery that could not be
+    /// stored leaves no nonce behind (W3). There is no other nonce path.
+    pub fn verify<H: WebhookHeaders + ?Sized>(
         &self,
         headers: &H,
         body: &[u8],
@@ -666,20 +517,6 @@ impl WebhookVerifier {
             body_signature_verified: checked.body_signature_verified,
             outcome,
         })
-    }
-
-    /// Until when a delivery's nonce must be remembered: past it the date check refuses a replay.
-    pub fn keep_nonce_until(&self, delivery: &VerifiedDelivery) -> DateTime<Utc> {
-        delivery.date.max(self.clock.now()) + self.config.date_tolerance
-    }
-
-    /// Forgets a verified delivery's nonce, so that FlexFactor's redelivery is accepted: call it
-    /// when the delivery's effect could not be stored and the answer is 5xx (W3).
-    pub async fn release(&self, delivery: &VerifiedDelivery) -> Result<(), WebhookError> {
-        self.nonces
-            .forget(&delivery.nonce)
-            .await
-            .map_err(|e| WebhookError::NonceStore(snippet(&e.0)))
     }
 }
 
@@ -754,35 +591,5 @@ mod tests {
             413
         );
         assert_eq!(WebhookError::MalformedBody("x".into()).http_status(), 400);
-    }
-
-    #[tokio::test]
-    async fn in_memory_nonce_store_forgets_after_keep_until_and_on_request() {
-        let store = InMemoryNonceStore::with_capacity(2);
-        let t0 = DateTime::<Utc>::from_timestamp(1_700_000_000, 0).unwrap();
-        let later = t0 + Duration::minutes(10);
-        assert!(store.check_and_record("a", t0, later).await.unwrap());
-        assert!(!store.check_and_record("a", t0, later).await.unwrap());
-        store.forget("a").await.unwrap();
-        assert!(store.check_and_record("a", t0, later).await.unwrap());
-        // Past keep_until, the nonce is forgotten.
-        assert!(store
-            .check_and_record(
-                "a",
-                later + Duration::seconds(1),
-                later + Duration::minutes(5)
-            )
-            .await
-            .unwrap());
-        // Capacity bound.
-        assert!(store
-            .check_and_record("b", later, later + Duration::minutes(1))
-            .await
-            .unwrap());
-        assert!(store
-            .check_and_record("c", later, later + Duration::minutes(2))
-            .await
-            .unwrap());
-        assert!(store.len() <= 2);
     }
 }

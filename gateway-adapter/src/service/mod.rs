@@ -3,19 +3,13 @@
 //! worker over the engine. See `docs/api.md` and `docs/operations.md`.
 
 pub mod api;
-pub mod charge_hook;
 pub mod config;
 pub mod convert;
 pub mod dto;
-pub mod effects;
 pub mod error;
-pub mod metrics;
-pub mod nonce_store;
-pub mod notifier;
 pub mod openapi;
 pub mod ops;
 pub mod server;
-pub mod signing;
 pub mod state;
 pub mod webhooks;
 

@@ -25,19 +25,17 @@ use salvage_domain::clock::Clock;
 use salvage_domain::ports::{Charge, FlexFactor};
 use salvage_domain::{DomainServices, GatewayId};
 
-use super::charge_hook::{HttpChargeHook, SandboxProcessor};
 use super::config::ServiceConfig;
-use super::effects::ServiceEffects;
 use super::error::ApiError;
-use super::metrics::Metrics;
-use super::nonce_store::SqlNonceStore;
-use super::notifier::Notifier;
 use super::state::AppState;
 use super::{api, ops, webhooks};
+use crate::crm::{HttpChargeHook, Notifier, SandboxProcessor};
+use crate::engine::effects::ServiceEffects;
 use crate::engine::{Engine, EngineConfig};
 use crate::flexfactor::{
     FlexFactorClient, FlexFactorConfig, WebhookVerifier, WebhookVerifierConfig,
 };
+use crate::metrics::Metrics;
 use crate::store::{webhook_book, Store};
 
 /// Why the service could not start or stopped.
@@ -224,9 +222,6 @@ pub async fn start(
 
     let mut clients: BTreeMap<GatewayId, Arc<dyn FlexFactor>> = BTreeMap::new();
     let mut verifiers = Vec::new();
-    let nonces = Arc::new(SqlNonceStore {
-        store: store.clone(),
-    });
     for ff in setup.flexfactor_gateways() {
         let mut ff_config = FlexFactorConfig::new(config.flexfactor.base_url.clone());
         ff_config.request_timeout = Duration::from_millis(config.flexfactor.request_timeout_ms);
@@ -252,7 +247,6 @@ pub async fn start(
                 require_body_signature: false,
             },
             clock.clone(),
-            nonces.clone(),
         )
         .map_err(|e| ServiceError::FlexFactor {
             gateway: ff.id.to_string(),

@@ -11,9 +11,9 @@ use salvage_domain::order::Order;
 use salvage_domain::ports::FlexFactor;
 use salvage_domain::{GatewayId, Setup};
 
-use super::metrics::Metrics;
 use crate::engine::{Engine, EngineError};
 use crate::flexfactor::WebhookVerifier;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 pub struct AppState {

@@ -21,9 +21,9 @@ use salvage_domain::process_manager::{Effect, FollowUp};
 use salvage_domain::subscription::{SubscriptionCommand, SubscriptionStatus};
 use salvage_domain::{GatewayId, OrderId, OrderType};
 
-use super::metrics::Metrics;
-use super::notifier::{backoff, Delivered, Notifier};
-use crate::engine::{EffectHandler, EffectOutcome};
+use super::{EffectHandler, EffectOutcome};
+use crate::crm::{backoff, Delivered, Notifier};
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// How many times a charge that could not be sent is retried before it is recorded unknown.
