@@ -110,17 +110,19 @@ async fn commands_commit_and_the_log_orders_every_event(place: Place) {
     assert!(order.salvage_open());
     let log = event_log::read_after(&store.backend, 0, 100).await.unwrap();
     assert_eq!(log.len(), 3 + 3 + 1);
-    assert!(log.windows(2).all(|w| w[0].position < w[1].position));
-    assert_eq!(log.last().unwrap().event_type, "SalvageSubmitted");
+    assert!(log
+        .windows(2)
+        .all(|w| w[0].event.position < w[1].event.position));
+    assert_eq!(log.last().unwrap().event.event_type, "SalvageSubmitted");
     // Pagination.
     let first = event_log::read_after(&store.backend, 0, 2).await.unwrap();
-    let rest = event_log::read_after(&store.backend, first[1].position, 100)
+    let rest = event_log::read_after(&store.backend, first[1].event.position, 100)
         .await
         .unwrap();
     assert_eq!(first.len() + rest.len(), log.len());
     assert_eq!(
         event_log::head(&store.backend).await.unwrap(),
-        log.last().unwrap().position
+        log.last().unwrap().event.position
     );
 }
 
@@ -249,8 +251,8 @@ async fn concurrent_writers_never_make_a_reader_skip_an_event(place: Place) {
                 .await
                 .unwrap();
             for entry in &batch {
-                seen.push((entry.aggregate_id.clone(), entry.sequence));
-                checkpoint = entry.position;
+                seen.push((entry.event.aggregate_id.clone(), entry.event.sequence));
+                checkpoint = entry.event.position;
             }
             if seen.len() >= 8 * 15 * 3 {
                 break;
@@ -268,17 +270,17 @@ async fn concurrent_writers_never_make_a_reader_skip_an_event(place: Place) {
         .await
         .unwrap();
     if seen.len() < last.len() {
-        let checkpoint_pos = last[seen.len() - 1].position;
+        let checkpoint_pos = last[seen.len() - 1].event.position;
         for entry in event_log::read_after(&store.backend, checkpoint_pos, 10_000)
             .await
             .unwrap()
         {
-            seen.push((entry.aggregate_id.clone(), entry.sequence));
+            seen.push((entry.event.aggregate_id.clone(), entry.event.sequence));
         }
     }
     let all: Vec<_> = last
         .iter()
-        .map(|e| (e.aggregate_id.clone(), e.sequence))
+        .map(|e| (e.event.aggregate_id.clone(), e.event.sequence))
         .collect();
     assert_eq!(
         seen, all,
@@ -848,7 +850,7 @@ async fn guarded_commits_store_events_and_writes_together_or_not_at_all(place: P
     assert!(order.salvage_open());
     let log = event_log::read_after(b, 0, 100).await.unwrap();
     assert_eq!(log.len(), 4);
-    assert_eq!(log[3].event_type, "SalvageSubmitted");
+    assert_eq!(log[3].event.event_type, "SalvageSubmitted");
     assert!(webhook_book::delivery_seen(b, "k-1").await.unwrap());
     assert!(
         !webhook_book::remember_nonce(b, "n-1", now).await.unwrap(),
@@ -942,15 +944,23 @@ async fn upgrading_the_log_keeps_every_position(place: Place) {
     let kept: Vec<(i64, String, i64)> = log
         .iter()
         .take(6)
-        .map(|l| (l.position, l.aggregate_id.clone(), l.sequence))
+        .map(|l| {
+            (
+                l.event.position,
+                l.event.aggregate_id.clone(),
+                l.event.sequence,
+            )
+        })
         .collect();
     assert_eq!(kept, before, "positions given before the upgrade are kept");
     assert_eq!(log.len(), 9);
-    assert!(log.windows(2).all(|w| w[0].position < w[1].position));
-    assert!(log[6..].iter().all(|l| l.aggregate_id == "o-3"));
+    assert!(log
+        .windows(2)
+        .all(|w| w[0].event.position < w[1].event.position));
+    assert!(log[6..].iter().all(|l| l.event.aggregate_id == "o-3"));
     assert_eq!(
         event_log::head(&store.backend).await.unwrap(),
-        log[8].position
+        log[8].event.position
     );
 }
 
@@ -1046,7 +1056,7 @@ async fn memory_store_enforces_the_expected_sequence() {
     let log = mem.read_log(0, 100);
     assert_eq!(log.len(), 3);
     assert_eq!(
-        log.iter().map(|e| e.position).collect::<Vec<_>>(),
+        log.iter().map(|e| e.event.position).collect::<Vec<_>>(),
         vec![1, 2, 3]
     );
 }

@@ -37,6 +37,7 @@ struct Row_ {
 
 fn rows_for(entry: &LogEntry, follow: Vec<FollowUp>) -> Result<Vec<Row_>, StoreError> {
     let at = entry
+        .event
         .payload
         .get("at")
         .and_then(|v| v.as_str())
@@ -50,15 +51,15 @@ fn rows_for(entry: &LogEntry, follow: Vec<FollowUp>) -> Result<Vec<Row_>, StoreE
             let (due_at, f) = follow_up::due(f, at);
             Ok(Row_ {
                 key: follow_up::key(
-                    &entry.aggregate_type,
-                    &entry.aggregate_id,
-                    entry.sequence,
+                    &entry.event.aggregate_type,
+                    &entry.event.aggregate_id,
+                    entry.event.sequence,
                     i,
                 ),
                 kind: follow_up::kind(&f),
                 payload: serde_json::to_string(&f)?,
                 due_at,
-                position: entry.position,
+                position: entry.event.position,
             })
         })
         .collect()
@@ -113,8 +114,11 @@ async fn states_before(
     let mut first: BTreeMap<(&str, &str), i64> = BTreeMap::new();
     for e in &batch.entries {
         first
-            .entry((e.aggregate_type.as_str(), e.aggregate_id.as_str()))
-            .or_insert(e.sequence);
+            .entry((
+                e.event.aggregate_type.as_str(),
+                e.event.aggregate_id.as_str(),
+            ))
+            .or_insert(e.event.sequence);
     }
     let mut states = Known::new();
     let mut from_history: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
@@ -208,18 +212,18 @@ fn outbox_rows(
     let now = services.clock.now().timestamp_millis();
     let mut rows = Vec::new();
     for (n, e) in batch.entries.iter().enumerate() {
-        let key = (e.aggregate_type.clone(), e.aggregate_id.clone());
+        let key = (e.event.aggregate_type.clone(), e.event.aggregate_id.clone());
         let follow = match states.get_mut(&key).map(|s| s.apply(e)).transpose()? {
             Some(Some(Applied::Order(event, order))) => on_order_event(
                 &services.setup,
-                &OrderId::new(e.aggregate_id.clone()),
-                e.sequence as usize,
+                &OrderId::new(e.event.aggregate_id.clone()),
+                e.event.sequence as usize,
                 &event,
                 order,
             ),
             Some(Some(Applied::Subscription(event, subscription))) => on_subscription_event(
-                &SubscriptionId::new(e.aggregate_id.clone()),
-                e.sequence as usize,
+                &SubscriptionId::new(e.event.aggregate_id.clone()),
+                e.event.sequence as usize,
                 &event,
                 subscription,
             ),

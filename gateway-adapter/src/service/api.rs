@@ -20,23 +20,19 @@ use super::dto::*;
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::state::AppState;
 use crate::engine::ToDrive;
-use crate::store::{event_log, ExecuteError};
+use crate::feed::FeedPage;
+use crate::store::{event_log, read_model, ExecuteError};
 
 /// The metadata key of an order's request fingerprint.
 const FINGERPRINT: &str = "request_sha256";
 
 type Shared = State<Arc<AppState>>;
 
+/// The order as `GET` shows it, from the read side.
 async fn order_out(state: &AppState, id: &str) -> Result<Option<OrderOut>, ApiError> {
-    let events = state.store.orders.load_events(id).await?;
-    if events.is_empty() {
-        return Ok(None);
-    }
-    let mut order = salvage_domain::order::Order::default();
-    for e in &events {
-        cqrs_es::Aggregate::apply(&mut order, e.payload.clone());
-    }
-    Ok(Some(convert::order_view(&order, &events)))
+    Ok(read_model::order(&state.store, id)
+        .await?
+        .map(|r| convert::order_view(&r.state, &r.history)))
 }
 
 async fn existing_fingerprint(state: &AppState, id: &str) -> Result<Option<String>, ApiError> {
@@ -204,16 +200,11 @@ pub async fn rerun(
     Ok(Json(settled_order(&state, &id, rerun).await?))
 }
 
+/// The subscription as `GET` shows it, from the read side.
 async fn subscription_out(state: &AppState, id: &str) -> Result<Option<SubscriptionOut>, ApiError> {
-    let events = state.store.subscriptions.load_events(id).await?;
-    if events.is_empty() {
-        return Ok(None);
-    }
-    let mut sub = salvage_domain::subscription::Subscription::default();
-    for e in &events {
-        cqrs_es::Aggregate::apply(&mut sub, e.payload.clone());
-    }
-    Ok(Some(convert::subscription_view(id, &sub, &events)))
+    Ok(read_model::subscription(&state.store, id)
+        .await?
+        .map(|r| convert::subscription_view(id, &r.state, &r.history)))
 }
 
 /// A subscription: status, billing gateway, cycle, credential, recycle position and history.
@@ -335,20 +326,9 @@ pub async fn events(
         ));
     }
     let entries = event_log::read_after(&state.store.backend, q.after, limit).await?;
-    let next_after = entries.last().map(|e| e.position).unwrap_or(q.after);
+    let next_after = entries.last().map(|e| e.event.position).unwrap_or(q.after);
     Ok(Json(FeedPage {
-        events: entries
-            .into_iter()
-            .map(|e| FeedEvent {
-                position: e.position,
-                aggregate_type: e.aggregate_type,
-                aggregate_id: e.aggregate_id,
-                sequence: e.sequence,
-                event_type: e.event_type,
-                event_version: e.event_version,
-                payload: e.payload,
-            })
-            .collect(),
+        events: entries.into_iter().map(|e| e.event).collect(),
         next_after,
     }))
 }

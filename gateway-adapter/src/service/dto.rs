@@ -225,25 +225,3 @@ pub struct SubscriptionOut {
     pub recycle: Option<RecycleOut>,
     pub history: Vec<HistoryEntry>,
 }
-
-/// One entry of the ordered feed.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct FeedEvent {
-    pub position: i64,
-    /// `order` or `subscription`.
-    pub aggregate_type: String,
-    pub aggregate_id: String,
-    pub sequence: i64,
-    pub event_type: String,
-    pub event_version: String,
-    #[schema(value_type = Object)]
-    pub payload: serde_json::Value,
-}
-
-/// `GET /v1/events`.
-#[derive(Debug, Clone, Serialize, ToSchema)]
-pub struct FeedPage {
-    pub events: Vec<FeedEvent>,
-    /// Pass as `after` for the next page.
-    pub next_after: i64,
-}

@@ -1,10 +1,13 @@
-//! The OpenAPI document (utoipa), generated from the handlers' annotations.
+//! The OpenAPI document (utoipa), generated from the handlers' annotations, and the handler
+//! of `/openapi.json` that serves it.
 
+use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
 use super::dto::*;
 use super::error::{ErrorBody, ErrorDetail};
+use crate::feed::{FeedEvent, FeedPage};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -43,4 +46,9 @@ impl Modify for BearerKey {
             );
         }
     }
+}
+
+/// The OpenAPI document, generated from the handlers.
+pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
 }

@@ -1,15 +1,12 @@
-//! Operations: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+//! Operations: `/healthz`, `/readyz`, `/metrics` (the OpenAPI document is `openapi.rs`'s).
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
-use utoipa::OpenApi;
 
 use super::error::ApiError;
-use super::openapi::ApiDoc;
 use super::state::AppState;
 use crate::store::outbox;
 
@@ -54,9 +51,4 @@ pub async fn metrics(State(state): State<Arc<AppState>>) -> Response {
         state.metrics.render(),
     )
         .into_response()
-}
-
-/// The OpenAPI document, generated from the handlers.
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
 }

@@ -28,7 +28,7 @@ use salvage_domain::{DomainServices, GatewayId};
 use super::config::ServiceConfig;
 use super::error::ApiError;
 use super::state::AppState;
-use super::{api, ops, webhooks};
+use super::{api, openapi, ops, webhooks};
 use crate::crm::{HttpChargeHook, Notifier, SandboxProcessor};
 use crate::engine::effects::ServiceEffects;
 use crate::engine::{Engine, EngineConfig};
@@ -193,7 +193,7 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
         .route("/metrics", get(ops::metrics))
-        .route("/openapi.json", get(ops::openapi))
+        .route("/openapi.json", get(openapi::openapi))
         .fallback(not_found)
         .route_layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(DefaultBodyLimit::max(body_limit))

@@ -49,20 +49,20 @@ impl AggregateAt {
     /// Applies `entry` if it comes after the state's sequence; returns the event and the state
     /// after it (`None`: already applied, or an entry of another aggregate type).
     pub(crate) fn apply(&mut self, entry: &LogEntry) -> Result<Option<Applied<'_>>, StoreError> {
-        if entry.sequence <= self.sequence() {
+        if entry.event.sequence <= self.sequence() {
             return Ok(None);
         }
-        Ok(match (self, entry.aggregate_type.as_str()) {
+        Ok(match (self, entry.event.aggregate_type.as_str()) {
             (AggregateAt::Order(o, seq), "order") => {
-                let event = OrderEvent::deserialize(&entry.payload)?;
+                let event = OrderEvent::deserialize(&entry.event.payload)?;
                 o.apply(event.clone());
-                *seq = entry.sequence;
+                *seq = entry.event.sequence;
                 Some(Applied::Order(event, o))
             }
             (AggregateAt::Subscription(s, seq), "subscription") => {
-                let event = SubscriptionEvent::deserialize(&entry.payload)?;
+                let event = SubscriptionEvent::deserialize(&entry.event.payload)?;
                 s.apply(event.clone());
-                *seq = entry.sequence;
+                *seq = entry.event.sequence;
                 Some(Applied::Subscription(event, s))
             }
             _ => None,
@@ -95,13 +95,15 @@ mod tests {
 
     fn entry(kind: &str, sequence: i64, payload: serde_json::Value) -> LogEntry {
         LogEntry {
-            position: sequence,
-            aggregate_type: kind.into(),
-            aggregate_id: "a-1".into(),
-            sequence,
-            event_type: String::new(),
-            event_version: "1".into(),
-            payload,
+            event: crate::feed::FeedEvent {
+                position: sequence,
+                aggregate_type: kind.into(),
+                aggregate_id: "a-1".into(),
+                sequence,
+                event_type: String::new(),
+                event_version: "1".into(),
+                payload,
+            },
             metadata: serde_json::json!({}),
         }
     }

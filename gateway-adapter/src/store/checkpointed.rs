@@ -32,7 +32,7 @@ pub struct Batch {
 impl Batch {
     /// The position of the batch's last entry: the checkpoint once it commits.
     pub fn last(&self) -> i64 {
-        self.entries.last().map_or(self.from, |e| e.position)
+        self.entries.last().map_or(self.from, |e| e.event.position)
     }
 }
 
@@ -167,7 +167,7 @@ pub async fn read_together(
     };
     let mut entries = event_log::read_after_synced(backend, from, limit).await?;
     if let Some(upto) = upto {
-        entries.retain(|e| e.position <= upto);
+        entries.retain(|e| e.event.position <= upto);
     }
     if entries.is_empty() {
         return Ok(Together::CaughtUp);

@@ -19,6 +19,8 @@ pub enum StoreError {
     Database(#[from] sqlx::Error),
     #[error("stored data could not be read: {0}")]
     Corrupt(String),
+    #[error("the event store failed: {0}")]
+    Events(String),
     #[error("the in-memory store does not support {0}")]
     Unsupported(&'static str),
 }

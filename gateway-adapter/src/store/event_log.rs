@@ -8,17 +8,14 @@ use serde_json::Value;
 use sqlx::Row;
 
 use super::{Backend, StoreError};
+use crate::feed::FeedEvent;
 
-/// One committed event and its place in the global order.
+/// One committed event and its place in the global order (the feed's record), with the
+/// event's metadata (kept from the feed: the request fingerprint and the like).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LogEntry {
-    pub position: i64,
-    pub aggregate_type: String,
-    pub aggregate_id: String,
-    pub sequence: i64,
-    pub event_type: String,
-    pub event_version: String,
-    pub payload: Value,
+    #[serde(flatten)]
+    pub event: FeedEvent,
     pub metadata: Value,
 }
 
@@ -67,26 +64,30 @@ pub(crate) fn decode_sqlite(r: &sqlx::sqlite::SqliteRow) -> Result<LogEntry, Sto
     let payload: String = r.try_get("payload")?;
     let metadata: String = r.try_get("metadata")?;
     Ok(LogEntry {
-        position: r.try_get("position")?,
-        aggregate_type: r.try_get("aggregate_type")?,
-        aggregate_id: r.try_get("aggregate_id")?,
-        sequence: r.try_get("sequence")?,
-        event_type: r.try_get("event_type")?,
-        event_version: r.try_get("event_version")?,
-        payload: serde_json::from_str(&payload)?,
+        event: FeedEvent {
+            position: r.try_get("position")?,
+            aggregate_type: r.try_get("aggregate_type")?,
+            aggregate_id: r.try_get("aggregate_id")?,
+            sequence: r.try_get("sequence")?,
+            event_type: r.try_get("event_type")?,
+            event_version: r.try_get("event_version")?,
+            payload: serde_json::from_str(&payload)?,
+        },
         metadata: serde_json::from_str(&metadata)?,
     })
 }
 
 pub(crate) fn decode_pg(r: &sqlx::postgres::PgRow) -> Result<LogEntry, StoreError> {
     Ok(LogEntry {
-        position: r.try_get("position")?,
-        aggregate_type: r.try_get("aggregate_type")?,
-        aggregate_id: r.try_get("aggregate_id")?,
-        sequence: r.try_get("sequence")?,
-        event_type: r.try_get("event_type")?,
-        event_version: r.try_get("event_version")?,
-        payload: r.try_get("payload")?,
+        event: FeedEvent {
+            position: r.try_get("position")?,
+            aggregate_type: r.try_get("aggregate_type")?,
+            aggregate_id: r.try_get("aggregate_id")?,
+            sequence: r.try_get("sequence")?,
+            event_type: r.try_get("event_type")?,
+            event_version: r.try_get("event_version")?,
+            payload: r.try_get("payload")?,
+        },
         metadata: r.try_get("metadata")?,
     })
 }

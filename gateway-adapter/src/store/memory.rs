@@ -10,6 +10,7 @@ use cqrs_es::{Aggregate, AggregateContext, AggregateError, EventEnvelope, EventS
 use serde_json::Value;
 
 use super::event_log::LogEntry;
+use crate::feed::FeedEvent;
 
 #[derive(Default)]
 struct State {
@@ -51,7 +52,7 @@ impl MemoryBackend {
         state
             .log
             .iter()
-            .filter(|e| e.position > after)
+            .filter(|e| e.event.position > after)
             .take(limit)
             .cloned()
             .collect()
@@ -165,18 +166,20 @@ impl<A: Aggregate> EventStore<A> for MemoryEventStore<A> {
                 metadata: metadata.clone(),
             });
         }
-        let head = state.log.last().map(|e| e.position).unwrap_or(0);
+        let head = state.log.last().map(|e| e.event.position).unwrap_or(0);
         let mut log = Vec::with_capacity(new.len());
         for (i, e) in new.iter().enumerate() {
             let position = head + i as i64 + 1;
             log.push(LogEntry {
-                position,
-                aggregate_type: A::TYPE.to_string(),
-                aggregate_id: context.aggregate_id.clone(),
-                sequence: (stored + i + 1) as i64,
-                event_type: e.event_type.clone(),
-                event_version: e.event_version.clone(),
-                payload: e.payload.clone(),
+                event: FeedEvent {
+                    position,
+                    aggregate_type: A::TYPE.to_string(),
+                    aggregate_id: context.aggregate_id.clone(),
+                    sequence: (stored + i + 1) as i64,
+                    event_type: e.event_type.clone(),
+                    event_version: e.event_version.clone(),
+                    payload: e.payload.clone(),
+                },
                 metadata: serde_json::to_value(&e.metadata).unwrap_or(Value::Null),
             });
         }

@@ -14,6 +14,7 @@ pub mod memory;
 pub mod migrations;
 pub mod outbox;
 pub mod projection;
+pub mod read_model;
 pub mod sqlite_busy;
 pub mod webhook_book;
 

@@ -101,9 +101,9 @@ pub(crate) async fn view_writes(
 ) -> Result<Vec<Write>, StoreError> {
     let mut changed = view_states(backend, &batch.entries).await?;
     for e in &batch.entries {
-        let key = (e.aggregate_type.clone(), e.aggregate_id.clone());
+        let key = (e.event.aggregate_type.clone(), e.event.aggregate_id.clone());
         if !changed.contains_key(&key) {
-            if let Some(fresh) = AggregateAt::fresh(&e.aggregate_type) {
+            if let Some(fresh) = AggregateAt::fresh(&e.event.aggregate_type) {
                 changed.insert(key.clone(), fresh);
             }
         }
@@ -130,8 +130,8 @@ pub(crate) async fn view_states(
     ] {
         let ids: BTreeSet<&str> = entries
             .iter()
-            .filter(|e| e.aggregate_type == kind)
-            .map(|e| e.aggregate_id.as_str())
+            .filter(|e| e.event.aggregate_type == kind)
+            .map(|e| e.event.aggregate_id.as_str())
             .collect();
         if ids.is_empty() {
             continue;
