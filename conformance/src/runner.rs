@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Utc};
+use futures::future::LocalBoxFuture;
 use futures::StreamExt;
 use salvage_gateway::flexfactor::{format_fc_date, sign_webhook, WebhookKey};
 use salvage_gateway::service::config::ServiceConfig;
@@ -108,8 +109,25 @@ struct Context<'a> {
     prefix: String,
 }
 
+/// What [`run_in_process_with`] calls after each scenario that ran in a world, with the scenario
+/// and that world (its service still running, shared with the scenario's file mates): the
+/// failures it returns become the scenario's.
+pub type AfterScenario<'h> =
+    dyn for<'a> Fn(&'a Scenario, &'a Env) -> LocalBoxFuture<'a, Vec<String>> + 'h;
+
 /// Runs every scenario in-process; at most `concurrency` worlds at a time.
 pub async fn run_in_process(suite: &Suite, concurrency: usize) -> SuiteResult {
+    run_in_process_with(suite, concurrency, None).await
+}
+
+/// [`run_in_process`], calling `after` (when given) after each scenario that ran in a world:
+/// not after a setup check (`start_service`, which leaves no service behind) nor a scenario
+/// whose setup or world could not be made.
+pub async fn run_in_process_with(
+    suite: &Suite,
+    concurrency: usize,
+    after: Option<&AfterScenario<'_>>,
+) -> SuiteResult {
     let started = Instant::now();
     // Groups of scenarios that share one world, in suite order.
     let mut groups: Vec<(toml::Table, Vec<(usize, Scenario)>)> = Vec::new();
@@ -143,7 +161,7 @@ pub async fn run_in_process(suite: &Suite, concurrency: usize) -> SuiteResult {
     // Concurrently on this task (the service's store futures are not `Send` in every
     // lifetime, so no `tokio::spawn`); each world's own server tasks run on the runtime.
     let worlds: Vec<Vec<(usize, ScenarioResult)>> = futures::stream::iter(groups)
-        .map(|(setup, members)| run_world(setup, members))
+        .map(|(setup, members)| run_world(setup, members, after))
         .buffer_unordered(concurrency.max(1))
         .collect()
         .await;
@@ -163,6 +181,7 @@ pub async fn run_in_process(suite: &Suite, concurrency: usize) -> SuiteResult {
 async fn run_world(
     setup: toml::Table,
     members: Vec<(usize, Scenario)>,
+    after: Option<&AfterScenario<'_>>,
 ) -> Vec<(usize, ScenarioResult)> {
     let env = match Env::in_process(&setup).await {
         Ok(env) => env,
@@ -184,7 +203,19 @@ async fn run_world(
     };
     let mut out = Vec::new();
     for (i, s) in members {
-        out.push((i, run_scenario(&ctx, &s).await));
+        let mut result = run_scenario(&ctx, &s).await;
+        if let Some(after) = after {
+            let failures = after(&s, &env).await;
+            if !failures.is_empty() {
+                result.status = Status::Failed;
+                result.failures.extend(
+                    failures
+                        .into_iter()
+                        .map(|f| format!("after the scenario: {f}")),
+                );
+            }
+        }
+        out.push((i, result));
     }
     env.shutdown().await;
     out

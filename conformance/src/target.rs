@@ -9,6 +9,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use salvage_domain::{Clock, ManualClock};
 use salvage_gateway::service::config::ServiceConfig;
 use salvage_gateway::service::{start, RunningService, ServeOptions};
+use salvage_gateway::store::Store;
 use salvage_sim::fake_flexfactor::{ClockMode, FakeConfig, FakeFlexFactor, RunningFake};
 use serde_json::Value;
 
@@ -169,6 +170,14 @@ impl Env {
     /// True for an in-process world.
     pub fn is_in_process(&self) -> bool {
         matches!(self.driver, Driver::InProcess(_))
+    }
+
+    /// The in-process service's store (`None` for a deployment).
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        match &self.driver {
+            Driver::InProcess(w) => Some(&w.svc.state.store),
+            Driver::Remote => None,
+        }
     }
 
     /// The service's time.
