@@ -2,7 +2,8 @@
 //! webhooks, on one manual clock shared by both: every row of the seeds' result table (O1-O5),
 //! cascades through a profile and through cascade_all (C1, C2, C5), reruns (R2), recycle billing
 //! reaching its FlexFactor slot (Y3, O4, O5), chargebacks with include_chargebacks on and off
-//! (K1, K2), refunds (K3), duplicate, resent and reordered deliveries (O7).
+//! (K1, K2), refunds (K3), duplicate, resent and reordered deliveries (O7), and the type of a
+//! rebill's order (O3).
 
 mod support;
 
@@ -213,6 +214,45 @@ async fn o2_o3_failures_decline_a_new_sale_and_leave_a_trial_completion_as_it_wa
         history(&tc).contains(&"SalvageFailed".to_string()),
         "O3: the failure is in its history"
     );
+    w.stop().await;
+}
+
+/// O3 decides the type of a rebill's order: while the subscription is in its trial, its rebill
+/// completes the trial (`trial_completion`, whose failure leaves the order as it was), whether
+/// Salvage bills it on schedule or the CRM reports it; once active, it is `recurring`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn o3_the_rebill_of_a_subscription_in_its_trial_is_a_trial_completion() {
+    let w = world(|s| s).await;
+    for (order, sub) in [("o-t0", "sub-t"), ("o-u0", "sub-u")] {
+        let mut trial = sale(order, "nmi-main", APPROVED_CARD, 499, "serum-trial");
+        trial["attempt"]["result"] = json!("approved");
+        trial["subscription_id"] = json!(sub);
+        let (s, out) = w.post("/v1/orders", &trial).await;
+        assert_eq!(s, 201, "{out}");
+    }
+    w.settle().await;
+    assert_eq!(w.get("/v1/subscriptions/sub-u").await["status"], "trial");
+    // Reported by the CRM during the trial.
+    let attempt = json!({"gateway_id": "nmi-main", "result": "approved"});
+    let (s, out) = w
+        .post(
+            "/v1/subscriptions/sub-u/rebills",
+            &json!({"attempt": attempt}),
+        )
+        .await;
+    assert!(s < 300, "{out}");
+    let reported = w.get("/v1/orders/sub-u-c1").await;
+    assert_eq!(reported["order_type"], "trial_completion", "{reported}");
+    // Billed by Salvage when the trial ends (14 days).
+    w.advance(Duration::days(14) + Duration::minutes(1)).await;
+    let billed = w.get("/v1/orders/sub-t-c1").await;
+    assert_eq!(billed["order_type"], "trial_completion", "{billed}");
+    let sub = w.get("/v1/subscriptions/sub-t").await;
+    assert_eq!(sub["status"], "active", "{sub}");
+    // The next one, on the active subscription, is recurring.
+    w.advance(Duration::days(30) + Duration::minutes(1)).await;
+    let next = w.get("/v1/orders/sub-t-c2").await;
+    assert_eq!(next["order_type"], "recurring", "{next}");
     w.stop().await;
 }
 

@@ -14,13 +14,16 @@ use salvage_domain::subscription::SubscriptionCommand;
 use salvage_domain::{
     DeclineFacts, DeclineType, EffectiveDecline, ManualClock, OrderId, SubscriptionId,
 };
+use salvage_gateway::engine::webhook_intake::{Intake, IntakeError};
 use salvage_gateway::engine::{
     dispatch_batch, dispatch_checkpoint, EffectHandler, Engine, EngineConfig, PumpStats,
 };
+use salvage_gateway::flexfactor::{parse_delivery, VerifiedDelivery};
 use salvage_gateway::store::memory::MemoryBackend;
 use salvage_gateway::store::webhook_book::{self, Delivery, UnmatchedDelivery};
 use salvage_gateway::store::{
-    checkpointed, event_log, migrations, outbox, projection, Backend, ExecuteError, Store,
+    checkpointed, event_log, migrations, outbox, projection, read_model, Backend, ExecuteError,
+    Store,
 };
 use support::*;
 
@@ -65,7 +68,121 @@ suite!(
     concurrent_batches_commit_each_entry_once,
     checkpoints_apart_meet_again,
     one_batch_for_both_writes_what_each_writes_alone,
+    the_read_side_answers_from_the_views_caught_up_with_later_events,
+    w2_o7_w4_the_intake_stores_each_delivery_once_with_its_nonce,
 );
+
+async fn the_read_side_answers_from_the_views_caught_up_with_later_events(place: Place) {
+    let store = Arc::new(place.open().await);
+    let clock = Arc::new(ManualClock::new(t0()));
+    let e = engine(store.clone(), clock, Arc::new(CountingHandler::default()));
+    assert!(read_model::order(&store, "o-1").await.unwrap().is_none());
+    e.order(&"o-1".into(), sale("o-1", false)).await.unwrap();
+    e.order(&"o-2".into(), subscribing_sale("o-2"))
+        .await
+        .unwrap();
+    e.pump().await.unwrap();
+    let read = read_model::order(&store, "o-1").await.unwrap().unwrap();
+    assert_eq!(read.from_view, read.history.len(), "all from the view");
+    assert_eq!(read.state, store.orders.load("o-1").await.unwrap().0);
+    // Committed after the last projection: applied on top of the view.
+    e.order(
+        &"o-1".into(),
+        OrderCommand::RequestRerun {
+            gateway: "flexfactor".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let read = read_model::order(&store, "o-1").await.unwrap().unwrap();
+    assert!(read.from_view < read.history.len(), "the later events too");
+    assert_eq!(read.state, store.orders.load("o-1").await.unwrap().0);
+    // No view at all (emptied): folded from the history.
+    projection::reset(&store.backend).await.unwrap();
+    let read = read_model::order(&store, "o-1").await.unwrap().unwrap();
+    assert_eq!(read.from_view, 0);
+    assert_eq!(read.state, store.orders.load("o-1").await.unwrap().0);
+    let sub = read_model::subscription(&store, "o-2-serum-monthly")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        sub.state,
+        store
+            .subscriptions
+            .load("o-2-serum-monthly")
+            .await
+            .unwrap()
+            .0
+    );
+}
+
+fn delivery(event: &str, order: &str, nonce: &str) -> VerifiedDelivery {
+    let body = format!(
+        r#"{{"Event":"{event}","TimeStamp":"2026-03-20T17:16:40Z","ExternalOrderId":"{order}","OrderId":"ff-{order}","ConfirmationId":"X1","IsResent":false}}"#
+    );
+    VerifiedDelivery {
+        nonce: nonce.into(),
+        date: t0(),
+        host: "salvage.example.com".into(),
+        body_signature_verified: false,
+        outcome: parse_delivery(body.as_bytes()).unwrap(),
+    }
+}
+
+async fn w2_o7_w4_the_intake_stores_each_delivery_once_with_its_nonce(place: Place) {
+    let store = Arc::new(place.open().await);
+    let clock = Arc::new(ManualClock::new(t0()));
+    let e = engine(store.clone(), clock, Arc::new(CountingHandler::default()));
+    e.order(&"o-1".into(), sale("o-1", false)).await.unwrap();
+    e.order(
+        &"o-1".into(),
+        OrderCommand::RequestRerun {
+            gateway: "flexfactor".into(),
+        },
+    )
+    .await
+    .unwrap();
+    e.pump().await.unwrap();
+    let completed = delivery("order.completed", "o-1", "n-1");
+    assert_eq!(
+        e.take_delivery(&completed, b"{}").await.unwrap(),
+        Intake::Applied
+    );
+    let events = store.orders.load_events("o-1").await.unwrap().len();
+    // W2: the same nonce again is refused, whatever the delivery.
+    assert!(matches!(
+        e.take_delivery(&completed, b"{}").await,
+        Err(IntakeError::Replayed)
+    ));
+    assert!(matches!(
+        e.take_delivery(&delivery("order.expired", "o-9", "n-1"), b"{}")
+            .await,
+        Err(IntakeError::Replayed)
+    ));
+    // O7: the same delivery under a fresh nonce is a duplicate: nothing applied again, and its
+    // nonce is kept (a replay of it is refused too).
+    let again = delivery("order.completed", "o-1", "n-2");
+    assert_eq!(
+        e.take_delivery(&again, b"{}").await.unwrap(),
+        Intake::Duplicate
+    );
+    assert!(matches!(
+        e.take_delivery(&again, b"{}").await,
+        Err(IntakeError::Replayed)
+    ));
+    assert_eq!(store.orders.load_events("o-1").await.unwrap().len(), events);
+    // W4: a verified delivery for an order Salvage does not know is kept.
+    let unknown = delivery("order.completed", "o-unknown", "n-3");
+    assert_eq!(
+        e.take_delivery(&unknown, b"{\"x\":1}").await.unwrap(),
+        Intake::Unmatched
+    );
+    let parked = webhook_book::unmatched(&store.backend).await.unwrap();
+    assert_eq!(parked.len(), 1);
+    assert_eq!(parked[0].order_id.as_deref(), Some("o-unknown"));
+    assert_eq!(parked[0].body, "{\"x\":1}");
+}
 
 async fn migrations_are_versioned_and_idempotent(place: Place) {
     let store = place.open().await;

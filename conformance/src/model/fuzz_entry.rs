@@ -11,9 +11,7 @@
 //! - [`setup_loader`]: setup text through `Setup::from_toml_str`, then, when valid, through the
 //!   routing, recycle plans, decline mapping and the aggregates that read it (S1-S8).
 
-use std::future::Future;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
@@ -29,9 +27,7 @@ use salvage_domain::{
     Setup,
 };
 use salvage_gateway::flexfactor::signer::{format_fc_date, sign_webhook, WebhookKey};
-use salvage_gateway::flexfactor::{
-    parse_delivery, InMemoryNonceStore, WebhookVerifier, WebhookVerifierConfig,
-};
+use salvage_gateway::flexfactor::{parse_delivery, WebhookVerifier, WebhookVerifierConfig};
 use salvage_gateway::service::convert;
 use salvage_gateway::service::dto::{OrderIn, RebillIn, RerunIn};
 use secrecy::SecretString;
@@ -47,18 +43,6 @@ pub const WEBHOOK_NOW: i64 = 1_679_332_600; // Mon, 20 Mar 2023 17:16:40 GMT
 /// The host signed deliveries are addressed to.
 pub const WEBHOOK_HOST: &str = "salvage.example";
 
-/// Polls a future that never waits on I/O (the in-memory nonce store) to its end.
-fn block_on<F: Future>(f: F) -> Option<F::Output> {
-    let mut f = std::pin::pin!(f);
-    let mut cx = Context::from_waker(Waker::noop());
-    for _ in 0..1_000 {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return Some(v);
-        }
-    }
-    None
-}
-
 fn webhook_now() -> DateTime<Utc> {
     DateTime::from_timestamp(WEBHOOK_NOW, 0).unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
 }
@@ -69,7 +53,6 @@ fn verifier() -> Option<WebhookVerifier> {
         key,
         WebhookVerifierConfig::default(),
         Arc::new(ManualClock::new(webhook_now())),
-        Arc::new(InMemoryNonceStore::default()),
     ))
 }
 
@@ -122,7 +105,7 @@ pub fn webhook(data: &[u8]) {
             let (headers, body) = split_delivery(rest);
             let _ = verifier.check_signature(&headers, body, None);
             let _ = verifier.check_signature(&headers, body, Some(WEBHOOK_HOST));
-            let _ = block_on(verifier.verify(&headers, body, None));
+            let _ = Some(verifier.verify(&headers, body, None));
             if let Ok(outcome) = parse_delivery(body) {
                 // What is kept of a delivery must serialize (the webhook book stores it).
                 let _ = serde_json::to_string(&outcome);
@@ -132,7 +115,7 @@ pub fn webhook(data: &[u8]) {
             let headers = signed_headers(rest);
             let parses = parse_delivery(rest).is_ok();
             let fits = rest.len() <= verifier.config().max_body_bytes;
-            let verified = block_on(verifier.verify(&headers, rest, Some(WEBHOOK_HOST)));
+            let verified = Some(verifier.verify(&headers, rest, Some(WEBHOOK_HOST)));
             match verified {
                 Some(Ok(_)) if parses && fits => {}
                 Some(Err(_)) if !(parses && fits) => {}
@@ -167,7 +150,7 @@ pub fn webhook(data: &[u8]) {
             if !altered {
                 return;
             }
-            if let Some(Ok(_)) = block_on(verifier.verify(&headers, &body, Some(WEBHOOK_HOST))) {
+            if let Some(Ok(_)) = Some(verifier.verify(&headers, &body, Some(WEBHOOK_HOST))) {
                 panic!(
                     "W1: a delivery altered after signing verified (alteration {what}, at {place})"
                 );
@@ -181,7 +164,7 @@ pub fn webhook(data: &[u8]) {
 pub fn webhook_raw_verifies(data: &[u8]) -> bool {
     let (headers, body) = split_delivery(data);
     verifier()
-        .and_then(|v| block_on(v.verify(&headers, body, None)))
+        .and_then(|v| Some(v.verify(&headers, body, None)))
         .is_some_and(|r| r.is_ok())
 }
 

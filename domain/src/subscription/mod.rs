@@ -4,11 +4,13 @@
 mod command;
 mod error;
 mod event;
+mod rebill;
 mod status;
 
 pub use command::{CreateSubscription, RebillOutcome, SubscriptionCommand};
 pub use error::SubscriptionError;
 pub use event::{AdvanceVia, RecycleFailure, SubscriptionEvent};
+pub use rebill::{rebill_order_id, Rebill, RebillParts};
 pub use status::SubscriptionStatus;
 
 use chrono::{DateTime, Utc};

@@ -10,16 +10,17 @@ use tracing::{info, warn};
 
 use salvage_domain::clock::Clock;
 use salvage_domain::order::{
-    AttemptResult, FlexFactorResult, Order, OrderCommand, PlaceOrder, ResultSource, Salvage,
-    SalvageRoute,
+    AttemptResult, FlexFactorResult, Order, OrderCommand, ResultSource, Salvage, SalvageRoute,
 };
 use salvage_domain::ports::{
     Charge, ChargeError, ChargePurpose, ChargeRequest, EvaluateAnswer, FlexFactor, FlexFactorError,
     GatewayAnswer, SalvageRequest, SubscriptionInfo,
 };
 use salvage_domain::process_manager::{Effect, FollowUp};
-use salvage_domain::subscription::{SubscriptionCommand, SubscriptionStatus};
-use salvage_domain::{GatewayId, OrderId, OrderType};
+use salvage_domain::subscription::{
+    rebill_order_id, Rebill, RebillParts, SubscriptionCommand, SubscriptionStatus,
+};
+use salvage_domain::{GatewayId, OrderId};
 
 use super::{EffectHandler, EffectOutcome};
 use crate::crm::{backoff, Delivered, Notifier};
@@ -282,7 +283,7 @@ impl ServiceEffects {
     }
 
     /// A subscription's scheduled rebill, charged through the hook; the result is reported as a
-    /// rebill order, exactly as if the CRM had posted it.
+    /// rebill order, built as the CRM's reported rebills are (`Subscription::rebill_order`).
     async fn bill(
         &self,
         attempt: i64,
@@ -309,7 +310,7 @@ impl ServiceEffects {
         else {
             return EffectOutcome::Failed("subscription without billing data".into());
         };
-        let order_id = OrderId::new(format!("{sub_id}-c{}", cycle + 1));
+        let order_id = rebill_order_id(sub_id, cycle);
         let request = ChargeRequest {
             idempotency_key: salvage_domain::idempotency::IdempotencyKey(format!(
                 "rebill/{sub_id}/{cycle}"
@@ -349,29 +350,16 @@ impl ServiceEffects {
         let Some(details) = origin.details else {
             return EffectOutcome::Failed("the subscription's origin order is missing".into());
         };
-        let product = sub.product_id.clone();
-        let items = details
-            .items
-            .iter()
-            .filter(|i| Some(&i.product_id) == product.as_ref())
-            .cloned()
-            .collect();
+        let parts = RebillParts::from_origin(&details, &sub);
+        let rebill = Rebill {
+            order_id: Some(order_id.clone()),
+            amount: Some(price),
+            gateway,
+            result,
+        };
         EffectOutcome::Done(vec![FollowUp::Order {
-            order_id: order_id.clone(),
-            command: OrderCommand::Place(Box::new(PlaceOrder {
-                order_id,
-                order_type: OrderType::Recurring,
-                campaign_id: details.campaign_id,
-                subscription_id: Some(sub_id.clone()),
-                ip_address: None,
-                amount: price,
-                customer: details.customer,
-                card: details.card,
-                items,
-                gateway,
-                gateway_profile: None,
-                result,
-            })),
+            order_id,
+            command: OrderCommand::Place(Box::new(sub.rebill_order(sub_id, parts, rebill))),
         }])
     }
 

@@ -8,6 +8,7 @@ mod effect_handler;
 pub mod effects;
 pub mod follow_up;
 mod inline;
+pub mod rebill;
 pub mod webhook_intake;
 
 pub use dispatcher::{

@@ -10,15 +10,16 @@ use serde::Deserialize;
 use utoipa::IntoParams;
 
 use salvage_domain::customer::CardDetails;
-use salvage_domain::order::{OrderCommand, OrderError, PlaceOrder};
+use salvage_domain::order::{OrderCommand, OrderError};
 use salvage_domain::ports::FlexFactorError;
-use salvage_domain::{GatewayId, OrderId, OrderType};
+use salvage_domain::{GatewayId, OrderId};
 use secrecy::SecretString;
 
 use super::convert;
 use super::dto::*;
 use super::error::{ApiError, ApiJson, ErrorBody};
 use super::state::AppState;
+use crate::engine::rebill::{RebillError, RebillReport};
 use crate::engine::ToDrive;
 use crate::feed::FeedPage;
 use crate::store::{event_log, read_model, ExecuteError};
@@ -56,7 +57,7 @@ async fn repeat(state: &AppState, body: &OrderIn, fp: &str) -> Result<Option<Ord
 
 /// Report an order and the result of its first attempt.
 ///
-/// A soft-declined new sale cascades (C1-C6) before the answer: the answer carries the final
+/// A soft-declined new sale cascades before the answer: the answer carries the final
 /// status. The same `order_id` with the same body is answered again without a second effect;
 /// with a different body it is a 409.
 #[utoipa::path(post, path = "/v1/orders", request_body = OrderIn,
@@ -173,7 +174,7 @@ pub async fn get_order(
         .ok_or_else(|| ApiError::not_found(format!("order {order_id} is not known")))
 }
 
-/// Rerun a declined sale on the FlexFactor gateway (R1-R5): asynchronous; the result comes later.
+/// Rerun a declined sale on the FlexFactor gateway: asynchronous; the result comes later.
 #[utoipa::path(post, path = "/v1/orders/{order_id}/rerun", request_body = RerunIn,
     params(("order_id" = String, Path, description = "The CRM's order id")),
     responses((status = 200, body = OrderOut), (status = 404, body = ErrorBody),
@@ -222,7 +223,7 @@ pub async fn get_subscription(
         .ok_or_else(|| ApiError::not_found(format!("subscription {id} is not known")))
 }
 
-/// Report a rebill from the CRM's own billing (Y1-Y4, D4). A soft decline enters recycle billing.
+/// Report a rebill from the CRM's own billing. A soft decline enters recycle billing.
 #[utoipa::path(post, path = "/v1/subscriptions/{subscription_id}/rebills", request_body = RebillIn,
     params(("subscription_id" = String, Path, description = "The CRM's subscription id")),
     responses((status = 200, body = SubscriptionOut), (status = 404, body = ErrorBody),
@@ -233,67 +234,23 @@ pub async fn post_rebill(
     Path(id): Path<String>,
     ApiJson(body): ApiJson<RebillIn>,
 ) -> Result<Json<SubscriptionOut>, ApiError> {
-    let result = convert::attempt(&body.attempt)?;
-    let (sub, n) = state.store.subscriptions.load(&id).await?;
-    if n == 0 {
-        return Err(ApiError::not_found(format!(
-            "subscription {id} is not known"
-        )));
-    }
-    let origin = match &sub.origin_order_id {
-        Some(o) => state.store.orders.load(o.as_str()).await?.0,
-        None => return Err(ApiError::internal("the subscription has no origin order")),
-    };
-    let Some(details) = origin.details else {
-        return Err(ApiError::internal(
-            "the subscription's origin order is missing",
-        ));
-    };
-    let price = sub.price.unwrap_or(details.amount);
-    let amount = match body.amount_minor {
-        Some(m) => convert::money(m, price.currency.as_str())?,
-        None => price,
-    };
-    let order_id = body
-        .order_id
-        .clone()
-        .unwrap_or_else(|| format!("{id}-c{}", sub.cycle + 1));
-    let items = details
-        .items
-        .iter()
-        .filter(|i| Some(&i.product_id) == sub.product_id.as_ref())
-        .cloned()
-        .collect();
-    let cmd = PlaceOrder {
-        order_id: order_id.as_str().into(),
-        order_type: OrderType::Recurring,
-        campaign_id: details.campaign_id,
-        subscription_id: Some(id.as_str().into()),
-        ip_address: None,
-        amount,
-        customer: details.customer,
-        card: details.card,
-        items,
+    let report = RebillReport {
+        order_id: body.order_id.clone().map(OrderId::new),
+        amount_minor: body.amount_minor,
         gateway: body.attempt.gateway_id.as_str().into(),
-        gateway_profile: None,
-        result,
+        result: convert::attempt(&body.attempt)?,
     };
-    let rebill_id = OrderId::new(order_id.clone());
-    let placed = match state
+    let (rebill_id, placed) = state
         .engine
-        .order_inline(
-            &rebill_id,
-            OrderCommand::Place(Box::new(cmd)),
-            HashMap::new(),
-            &[],
-            None,
-        )
+        .report_rebill(&id.as_str().into(), report)
         .await
-    {
-        Ok(placed) => placed,
-        Err(ExecuteError::Refused(OrderError::AlreadyPlaced(_))) => ToDrive::nothing(),
-        Err(e) => return Err(e.into()),
-    };
+        .map_err(|e| match e {
+            RebillError::UnknownSubscription(_) => ApiError::not_found(e.to_string()),
+            RebillError::NoOrigin | RebillError::OriginMissing => ApiError::internal(e.to_string()),
+            RebillError::Amount => ApiError::invalid(e.to_string()),
+            RebillError::Subscription(e) => e.into(),
+            RebillError::Order(e) => e.into(),
+        })?;
     if let Err(e) = state.drive_order(&rebill_id, placed).await {
         tracing::warn!(error = %e, "the rebill is stored; its follow-ups continue in the background");
     }

@@ -50,7 +50,7 @@ pub struct FlexFactorSection {
     /// Base URL with the version; env `SALVAGE_FLEXFACTOR_BASE_URL`.
     #[serde(default = "default_ff_url")]
     pub base_url: String,
-    /// W2: how far `x-fc-date` may be from now, in seconds.
+    /// How far a webhook's `x-fc-date` may be from now, in seconds.
     #[serde(default = "default_tolerance")]
     pub webhook_tolerance_seconds: u64,
     /// Time allowed for one FlexFactor call, in milliseconds.
@@ -325,7 +325,7 @@ impl ServiceConfig {
         }
     }
 
-    /// Every problem: the setup's (S1-S8, D2...) and the service's.
+    /// Every problem: the setup's (its rules) and the service's.
     pub fn problems(&self) -> Vec<SetupViolation> {
         let mut v = self.setup.validate().err().unwrap_or_default();
         let mut add = |entry: &str, message: String| {

@@ -36,7 +36,7 @@ pub fn money(amount_minor: i64, currency: &str) -> Result<Money, ApiError> {
     Money::new(amount_minor, c).map_err(|e| ApiError::invalid(format!("amount_minor: {e}")))
 }
 
-/// The attempt's result, with the decline facts of D1 when declined.
+/// The attempt's result, with its decline facts when declined.
 pub fn attempt(a: &AttemptIn) -> Result<AttemptResult, ApiError> {
     if a.gateway_id.trim().is_empty() {
         return Err(ApiError::invalid("attempt.gateway_id is required"));

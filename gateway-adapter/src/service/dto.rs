@@ -40,7 +40,7 @@ pub struct CustomerIn {
     pub billing_address: AddressIn,
 }
 
-/// The card: its number (tokenized at once, never stored; F2) or a token from an earlier call.
+/// The card: its number (tokenized at once, never stored) or a token from an earlier call.
 #[derive(Clone, Default, Serialize, Deserialize, ToSchema, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct CardIn {
@@ -117,7 +117,7 @@ pub struct OrderIn {
     /// Required for trial completions and rebills.
     #[serde(default)]
     pub subscription_id: Option<String>,
-    /// Required for a cascade to FlexFactor (C3).
+    /// Required for a cascade to FlexFactor.
     #[serde(default)]
     pub ip_address: Option<String>,
     pub amount_minor: i64,
@@ -134,7 +134,7 @@ pub struct OrderIn {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RerunIn {
-    /// The FlexFactor gateway itself (R1: never an ATRI gateway profile).
+    /// The FlexFactor gateway itself (never an ATRI gateway profile).
     pub gateway_id: String,
 }
 
@@ -192,7 +192,7 @@ pub struct OrderOut {
     pub amount_minor: i64,
     pub currency: String,
     pub paid_by_gateway_id: Option<String>,
-    /// Why the sale did not cascade, when it did not (C3: `missing_ip_address`...).
+    /// Why the sale did not cascade, when it did not (`missing_ip_address`...).
     pub cascade_skipped_reason: Option<String>,
     pub salvage: Option<SalvageOut>,
     pub history: Vec<HistoryEntry>,
@@ -220,7 +220,7 @@ pub struct SubscriptionOut {
     pub billing_gateway_id: Option<String>,
     pub cycle: u32,
     pub next_bill_at: Option<DateTime<Utc>>,
-    /// `token` or `card_number_without_cvv` (O6).
+    /// `token`, or `card_number_without_cvv` for a subscription FlexFactor salvaged.
     pub payment_credential: Option<String>,
     pub recycle: Option<RecycleOut>,
     pub history: Vec<HistoryEntry>,

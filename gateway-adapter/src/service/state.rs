@@ -22,7 +22,7 @@ pub struct AppState {
     pub setup: Arc<Setup>,
     pub clock: Arc<dyn Clock>,
     pub api_keys: Vec<SecretString>,
-    /// The FlexFactor client that tokenizes cards (F2).
+    /// The FlexFactor client that tokenizes cards.
     pub tokenizer: Option<Arc<dyn FlexFactor>>,
     /// One verifier per FlexFactor gateway (each has its own HMACSigningKey).
     pub verifiers: Vec<(GatewayId, WebhookVerifier)>,
@@ -43,8 +43,8 @@ impl AppState {
         found
     }
 
-    /// Runs an order's own follow-ups within the request (cascades answer with their final
-    /// status, C6), then wakes the background worker for the rest. Returns the order and its
+    /// Runs an order's own follow-ups within the request (a cascade answers with its final
+    /// status), then wakes the background worker for the rest. Returns the order and its
     /// whole history when they are known without reading them again.
     pub async fn drive_order(
         &self,
