@@ -19,6 +19,7 @@ pub mod gateway_model;
 pub mod html;
 mod names;
 pub mod population;
+mod recorded;
 pub mod replay;
 pub mod report;
 pub mod rng;
