@@ -9,6 +9,7 @@
 //! See `docs/simulation.md` for the scenario format, the models and their sources, the trace
 //! format and the benchmark.
 
+mod crm;
 mod customer;
 pub mod engine;
 pub mod error;
