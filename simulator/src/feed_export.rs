@@ -68,35 +68,15 @@ use salvage_domain::ports::{EvaluateAnswer, GatewayAnswer};
 use salvage_domain::subscription::{AdvanceVia, SubscriptionEvent};
 use salvage_domain::{OrderId, SubscriptionId};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::trace::{TraceEntry, TraceLine};
 
+/// The feed's record, defined once in the gateway (the service serves it, the log stores it).
+pub use salvage_gateway::feed::{FeedEvent, FeedPage};
+
 /// The event version this exporter reads.
 pub const EVENT_VERSION: &str = "1";
-
-/// One entry of the service's ordered feed, as `GET /v1/events` serves it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FeedEvent {
-    pub position: i64,
-    /// `order` or `subscription`.
-    pub aggregate_type: String,
-    pub aggregate_id: String,
-    pub sequence: i64,
-    pub event_type: String,
-    pub event_version: String,
-    /// The domain event (`OrderEvent` or `SubscriptionEvent`) as JSON.
-    pub payload: Value,
-}
-
-/// One page of the feed: `GET /v1/events?after=N&limit=M`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FeedPage {
-    pub events: Vec<FeedEvent>,
-    /// Pass as `after` for the next page.
-    pub next_after: i64,
-}
 
 /// Why a feed could not be exported.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
