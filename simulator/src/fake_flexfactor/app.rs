@@ -1,6 +1,6 @@
 //! The shared core of a running fake ([`App`]): its settings, clock, webhook key and target,
 //! and its state behind one lock. The endpoints (`api`, `admin`) and the deliveries work on it;
-//! [`super::server`] builds it.
+//! `server` builds it.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
