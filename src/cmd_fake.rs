@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use salvage_sim::fake_flexfactor::{ClockMode, FakeConfig, FakeFlexFactor, FakeScenario};
 
-use crate::cmd_serve::shutdown_signal;
+use crate::telemetry::{self, shutdown_signal};
 
 /// How the fake tells time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -46,13 +46,7 @@ pub struct FakeArgs {
 
 /// Runs the fake until Ctrl-C (or SIGTERM).
 pub fn run(args: FakeArgs) -> anyhow::Result<ExitCode> {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .with_writer(std::io::stderr)
-        .try_init();
+    telemetry::init_logs("info", std::io::stderr);
 
     let mut config = FakeConfig::sandbox_defaults();
     config.listen = args.listen;

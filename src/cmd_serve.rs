@@ -11,6 +11,11 @@ use salvage_domain::{Setup, SystemClock};
 use salvage_gateway::service::config::{process_env, ConfigError, ServiceConfig};
 use salvage_gateway::service::{start, ServeOptions};
 
+use crate::telemetry::{self, shutdown_signal};
+
+/// The log filter of `salvage serve` when `RUST_LOG` is not set.
+const SERVE_LOG_FILTER: &str = "info,sqlx=warn,tower_http=info";
+
 /// Arguments of `salvage serve`.
 #[derive(Debug, clap::Args)]
 pub struct ServeArgs {
@@ -23,41 +28,8 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
 }
 
-/// The API key of the embedded sandbox (only there).
-pub const SANDBOX_API_KEY: &str = "sandbox-key-0123456789";
-
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn,tower_http=info"));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
-}
-
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
-    }
-}
-
 pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    init_logs();
+    telemetry::init_logs(SERVE_LOG_FILTER, std::io::stdout);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

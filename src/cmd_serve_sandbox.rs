@@ -14,7 +14,10 @@ use salvage_gateway::service::config::{process_env, ServiceConfig, DEFAULT_LISTE
 use salvage_gateway::service::{start, ServeOptions};
 use salvage_sim::fake_flexfactor::{FakeConfig, FakeFlexFactor};
 
-use crate::cmd_serve::{shutdown_signal, SANDBOX_API_KEY};
+use crate::telemetry::shutdown_signal;
+
+/// The API key of the embedded sandbox (only there).
+pub const SANDBOX_API_KEY: &str = "sandbox-key-0123456789";
 
 const SAMPLE_SETUP: &str = include_str!("../examples/salvage.toml");
 

@@ -8,6 +8,7 @@ mod cmd_serve;
 mod cmd_serve_sandbox;
 mod cmd_simulate;
 mod cmd_store;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -19,16 +19,17 @@ use salvage_domain::subscription::{
 };
 use salvage_domain::{DeclineType, FlexFactorOrderId, OrderId, OrderType, SubscriptionId};
 
-use crate::engine::{Engine, Recorded};
-use crate::flexfactor_model::{AsyncKind, AsyncOutcome, AsyncResult};
-use crate::gateway_model::Purpose;
+use crate::flexfactor_model::{AsyncKind, AsyncOutcome, AsyncResult, FlexFactorModel};
+use crate::gateway_model::{GatewayModel, Purpose};
 use crate::names::{
     advance_name, failure_name, ignored_name, notification_name, order_error_name,
     recycle_failure_name, subscription_error_name,
 };
 use crate::population::CustomerProfile;
+use crate::recorded::Recorded;
 use crate::rng::{stream, Site};
 use crate::runtime::{Driver, Refused, Store};
+use crate::scenario::Scenario;
 use crate::tally::{add_daily, bump, Tally};
 use crate::variant::Variant;
 
@@ -45,8 +46,10 @@ pub(crate) struct OrderInfo {
 }
 
 /// The driver of one customer's runtime: models answer effects, events are counted.
-pub(crate) struct CustomerDriver<'a, 'e> {
-    pub(crate) engine: &'a Engine<'e>,
+pub(crate) struct CustomerDriver<'a> {
+    pub(crate) scenario: &'a Scenario,
+    pub(crate) gateways: &'a GatewayModel,
+    pub(crate) flexfactor: &'a FlexFactorModel,
     pub(crate) variant: &'a Variant,
     pub(crate) seed: u64,
     pub(crate) start: DateTime<Utc>,
@@ -106,17 +109,20 @@ fn slot_index(route: &SalvageRoute) -> Option<usize> {
     }
 }
 
-impl<'a, 'e> CustomerDriver<'a, 'e> {
+impl<'a> CustomerDriver<'a> {
     pub(crate) fn new(
-        engine: &'a Engine<'e>,
+        scenario: &'a Scenario,
+        gateways: &'a GatewayModel,
+        flexfactor: &'a FlexFactorModel,
         variant: &'a Variant,
         profile: &'a CustomerProfile,
         tally: &'a mut Tally,
         record: Option<&'a mut Vec<Recorded>>,
     ) -> Self {
-        let scenario = engine.scenario;
         CustomerDriver {
-            engine,
+            scenario,
+            gateways,
+            flexfactor,
             variant,
             seed: scenario.spec.seed,
             start: scenario.start,
@@ -133,7 +139,7 @@ impl<'a, 'e> CustomerDriver<'a, 'e> {
     }
 }
 
-impl CustomerDriver<'_, '_> {
+impl CustomerDriver<'_> {
     fn key(&self, order: &OrderId) -> u32 {
         self.orders.get(order).map(|i| i.key).unwrap_or(0)
     }
@@ -192,7 +198,7 @@ impl CustomerDriver<'_, '_> {
 
     /// A salvaged order may be charged back or refunded later (K1-K3).
     fn after_sale(&mut self, id: &OrderId, at: DateTime<Utc>, out: &mut Vec<FollowUp>) {
-        let spec = &self.engine.scenario.spec.after_sale;
+        let spec = &self.scenario.spec.after_sale;
         if spec.chargeback_share + spec.refund_share <= 0.0 {
             return;
         }
@@ -243,7 +249,7 @@ impl CustomerDriver<'_, '_> {
             order: self.key(&order_id),
             attempt,
         });
-        let model = &self.engine.flexfactor;
+        let model = &self.flexfactor;
         let (answer, later) = match &salvage.mode {
             SubmissionMode::Cit { .. } => {
                 let answer = if model.cascade_approves(&mut rng) {
@@ -366,7 +372,7 @@ impl CustomerDriver<'_, '_> {
             return;
         }
         let credential = sub.credential.unwrap_or(CredentialKind::Token);
-        let result = self.engine.gateways.attempt(
+        let result = self.gateways.attempt(
             gateway,
             Purpose::Rebill,
             credential,
@@ -454,7 +460,7 @@ impl CustomerDriver<'_, '_> {
     }
 }
 
-impl Driver for CustomerDriver<'_, '_> {
+impl Driver for CustomerDriver<'_> {
     fn effect(
         &mut self,
         store: &Store,
@@ -471,7 +477,7 @@ impl Driver for CustomerDriver<'_, '_> {
             }
             Effect::Charge(req) => match req.purpose {
                 ChargePurpose::Cascade { step } => {
-                    let answer = self.engine.gateways.answer(
+                    let answer = self.gateways.answer(
                         &req.gateway,
                         Purpose::Cascade,
                         req.credential,
@@ -485,7 +491,7 @@ impl Driver for CustomerDriver<'_, '_> {
                 ChargePurpose::Recycle { attempt } => {
                     self.tally.recycle.gateway_reattempts += 1;
                     let cycle = self.key(&req.order_id);
-                    let answer = self.engine.gateways.answer(
+                    let answer = self.gateways.answer(
                         &req.gateway,
                         Purpose::Recycle { attempt },
                         req.credential,

@@ -11,13 +11,11 @@
 //! run gives the same tallies whatever the number of threads and whichever order the customers
 //! are run in, and all variants see the same traffic.
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use salvage_domain::customer::{CredentialKind, OrderItem};
-use salvage_domain::order::{Order, OrderCommand, OrderEvent, PlaceOrder};
-use salvage_domain::subscription::{Subscription, SubscriptionEvent};
-use salvage_domain::{Money, OrderId, OrderType, SubscriptionId};
+use salvage_domain::order::{OrderCommand, PlaceOrder};
+use salvage_domain::{Money, OrderId, OrderType};
 
 use crate::customer::CustomerDriver;
 use crate::flexfactor_model::FlexFactorModel;
@@ -29,15 +27,10 @@ use crate::scenario::Scenario;
 use crate::tally::{Merge, Tally};
 use crate::variant::Variant;
 
+pub use crate::recorded::{apply_recorded, Recorded};
+
 /// Customers per unit of work handed to a thread.
 const CHUNK: u64 = 256;
-
-/// One committed event, as recorded for the benchmark's bare apply loop.
-#[derive(Debug, Clone)]
-pub enum Recorded {
-    Order(OrderId, OrderEvent),
-    Subscription(SubscriptionId, SubscriptionEvent),
-}
 
 /// How to run.
 #[derive(Clone, Copy, Default)]
@@ -161,7 +154,15 @@ impl VariantRunner<'_, '_> {
         sale.on_single_transaction_campaign += u64::from(product.single_transaction);
         sale.without_ip_address += u64::from(profile.ip_address.is_none());
 
-        let mut driver = CustomerDriver::new(engine, self.variant, &profile, tally, record);
+        let mut driver = CustomerDriver::new(
+            scenario,
+            &engine.gateways,
+            &engine.flexfactor,
+            self.variant,
+            &profile,
+            tally,
+            record,
+        );
         let order_id = OrderId::new(format!("c{index}"));
         let result = engine.gateways.attempt(
             &profile.gateway,
@@ -201,22 +202,4 @@ impl VariantRunner<'_, '_> {
         self.runtime.advance_to(end, &mut driver);
         driver.finish(&self.runtime.store);
     }
-}
-
-/// Applies recorded events to fresh aggregates and does nothing else: the benchmark's baseline
-/// for the cost of the domain's state changes alone. Returns the number of events applied.
-pub fn apply_recorded(events: impl IntoIterator<Item = Recorded>) -> usize {
-    use cqrs_es::Aggregate;
-    let mut n = 0;
-    let mut orders: BTreeMap<OrderId, Order> = BTreeMap::new();
-    let mut subs: BTreeMap<SubscriptionId, Subscription> = BTreeMap::new();
-    for e in events {
-        n += 1;
-        match e {
-            Recorded::Order(id, event) => orders.entry(id).or_default().apply(event),
-            Recorded::Subscription(id, event) => subs.entry(id).or_default().apply(event),
-        }
-    }
-    std::hint::black_box((&orders, &subs));
-    n
 }

@@ -18,6 +18,25 @@ impl std::fmt::Display for ScenarioProblem {
     }
 }
 
+/// Collects problems with their field paths.
+#[derive(Default)]
+pub(crate) struct Problems(pub(crate) Vec<ScenarioProblem>);
+
+impl Problems {
+    pub(crate) fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.0.push(ScenarioProblem {
+            field: field.into(),
+            message: message.into(),
+        });
+    }
+
+    pub(crate) fn share(&mut self, field: impl Into<String>, value: f64) {
+        if !(0.0..=1.0).contains(&value) {
+            self.add(field, format!("{value} is not a share between 0 and 1"));
+        }
+    }
+}
+
 fn render(problems: &[ScenarioProblem]) -> String {
     problems
         .iter()

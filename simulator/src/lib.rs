@@ -9,6 +9,7 @@
 //! See `docs/simulation.md` for the scenario format, the models and their sources, the trace
 //! format and the benchmark.
 
+mod crm;
 mod customer;
 pub mod engine;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod gateway_model;
 pub mod html;
 mod names;
 pub mod population;
+mod recorded;
 pub mod replay;
 pub mod report;
 pub mod rng;

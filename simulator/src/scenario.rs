@@ -12,8 +12,11 @@ use salvage_domain::setup::SetupError;
 use salvage_domain::{CampaignId, Currency, GatewayId, ProductId, Setup};
 use serde::{Deserialize, Serialize};
 
-use crate::error::{ScenarioError, ScenarioProblem};
+use crate::crm::check_crm;
+use crate::error::{Problems, ScenarioError, ScenarioProblem};
 use crate::variant::{Variant, VariantSpec};
+
+pub use crate::crm::CrmPolicy;
 
 /// The virtual time the simulation starts at when the scenario does not say.
 pub const DEFAULT_START: &str = "2026-01-05T00:00:00Z";
@@ -241,39 +244,6 @@ impl Default for FlexFactorModelSpec {
     }
 }
 
-/// What the CRM does on its own: rerunning declined sales and trial completions on FlexFactor,
-/// cancelling the subscriptions of a customer who charged back.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct CrmPolicy {
-    /// R2: the share of soft-declined new sales (after their cascade) rerun on FlexFactor.
-    pub rerun_share: f64,
-    /// The share of soft-declined trial completions rerun on FlexFactor.
-    pub rerun_trial_share: f64,
-    /// How long after the decline the rerun is requested.
-    pub rerun_delay_hours: u32,
-    /// Rerun a sale whose cascade already went to FlexFactor (and was declined there).
-    pub rerun_after_cascade_flexfactor: bool,
-    /// The FlexFactor gateway reruns name (R1); by default the setup's only FlexFactor gateway.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub rerun_gateway: Option<GatewayId>,
-    /// Cancel the customer's subscriptions when a chargeback is recorded (K1).
-    pub cancel_on_chargeback: bool,
-}
-
-impl Default for CrmPolicy {
-    fn default() -> Self {
-        CrmPolicy {
-            rerun_share: 0.5,
-            rerun_trial_share: 0.5,
-            rerun_delay_hours: 24,
-            rerun_after_cascade_flexfactor: false,
-            rerun_gateway: None,
-            cancel_on_chargeback: true,
-        }
-    }
-}
-
 /// What happens to salvaged orders later (K1-K3).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -333,25 +303,6 @@ pub struct Scenario {
     pub base_setup: Arc<Setup>,
     pub products: Vec<ResolvedProduct>,
     pub variants: Vec<Variant>,
-}
-
-/// Collects problems with their field paths.
-#[derive(Default)]
-pub(crate) struct Problems(pub(crate) Vec<ScenarioProblem>);
-
-impl Problems {
-    pub(crate) fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.0.push(ScenarioProblem {
-            field: field.into(),
-            message: message.into(),
-        });
-    }
-
-    pub(crate) fn share(&mut self, field: impl Into<String>, value: f64) {
-        if !(0.0..=1.0).contains(&value) {
-            self.add(field, format!("{value} is not a share between 0 and 1"));
-        }
-    }
 }
 
 impl Scenario {
@@ -442,7 +393,7 @@ impl Scenario {
                 Some(_) => {}
             }
         }
-        let variants = crate::variant::build_all(&spec, &base, &mut p);
+        let variants = crate::variant::build_all(&spec.variants, &spec.crm, &base, &mut p);
         if !p.0.is_empty() {
             return Err(invalid(p));
         }
@@ -588,11 +539,6 @@ fn check_numbers(spec: &ScenarioSpec, p: &mut Problems) {
             );
         }
     }
-}
-
-pub(crate) fn check_crm(crm: &CrmPolicy, at: &str, p: &mut Problems) {
-    p.share(format!("{at}.rerun_share"), crm.rerun_share);
-    p.share(format!("{at}.rerun_trial_share"), crm.rerun_trial_share);
 }
 
 fn load_setup(

@@ -10,7 +10,8 @@ use salvage_domain::setup::{Gateway, RecycleAttempt};
 use salvage_domain::{GatewayId, RecycleProfileId, Setup};
 use serde::{Deserialize, Serialize};
 
-use crate::scenario::{check_crm, CrmPolicy, Problems, ScenarioSpec};
+use crate::crm::{check_crm, CrmPolicy};
+use crate::error::Problems;
 
 /// A re-attempt named by its number (1-based) or as `"final"` (the profile's last).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,16 +77,22 @@ impl Variant {
     }
 }
 
-/// Builds every variant of the scenario (one "base" variant when none is given).
-pub(crate) fn build_all(spec: &ScenarioSpec, base: &Setup, p: &mut Problems) -> Vec<Variant> {
-    let specs = if spec.variants.is_empty() {
+/// Builds every variant of the scenario (one "base" variant when none is given), each with the
+/// scenario's CRM `policy` and the variant's changes to it.
+pub(crate) fn build_all(
+    variants: &[VariantSpec],
+    policy: &CrmPolicy,
+    base: &Setup,
+    p: &mut Problems,
+) -> Vec<Variant> {
+    let specs = if variants.is_empty() {
         vec![VariantSpec {
             name: "base".into(),
             description: "the base setup as it is".into(),
             ..VariantSpec::default()
         }]
     } else {
-        spec.variants.clone()
+        variants.to_vec()
     };
     let mut seen = BTreeMap::new();
     let mut out = Vec::new();
@@ -103,10 +110,10 @@ pub(crate) fn build_all(spec: &ScenarioSpec, base: &Setup, p: &mut Problems) -> 
         let before = p.0.len();
         let setup = apply(&v, base, &field, p);
         let crm = CrmPolicy {
-            rerun_share: v.rerun_share.unwrap_or(spec.crm.rerun_share),
-            rerun_trial_share: v.rerun_trial_share.unwrap_or(spec.crm.rerun_trial_share),
-            rerun_delay_hours: v.rerun_delay_hours.unwrap_or(spec.crm.rerun_delay_hours),
-            ..spec.crm.clone()
+            rerun_share: v.rerun_share.unwrap_or(policy.rerun_share),
+            rerun_trial_share: v.rerun_trial_share.unwrap_or(policy.rerun_trial_share),
+            rerun_delay_hours: v.rerun_delay_hours.unwrap_or(policy.rerun_delay_hours),
+            ..policy.clone()
         };
         check_crm(&crm, &field, p);
         if p.0.len() > before {

@@ -23,9 +23,9 @@ use salvage_domain::Clock;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
+use super::app::App;
 use super::faults::{Endpoint, FaultRule};
 use super::rules::RuleSet;
-use super::server::App;
 use super::state::{Delivery, DeliveryAttempt, Order, Scheduled, State as FakeState};
 use super::wire::Reply;
 
@@ -95,6 +95,26 @@ pub(crate) fn view(
             .collect(),
         rules: st.rules.clone(),
         active_tokens: st.tokens.values().filter(|t| **t > now).count(),
+    }
+}
+
+impl App {
+    /// Everything the fake holds, after applying the transitions that became due.
+    pub(crate) fn state_view(&self) -> StateView {
+        let now = self.clock.now();
+        let webhook_url = self.webhook_target().map(|t| t.url.to_string());
+        let mut st = self.lock();
+        st.settle(now, self.settings.capture_window);
+        view(
+            &st,
+            now,
+            if self.clock.is_driven() {
+                "driven"
+            } else {
+                "real"
+            },
+            webhook_url,
+        )
     }
 }
 

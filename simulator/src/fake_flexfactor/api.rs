@@ -18,9 +18,9 @@ use salvage_gateway::flexfactor::transformers::canonical_status;
 use secrecy::ExposeSecret;
 use serde_json::{json, Value};
 
+use super::app::App;
 use super::faults::{Endpoint, Fault};
 use super::rules::{digits, Facts, Mode, Outcome};
-use super::server::App;
 use super::state::{Action, Order, OrderStatus, State as FakeState, Stored, VaultCard};
 use super::wire::{
     bad_credentials_body, boolean, cents_as_dollars, dollars_as_cents, evaluate_body, failed_body,

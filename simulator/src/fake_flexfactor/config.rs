@@ -10,9 +10,9 @@ use secrecy::SecretString;
 use serde::Deserialize;
 
 use super::clock::ClockMode;
-use super::deliveries::RedeliveryPolicy;
 use super::error::FakeError;
 use super::faults::FaultRule;
+use super::redelivery::RedeliveryPolicy;
 use super::rules::{Outcome, Rule, RuleSet};
 
 /// The sandbox credentials of the sample setup (`examples/salvage.toml`): what `salvage serve`'s

@@ -4,51 +4,17 @@
 //! back-off. Delivery faults (duplicate, resent, reordered, bad signature; late is applied when
 //! an event is queued) are applied here.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Utc};
 use salvage_domain::Clock;
 use salvage_gateway::flexfactor::{format_fc_date, sign_webhook, WebhookKey};
 use serde::Serialize;
 use serde_json::Value;
 
-use super::error::FakeError;
-use super::server::App;
+use super::app::App;
 use super::state::{Delivery, DeliveryAttempt};
+use super::webhook_target::WebhookTarget;
 
-/// When unacknowledged deliveries are sent again: `first_retry` after the first failure,
-/// doubling up to `max_interval`, at most `max_attempts` sends in all. **[inference]**:
-/// FlexFactor documents no redelivery schedule; `IsResent` shows that it redelivers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RedeliveryPolicy {
-    /// The wait after the first failed send.
-    pub first_retry: Duration,
-    /// The longest wait.
-    pub max_interval: Duration,
-    /// Sends before giving up.
-    pub max_attempts: u32,
-}
-
-impl Default for RedeliveryPolicy {
-    fn default() -> Self {
-        RedeliveryPolicy {
-            first_retry: Duration::seconds(60),
-            max_interval: Duration::hours(1),
-            max_attempts: 20,
-        }
-    }
-}
-
-impl RedeliveryPolicy {
-    /// The wait after `failed_sends` failed sends (1 for the first).
-    pub fn delay_after(&self, failed_sends: u32) -> Duration {
-        let factor = 1i32
-            .checked_shl(failed_sends.saturating_sub(1).min(30))
-            .unwrap_or(i32::MAX);
-        self.first_retry
-            .checked_mul(factor)
-            .unwrap_or(self.max_interval)
-            .min(self.max_interval)
-    }
-}
+pub use super::redelivery::RedeliveryPolicy;
 
 /// What one delivery pass did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -61,37 +27,6 @@ pub struct DeliveryReport {
     pub failed: usize,
     /// Deliveries still waiting for an acknowledgement after the pass.
     pub pending: usize,
-}
-
-/// Where deliveries go.
-#[derive(Debug, Clone)]
-pub(crate) struct WebhookTarget {
-    pub url: reqwest::Url,
-    /// The `Host` header and the signed host: the URL's host, with its port when the URL names
-    /// one that is not the scheme's default.
-    pub host: String,
-}
-
-impl WebhookTarget {
-    pub(crate) fn parse(url: &str) -> Result<Self, FakeError> {
-        let refuse = |reason: &str| FakeError::WebhookUrl {
-            url: url.to_string(),
-            reason: reason.to_string(),
-        };
-        let parsed = reqwest::Url::parse(url.trim()).map_err(|e| refuse(&e.to_string()))?;
-        if !matches!(parsed.scheme(), "http" | "https") {
-            return Err(refuse("not http(s)"));
-        }
-        let host = parsed
-            .host_str()
-            .ok_or_else(|| refuse("no host"))?
-            .to_string();
-        let host = match parsed.port() {
-            Some(port) => format!("{host}:{port}"),
-            None => host,
-        };
-        Ok(WebhookTarget { url: parsed, host })
-    }
 }
 
 /// A delivery's body, PascalCase and in the order of FlexFactor's published sample.
@@ -310,29 +245,5 @@ impl App {
             .iter()
             .filter(|d| !d.acknowledged && !d.gave_up)
             .count()
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn back_off_doubles_and_is_capped() {
-        let p = RedeliveryPolicy::default();
-        assert_eq!(p.delay_after(1), Duration::seconds(60));
-        assert_eq!(p.delay_after(2), Duration::seconds(120));
-        assert_eq!(p.delay_after(7), Duration::hours(1));
-        assert_eq!(p.delay_after(40), Duration::hours(1));
-    }
-
-    #[test]
-    fn host_includes_an_explicit_port() {
-        let t = WebhookTarget::parse("http://127.0.0.1:8080/webhooks/flexfactor").unwrap();
-        assert_eq!(t.host, "127.0.0.1:8080");
-        let t = WebhookTarget::parse("https://crm.example.com/hook").unwrap();
-        assert_eq!(t.host, "crm.example.com");
-        assert!(WebhookTarget::parse("ftp://x/").is_err());
-        assert!(WebhookTarget::parse("not a url").is_err());
     }
 }

@@ -29,19 +29,24 @@
 //!
 //! Files: [`config`] (configuration, scenario files), [`clock`], [`rules`], [`faults`],
 //! `state` (orders, tokens, idempotency, outbox), `wire` (request reading, answer shapes),
-//! `api` (the `/v1` endpoints), [`deliveries`] (signing and sending webhooks), [`admin`],
-//! [`server`] (start, [`RunningFake`]), [`error`].
+//! `redelivery` (when webhooks are sent again), `webhook_target` (where they go), `app` (the
+//! shared core the endpoints and deliveries work on), `api` (the `/v1` endpoints),
+//! [`deliveries`] (signing and sending webhooks), [`admin`], [`server`] (start,
+//! [`RunningFake`]), [`error`].
 
 pub mod admin;
 mod api;
+mod app;
 pub mod clock;
 pub mod config;
 pub mod deliveries;
 pub mod error;
 pub mod faults;
+mod redelivery;
 pub mod rules;
 pub mod server;
 mod state;
+mod webhook_target;
 mod wire;
 
 pub use admin::{FaultState, StateView};

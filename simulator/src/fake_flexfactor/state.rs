@@ -1,6 +1,6 @@
 //! The fake's state: access tokens, the card vault, orders and their scheduled transitions,
 //! idempotency records, the webhook outbox and the call log. Everything sits behind one mutex in
-//! [`App`](super::server); nothing here awaits.
+//! `App` (`app`); nothing here awaits.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
