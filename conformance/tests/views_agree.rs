@@ -132,12 +132,12 @@ async fn aggregate_ids(store: &Store) -> Result<(BTreeSet<String>, BTreeSet<Stri
         let Some(last) = page.last() else {
             return Ok((orders, subscriptions));
         };
-        after = last.position;
+        after = last.event.position;
         for e in page {
-            if e.aggregate_type == Order::TYPE {
-                orders.insert(e.aggregate_id);
-            } else if e.aggregate_type == Subscription::TYPE {
-                subscriptions.insert(e.aggregate_id);
+            if e.event.aggregate_type == Order::TYPE {
+                orders.insert(e.event.aggregate_id);
+            } else if e.event.aggregate_type == Subscription::TYPE {
+                subscriptions.insert(e.event.aggregate_id);
             }
         }
     }

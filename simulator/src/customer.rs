@@ -9,13 +9,13 @@ use rand::RngExt;
 use salvage_domain::customer::{CardToken, CredentialKind, Customer, OrderItem};
 use salvage_domain::order::{
     CascadeOutcome, FlexFactorResult, IgnoredBecause, Order, OrderCommand, OrderError, OrderEvent,
-    OrderStatus, PlaceOrder, ResultSource, SalvageRoute, SalvageState,
+    OrderStatus, ResultSource, SalvageRoute, SalvageState,
 };
 use salvage_domain::ports::{ChargePurpose, EvaluateAnswer, SubmissionMode};
 use salvage_domain::process_manager::{Effect, FollowUp};
 use salvage_domain::routing::RecycleSlot;
 use salvage_domain::subscription::{
-    Subscription, SubscriptionCommand, SubscriptionEvent, SubscriptionStatus,
+    Rebill, RebillParts, Subscription, SubscriptionCommand, SubscriptionEvent, SubscriptionStatus,
 };
 use salvage_domain::{DeclineType, FlexFactorOrderId, OrderId, OrderType, SubscriptionId};
 
@@ -355,11 +355,13 @@ impl CustomerDriver<'_> {
         let Some(sub) = store.subscription(&subscription_id) else {
             return;
         };
-        let order_type = match sub.status {
-            Some(SubscriptionStatus::Trial) => OrderType::TrialCompletion,
-            Some(SubscriptionStatus::Active) => OrderType::Recurring,
-            _ => return,
-        };
+        if !matches!(
+            sub.status,
+            Some(SubscriptionStatus::Trial | SubscriptionStatus::Active)
+        ) {
+            return;
+        }
+        let order_type = sub.rebill_order_type();
         let (Some(gateway), Some(price), Some(campaign), Some(product)) = (
             &sub.billing_gateway,
             sub.price,
@@ -385,7 +387,26 @@ impl CustomerDriver<'_> {
             subs.rebills += 1;
         }
         subs.rebills_minor += price.amount_minor;
-        let order_id = OrderId::new(format!("{subscription_id}-r{cycle}"));
+        // The domain's one rebill builder, as the service's: a trial's rebill completes it (O3).
+        let parts = RebillParts {
+            campaign_id: campaign.clone(),
+            customer: self.customer.clone(),
+            card: self.card.clone(),
+            items: vec![OrderItem {
+                product_id: product.clone(),
+                quantity: 1,
+                price_minor: price.amount_minor,
+            }],
+            amount: price,
+        };
+        let rebill = Rebill {
+            order_id: None,
+            amount: Some(price),
+            gateway: gateway.clone(),
+            result,
+        };
+        let place = sub.rebill_order(&subscription_id, parts, rebill);
+        let order_id = place.order_id.clone();
         self.orders.insert(
             order_id.clone(),
             OrderInfo {
@@ -394,26 +415,8 @@ impl CustomerDriver<'_> {
             },
         );
         out.push(FollowUp::Order {
-            order_id: order_id.clone(),
-            command: OrderCommand::Place(Box::new(PlaceOrder {
-                order_id,
-                order_type,
-                campaign_id: campaign.clone(),
-                subscription_id: Some(subscription_id),
-                // A rebill is merchant-initiated: no customer at a browser, no ip_address.
-                ip_address: None,
-                amount: price,
-                customer: self.customer.clone(),
-                card: self.card.clone(),
-                items: vec![OrderItem {
-                    product_id: product.clone(),
-                    quantity: 1,
-                    price_minor: price.amount_minor,
-                }],
-                gateway: gateway.clone(),
-                gateway_profile: None,
-                result,
-            })),
+            order_id,
+            command: OrderCommand::Place(Box::new(place)),
         });
     }
 

@@ -22,8 +22,8 @@ use salvage_domain::money::{Currency, Money};
 use salvage_domain::ports::{FlexFactor, SalvageRequest, SubmissionMode};
 use salvage_domain::Clock;
 use salvage_gateway::flexfactor::{
-    FlexFactorClient, FlexFactorConfig, InMemoryNonceStore, RetryConfig, WebhookError,
-    WebhookOutcome, WebhookVerifier, WebhookVerifierConfig,
+    FlexFactorClient, FlexFactorConfig, RetryConfig, WebhookError, WebhookOutcome, WebhookVerifier,
+    WebhookVerifierConfig,
 };
 use salvage_sim::fake_flexfactor::{FakeConfig, FakeFlexFactor, RunningFake};
 use secrecy::SecretString;
@@ -56,6 +56,9 @@ pub struct Receiver {
 
 struct ReceiverState {
     verifier: WebhookVerifier,
+    /// The nonces of the deliveries accepted (W2: a replay is refused, as the service's intake
+    /// refuses it).
+    seen: Mutex<std::collections::HashSet<String>>,
     received: Arc<Mutex<Vec<Received>>>,
     answers: Arc<Mutex<VecDeque<u16>>>,
 }
@@ -65,11 +68,13 @@ async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> StatusCode {
-    let verdict = s
-        .verifier
-        .verify(&headers, &body, None)
-        .await
-        .map(|d| d.outcome);
+    let verdict = s.verifier.verify(&headers, &body, None).and_then(|d| {
+        if s.seen.lock().unwrap().insert(d.nonce.clone()) {
+            Ok(d.outcome)
+        } else {
+            Err(WebhookError::ReplayedNonce)
+        }
+    });
     let answered = match &verdict {
         Ok(_) => s.answers.lock().unwrap().pop_front().unwrap_or(200),
         Err(e) => e.http_status(),
@@ -92,17 +97,14 @@ impl Receiver {
     pub async fn start(hmac_key: &str, clock: Arc<dyn Clock>) -> Receiver {
         let mut creds = salvage_domain::setup::FlexFactorCredentials::default();
         creds.set("hmac_signing_key", SecretString::from(hmac_key));
-        let verifier = WebhookVerifier::from_credentials(
-            &creds,
-            WebhookVerifierConfig::default(),
-            clock,
-            Arc::new(InMemoryNonceStore::default()),
-        )
-        .unwrap();
+        let verifier =
+            WebhookVerifier::from_credentials(&creds, WebhookVerifierConfig::default(), clock)
+                .unwrap();
         let received = Arc::new(Mutex::new(Vec::new()));
         let answers = Arc::new(Mutex::new(VecDeque::new()));
         let state = Arc::new(ReceiverState {
             verifier,
+            seen: Mutex::new(std::collections::HashSet::new()),
             received: received.clone(),
             answers: answers.clone(),
         });
