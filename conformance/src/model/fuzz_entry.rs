@@ -164,7 +164,7 @@ pub fn webhook(data: &[u8]) {
 pub fn webhook_raw_verifies(data: &[u8]) -> bool {
     let (headers, body) = split_delivery(data);
     verifier()
-        .and_then(|v| Some(v.verify(&headers, body, None)))
+        .map(|v| v.verify(&headers, body, None))
         .is_some_and(|r| r.is_ok())
 }
 

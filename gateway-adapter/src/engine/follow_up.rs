@@ -100,7 +100,7 @@ impl Row<'_> {
 pub(crate) enum Ran {
     /// Committed, its row done in the same transaction. The events are given when the command
     /// was on the order being driven (to drive them in turn).
-    Committed(Option<Committed<Order>>),
+    Committed(Option<Box<Committed<Order>>>),
     /// Refused; its row is settled (done when the refusal means "done already", failed with
     /// the refusal otherwise).
     Settled,
@@ -179,7 +179,7 @@ impl Engine {
                         .order_inline(&order_id, command, HashMap::new(), rows, known)
                         .await
                     {
-                        Ok(c) => return Ok(Ran::Committed(Some(c.committed))),
+                        Ok(c) => return Ok(Ran::Committed(Some(Box::new(c.committed)))),
                         Err(e) => sort_order_error(e)?,
                     }
                 }
@@ -274,7 +274,7 @@ impl Engine {
                                 if let Some(last) = c.events.last() {
                                     *known = Some((c.after(), last.sequence));
                                 }
-                                committed.push(c);
+                                committed.push(*c);
                             }
                         }
                         Ran::Settled => settled = true,

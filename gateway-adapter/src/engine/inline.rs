@@ -257,7 +257,7 @@ impl Engine {
                             }
                             match ran {
                                 Ran::HeldElsewhere => held_elsewhere.push(f.key),
-                                Ran::Committed(Some(c)) => ran_here.push(c),
+                                Ran::Committed(Some(c)) => ran_here.push(*c),
                                 Ran::Committed(None) | Ran::Settled => {}
                             }
                         }
