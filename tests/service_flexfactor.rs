@@ -231,7 +231,11 @@ async fn o3_the_rebill_of_a_subscription_in_its_trial_is_a_trial_completion() {
         assert_eq!(s, 201, "{out}");
     }
     w.settle().await;
-    assert_eq!(w.get("/v1/subscriptions/sub-u").await["status"], "trial");
+    let sub_u = w.get("/v1/subscriptions/sub-u").await;
+    assert_eq!(sub_u["status"], "trial", "{sub_u}");
+    // The rebill that bills cycle n is `{subscription}-c{n+1}`.
+    let next = |sub: &Value| format!("c{}", sub["cycle"].as_u64().unwrap_or(0) + 1);
+    let sub_t = w.get("/v1/subscriptions/sub-t").await;
     // Reported by the CRM during the trial.
     let attempt = json!({"gateway_id": "nmi-main", "result": "approved"});
     let (s, out) = w
@@ -241,18 +245,18 @@ async fn o3_the_rebill_of_a_subscription_in_its_trial_is_a_trial_completion() {
         )
         .await;
     assert!(s < 300, "{out}");
-    let reported = w.get("/v1/orders/sub-u-c1").await;
+    let reported = w.get(&format!("/v1/orders/sub-u-{}", next(&sub_u))).await;
     assert_eq!(reported["order_type"], "trial_completion", "{reported}");
     // Billed by Salvage when the trial ends (14 days).
     w.advance(Duration::days(14) + Duration::minutes(1)).await;
-    let billed = w.get("/v1/orders/sub-t-c1").await;
+    let billed = w.get(&format!("/v1/orders/sub-t-{}", next(&sub_t))).await;
     assert_eq!(billed["order_type"], "trial_completion", "{billed}");
     let sub = w.get("/v1/subscriptions/sub-t").await;
     assert_eq!(sub["status"], "active", "{sub}");
     // The next one, on the active subscription, is recurring.
     w.advance(Duration::days(30) + Duration::minutes(1)).await;
-    let next = w.get("/v1/orders/sub-t-c2").await;
-    assert_eq!(next["order_type"], "recurring", "{next}");
+    let recurring = w.get(&format!("/v1/orders/sub-t-{}", next(&sub))).await;
+    assert_eq!(recurring["order_type"], "recurring", "{recurring}");
     w.stop().await;
 }
 
