@@ -15,6 +15,7 @@ pub mod decline_mapping;
 pub mod idempotency;
 pub mod ids;
 pub mod money;
+pub mod network;
 pub mod order_type;
 pub mod ports;
 pub mod routing;

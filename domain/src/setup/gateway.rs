@@ -3,6 +3,8 @@
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 
+use crate::network::FlexFactorNetworkRules;
+
 use crate::ids::{CascadeProfileId, GatewayId};
 
 /// Default and maximum of `expiry_days` (S2).
@@ -53,6 +55,11 @@ pub struct FlexFactorGateway {
     /// S7/K1: ingest FlexFactor chargebacks. Off by default.
     #[serde(default)]
     pub include_chargebacks: bool,
+    /// N9: how hand-overs to this gateway obey the card-network rules: `never_retry` (the
+    /// default: N1 and N3 only), `enforce` (every N rule, and hand-overs count against the card)
+    /// or `ignore`.
+    #[serde(default)]
+    pub network_rules: FlexFactorNetworkRules,
 }
 
 fn default_expiry_days() -> i64 {
@@ -179,6 +186,7 @@ mod tests {
             expiry_days: 21,
             cascade_all: false,
             include_chargebacks: false,
+            network_rules: Default::default(),
         };
         let shown = format!("{gw:?}");
         assert!(!shown.contains("top-secret-value"), "{shown}");

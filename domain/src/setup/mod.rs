@@ -23,6 +23,7 @@ use serde::Deserialize;
 use crate::decline::{DeclineFacts, EffectiveDecline};
 use crate::decline_mapping::{effective_decline, DeclineMappingRule};
 use crate::ids::{CampaignId, CascadeProfileId, GatewayId, GatewayProfileId};
+use crate::network::{FlexFactorNetworkRules, GatewayFacts, NetworkRulesConfig};
 use crate::order_type::OrderType;
 
 /// The whole setup. Build it with [`Setup::from_toml_str`] (which validates) or deserialize it
@@ -42,6 +43,9 @@ pub struct Setup {
     pub recycle_profiles: Vec<RecycleProfile>,
     #[serde(default)]
     pub decline_mappings: Vec<DeclineMappingRule>,
+    /// N1-N9: the card-network retry rules (on unless `enabled = false`).
+    #[serde(default)]
+    pub network_rules: NetworkRulesConfig,
 }
 
 impl Setup {
@@ -103,6 +107,13 @@ impl Setup {
             .and_then(Gateway::as_regular)
             .map(|g| g.processor.as_str());
         effective_decline(&self.decline_mappings, facts, processor, order_type)
+    }
+
+    /// N9: how hand-overs to FlexFactor gateway `id` obey the network rules.
+    pub fn flexfactor_network_rules(&self, id: &GatewayId) -> FlexFactorNetworkRules {
+        self.flexfactor(id)
+            .map(|g| g.network_rules)
+            .unwrap_or_default()
     }
 
     /// A one-screen summary for people.
@@ -170,5 +181,17 @@ impl Setup {
             self.decline_mappings.len()
         ));
         out
+    }
+}
+
+impl GatewayFacts for Setup {
+    fn processor(&self, gateway: &GatewayId) -> Option<&str> {
+        self.gateway(gateway)
+            .and_then(Gateway::as_regular)
+            .map(|g| g.processor.as_str())
+    }
+
+    fn hand_overs_count(&self, gateway: &GatewayId) -> bool {
+        self.flexfactor_network_rules(gateway) == FlexFactorNetworkRules::Enforce
     }
 }

@@ -1,0 +1,117 @@
+//! What the network rules read: the facts about one card, from every order and subscription
+//! that used it (N8).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::card_network::CardNetwork;
+use crate::ids::GatewayId;
+
+/// The card the rules count on: its token (a new card, or a new token for it, is a new key:
+/// "until the card changes", N3) and its network.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CardKey {
+    pub token: String,
+    pub network: CardNetwork,
+}
+
+impl CardKey {
+    pub fn new(token: impl Into<String>, bin: &str) -> CardKey {
+        CardKey {
+            token: token.into(),
+            network: CardNetwork::from_bin(bin),
+        }
+    }
+}
+
+/// One fact about a card.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "fact", rename_all = "snake_case")]
+pub enum CardFact {
+    /// An authorization was sent for the card (`flexfactor`: a hand-over to FlexFactor, whose
+    /// own retries are unknown, N9).
+    Attempt {
+        at: DateTime<Utc>,
+        gateway: GatewayId,
+        #[serde(default)]
+        flexfactor: bool,
+    },
+    /// A regular gateway declined the card, with the network's advice when it gave one (D1).
+    Decline {
+        at: DateTime<Utc>,
+        gateway: GatewayId,
+        response_code: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        visa_category: Option<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mastercard_advice_code: Option<String>,
+    },
+    /// The card was approved: earlier declines no longer speak for it.
+    Approval { at: DateTime<Utc> },
+}
+
+impl CardFact {
+    pub fn at(&self) -> DateTime<Utc> {
+        match self {
+            CardFact::Attempt { at, .. }
+            | CardFact::Decline { at, .. }
+            | CardFact::Approval { at } => *at,
+        }
+    }
+}
+
+/// The facts about one card, each with the aggregate it came from (`order:ID` or
+/// `subscription:ID`), so an aggregate can replace its own entries by its exact state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CardHistory {
+    pub facts: Vec<(String, CardFact)>,
+}
+
+impl CardHistory {
+    /// The facts of every aggregate but `source`, then `own`, in time order.
+    pub fn merged_with(&self, source: &str, own: &[CardFact]) -> Vec<CardFact> {
+        let mut all: Vec<CardFact> = self
+            .facts
+            .iter()
+            .filter(|(s, _)| s != source)
+            .map(|(_, f)| f.clone())
+            .chain(own.iter().cloned())
+            .collect();
+        all.sort_by_key(CardFact::at);
+        all
+    }
+}
+
+/// Where the facts of other aggregates come from (N8). The service reads them from the views
+/// kept from the event log; the simulator from its own committed events. The default knows
+/// nothing: only the aggregate's own facts count.
+pub trait CardLedger: Send + Sync {
+    fn history(&self, card: &CardKey) -> CardHistory;
+}
+
+/// A ledger that knows of no other aggregate.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoLedger;
+
+impl CardLedger for NoLedger {
+    fn history(&self, _card: &CardKey) -> CardHistory {
+        CardHistory::default()
+    }
+}
+
+/// A ledger holding one card's history, loaded ahead of a decision.
+#[derive(Debug, Clone, Default)]
+pub struct LoadedLedger {
+    pub card: Option<CardKey>,
+    pub history: CardHistory,
+}
+
+impl CardLedger for LoadedLedger {
+    fn history(&self, card: &CardKey) -> CardHistory {
+        if self.card.as_ref() == Some(card) {
+            self.history.clone()
+        } else {
+            CardHistory::default()
+        }
+    }
+}
