@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::customer::CredentialKind;
 use crate::ids::{GatewayId, OrderId, SubscriptionId};
+use crate::network::CardKey;
 use crate::order::{CascadeOutcome, Order, OrderCommand, OrderEvent, RecurringLine, SalvageRoute};
 use crate::order_type::OrderType;
 use crate::ports::{ChargePurpose, ChargeRequest, SubmissionMode};
@@ -180,6 +181,7 @@ fn create_subscriptions(
                     billing_gateway: billing.clone(),
                     credential,
                     terms: line.recurring,
+                    card: Some(CardKey::new(details.card.token.clone(), &details.card.bin)),
                 })),
             })
         })

@@ -30,6 +30,7 @@ fn create(gateway: &str) -> SubscriptionCommand {
             interval_days: 30,
             trial_days: None,
         },
+        card: None,
     }))
 }
 
@@ -480,6 +481,7 @@ fn trial_subscription_starts_in_trial_and_bills_after_the_trial() {
                 interval_days: 30,
                 trial_days: Some(14),
             },
+            card: None,
         })),
     );
     assert!(

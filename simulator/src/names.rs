@@ -25,6 +25,7 @@ pub(crate) fn recycle_failure_name(f: &RecycleFailure) -> &'static str {
         RecycleFailure::Exhausted => "exhausted",
         RecycleFailure::NoRecycleProfile => "no_recycle_profile",
         RecycleFailure::FlexFactorFailed => "flexfactor_failed",
+        RecycleFailure::NetworkNeverRetry => "network_never_retry",
     }
 }
 

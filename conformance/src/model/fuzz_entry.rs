@@ -390,6 +390,7 @@ pub fn exercise_setup(setup: Setup) {
                 billing_gateway: billing.clone(),
                 credential: CredentialKind::Token,
                 terms: RecurringTerms::from(recurring),
+                card: None,
             }));
             let Ok(events) = sub.decide(create, &services) else {
                 continue;

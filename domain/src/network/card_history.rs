@@ -5,6 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::card_network::CardNetwork;
+use crate::decline::DeclineFacts;
 use crate::ids::GatewayId;
 
 /// The card the rules count on: its token (a new card, or a new token for it, is a new key:
@@ -50,7 +51,23 @@ pub enum CardFact {
     Approval { at: DateTime<Utc> },
 }
 
+/// The ledger's name of an aggregate's facts: `order:ID`, `subscription:ID`.
+pub fn source(aggregate_type: &str, id: &str) -> String {
+    format!("{aggregate_type}:{id}")
+}
+
 impl CardFact {
+    /// A decline as a fact about the card, with D1's network advice as the gateway gave it.
+    pub fn declined(facts: &DeclineFacts, at: DateTime<Utc>) -> CardFact {
+        CardFact::Decline {
+            at,
+            gateway: facts.gateway.clone(),
+            response_code: facts.response_code.clone(),
+            visa_category: facts.visa_category.map(|c| c.0),
+            mastercard_advice_code: facts.mastercard_advice_code.as_ref().map(|m| m.0.clone()),
+        }
+    }
+
     pub fn at(&self) -> DateTime<Utc> {
         match self {
             CardFact::Attempt { at, .. }

@@ -13,7 +13,9 @@ mod guard;
 mod rules_config;
 
 pub use block::{NetworkBlock, NetworkRule};
-pub use card_history::{CardFact, CardHistory, CardKey, CardLedger, LoadedLedger, NoLedger};
+pub use card_history::{
+    source, CardFact, CardHistory, CardKey, CardLedger, LoadedLedger, NoLedger,
+};
 pub use card_network::CardNetwork;
 pub use code_table::{CodeTableError, VisaCategoryTables, SHIPPED_VISA_CATEGORIES};
 pub use guard::{

@@ -4,6 +4,7 @@
 use cqrs_es::event_sink::EventSink;
 use cqrs_es::Aggregate;
 
+use super::card_facts;
 use super::command::OrderCommand;
 use super::error::OrderError;
 use super::event::{CascadeOutcome, OrderEvent, SalvageRoute};
@@ -33,6 +34,7 @@ impl Aggregate for Order {
     }
 
     fn apply(&mut self, event: Self::Event) {
+        card_facts::record(&mut self.card_facts, &event);
         match event {
             OrderEvent::OrderPlaced { details, .. } => {
                 self.details = Some(*details);
@@ -183,7 +185,7 @@ impl Aggregate for Order {
                     _ => self.status = Some(OrderStatus::Declined),
                 }
             }
-            OrderEvent::ExternalCancelRequested { .. } => {}
+            OrderEvent::ExternalCancelRequested { .. } | OrderEvent::AttemptBlocked { .. } => {}
             OrderEvent::FulfillmentRequested { .. } => self.fulfillment_requested = true,
             OrderEvent::PaidByRecycle { gateway, .. } => {
                 self.paid_by = Some(gateway);

@@ -13,6 +13,7 @@ use crate::ids::{
     CampaignId, FlexFactorOrderId, GatewayId, GatewayProfileId, OrderId, ProductId, SubscriptionId,
 };
 use crate::money::Money;
+use crate::network::{NetworkBlock, NetworkRule};
 use crate::order_type::OrderType;
 use crate::ports::SubmissionMode;
 use crate::routing::{CascadeRoute, NoCascadeReason, RecycleSlot};
@@ -184,6 +185,16 @@ pub enum OrderEvent {
         outcome: CascadeOutcome,
         at: DateTime<Utc>,
     },
+    /// N7: an attempt on `gateway` (cascade step `step`, or a rerun when there is no step) was
+    /// not made: the card network forbids it now.
+    AttemptBlocked {
+        gateway: GatewayId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<u32>,
+        reason: NetworkBlock,
+        rule: NetworkRule,
+        at: DateTime<Utc>,
+    },
     /// F3: recorded before FlexFactor is called, with the key every retry reuses.
     SalvageSubmitted {
         attempt: u32,
@@ -297,6 +308,7 @@ impl OrderEvent {
             | OrderEvent::CascadeStepStarted { at, .. }
             | OrderEvent::CascadeStepDeclined { at, .. }
             | OrderEvent::CascadeEnded { at, .. }
+            | OrderEvent::AttemptBlocked { at, .. }
             | OrderEvent::SalvageSubmitted { at, .. }
             | OrderEvent::SalvageAccepted { at, .. }
             | OrderEvent::SalvageOutcomeUnknown { at, .. }
@@ -326,6 +338,7 @@ impl OrderEvent {
             OrderEvent::CascadeStepStarted { .. } => "CascadeStepStarted",
             OrderEvent::CascadeStepDeclined { .. } => "CascadeStepDeclined",
             OrderEvent::CascadeEnded { .. } => "CascadeEnded",
+            OrderEvent::AttemptBlocked { .. } => "AttemptBlocked",
             OrderEvent::SalvageSubmitted { .. } => "SalvageSubmitted",
             OrderEvent::SalvageAccepted { .. } => "SalvageAccepted",
             OrderEvent::SalvageOutcomeUnknown { .. } => "SalvageOutcomeUnknown",

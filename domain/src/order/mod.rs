@@ -11,6 +11,7 @@
 //! status types.
 
 mod aggregate;
+mod card_facts;
 mod command;
 mod decide;
 mod error;

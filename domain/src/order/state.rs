@@ -4,6 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::network::CardFact;
+
 use super::command::{FlexFactorResult, ResultSource};
 use super::event::{OrderDetails, SalvageFailure, SalvageRoute};
 use super::status::OrderStatus;
@@ -94,6 +96,10 @@ pub struct Order {
     /// Refunds and chargebacks that arrived before the salvage's result (O7).
     #[serde(default)]
     pub deferred: Vec<(FlexFactorResult, ResultSource)>,
+    /// What this order did with its card (N8): attempts, declines with their network advice,
+    /// approvals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub card_facts: Vec<CardFact>,
 }
 
 impl Order {

@@ -6,6 +6,7 @@ use crate::customer::CredentialKind;
 use crate::decline::{DeclineFacts, EffectiveDecline};
 use crate::ids::{CampaignId, GatewayId, OrderId, ProductId, SubscriptionId};
 use crate::money::Money;
+use crate::network::CardKey;
 use crate::order::RecurringTerms;
 use crate::ports::GatewayAnswer;
 
@@ -21,6 +22,9 @@ pub struct CreateSubscription {
     pub billing_gateway: GatewayId,
     pub credential: CredentialKind,
     pub terms: RecurringTerms,
+    /// The card the rebills charge (N8: its history is counted across aggregates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<CardKey>,
 }
 
 /// The outcome of a rebill (or trial completion) charged by the CRM's own billing.

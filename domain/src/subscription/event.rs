@@ -10,6 +10,7 @@ use crate::decline::{DeclineFacts, EffectiveDecline};
 use crate::idempotency::IdempotencyKey;
 use crate::ids::{CampaignId, GatewayId, OrderId, ProductId, SubscriptionId};
 use crate::money::Money;
+use crate::network::{CardKey, NetworkBlock, NetworkRule};
 use crate::order::RecurringTerms;
 use crate::routing::{RecyclePlan, RecycleSlot, RecycleTarget};
 
@@ -38,6 +39,8 @@ pub enum RecycleFailure {
     NoRecycleProfile,
     /// O5: FlexFactor did not recover the rebill (declined, expired, cancelled).
     FlexFactorFailed,
+    /// N1, N7: the card network forbids every further attempt on the card.
+    NetworkNeverRetry,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,6 +57,8 @@ pub enum SubscriptionEvent {
         terms: RecurringTerms,
         status: SubscriptionStatus,
         next_bill_at: DateTime<Utc>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        card: Option<CardKey>,
         at: DateTime<Utc>,
     },
     /// D1: the rebill's decline with its facts and the verdict after mapping.
@@ -97,6 +102,22 @@ pub enum SubscriptionEvent {
         order_id: OrderId,
         attempt: u32,
         detail: String,
+        at: DateTime<Utc>,
+    },
+    /// N7: re-attempt `attempt` was not made: the card network forbids it now.
+    RecycleAttemptBlocked {
+        order_id: OrderId,
+        attempt: u32,
+        reason: NetworkBlock,
+        rule: NetworkRule,
+        at: DateTime<Utc>,
+    },
+    /// N4: re-attempt `attempt` waits for the network's advised time; it is moved, not dropped.
+    RecycleAttemptDelayed {
+        order_id: OrderId,
+        attempt: u32,
+        until: DateTime<Utc>,
+        rule: NetworkRule,
         at: DateTime<Utc>,
     },
     /// Y3: the rebill goes to FlexFactor once; later slots are not used.
@@ -147,6 +168,8 @@ impl SubscriptionEvent {
             SubscriptionEvent::RecycleAttemptOutcomeUnknown { .. } => {
                 "RecycleAttemptOutcomeUnknown"
             }
+            SubscriptionEvent::RecycleAttemptBlocked { .. } => "RecycleAttemptBlocked",
+            SubscriptionEvent::RecycleAttemptDelayed { .. } => "RecycleAttemptDelayed",
             SubscriptionEvent::RecycleHandedToFlexFactor { .. } => "RecycleHandedToFlexFactor",
             SubscriptionEvent::CycleAdvanced { .. } => "CycleAdvanced",
             SubscriptionEvent::RecycleFailed { .. } => "RecycleFailed",
@@ -164,6 +187,8 @@ impl SubscriptionEvent {
             | SubscriptionEvent::RecycleAttemptStarted { at, .. }
             | SubscriptionEvent::RecycleAttemptDeclined { at, .. }
             | SubscriptionEvent::RecycleAttemptOutcomeUnknown { at, .. }
+            | SubscriptionEvent::RecycleAttemptBlocked { at, .. }
+            | SubscriptionEvent::RecycleAttemptDelayed { at, .. }
             | SubscriptionEvent::RecycleHandedToFlexFactor { at, .. }
             | SubscriptionEvent::CycleAdvanced { at, .. }
             | SubscriptionEvent::RecycleFailed { at, .. }

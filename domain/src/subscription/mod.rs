@@ -22,6 +22,7 @@ use crate::customer::CredentialKind;
 use crate::idempotency::IdempotencyKey;
 use crate::ids::{CampaignId, GatewayId, OrderId, ProductId, SubscriptionId};
 use crate::money::Money;
+use crate::network::{self, AttemptKind, CardFact, CardKey, NetworkRule, Verdict};
 use crate::order::RecurringTerms;
 use crate::order_type::OrderType;
 use crate::ports::GatewayAnswer;
@@ -62,6 +63,13 @@ pub struct Subscription {
     pub recycle: Option<RecycleState>,
     /// Rebills whose outcome has been applied: each advances the cycle at most once (O7).
     pub settled_orders: Vec<OrderId>,
+    /// The card the rebills charge (N8).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub card: Option<CardKey>,
+    /// What this subscription did with its card within the network rules' window (N8): its
+    /// re-attempts, their declines, the rebill's decline, approvals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub card_facts: Vec<CardFact>,
 }
 
 type Decision<'a> = crate::decision::Decision<'a, Subscription>;
@@ -99,8 +107,10 @@ impl Aggregate for Subscription {
                 terms,
                 status,
                 next_bill_at,
+                card,
                 ..
             } => {
+                self.card = card;
                 self.id = Some(subscription_id);
                 self.origin_order_id = Some(origin_order_id);
                 self.campaign_id = Some(campaign_id);
@@ -113,7 +123,10 @@ impl Aggregate for Subscription {
                 self.cycle = 1;
                 self.next_bill_at = Some(next_bill_at);
             }
-            SubscriptionEvent::RebillDeclined { .. } => {}
+            SubscriptionEvent::RebillDeclined { facts, at, .. } => {
+                // The attempt itself is the rebill order's fact; its decline is ours too.
+                self.card_facts.push(CardFact::declined(&facts, at));
+            }
             SubscriptionEvent::RecycleBillingStarted {
                 order_id,
                 declined_gateway,
@@ -145,14 +158,38 @@ impl Aggregate for Subscription {
                     r.in_flight = None;
                 }
             }
-            SubscriptionEvent::RecycleAttemptStarted { attempt, .. } => {
+            SubscriptionEvent::RecycleAttemptStarted {
+                attempt,
+                gateway,
+                at,
+                ..
+            } => {
                 if let Some(r) = &mut self.recycle {
                     r.in_flight = Some(attempt);
                 }
+                self.card_facts.push(CardFact::Attempt {
+                    at,
+                    gateway,
+                    flexfactor: false,
+                });
             }
-            SubscriptionEvent::RecycleAttemptDeclined { .. }
-            | SubscriptionEvent::RecycleAttemptOutcomeUnknown { .. } => {}
-            SubscriptionEvent::RecycleHandedToFlexFactor { slot, .. } => {
+            SubscriptionEvent::RecycleAttemptDeclined { facts, at, .. } => {
+                self.card_facts.push(CardFact::declined(&facts, at));
+            }
+            SubscriptionEvent::RecycleAttemptOutcomeUnknown { .. }
+            | SubscriptionEvent::RecycleAttemptBlocked { .. }
+            | SubscriptionEvent::RecycleAttemptDelayed { .. } => {}
+            SubscriptionEvent::RecycleHandedToFlexFactor {
+                slot,
+                flexfactor_gateway,
+                at,
+                ..
+            } => {
+                self.card_facts.push(CardFact::Attempt {
+                    at,
+                    gateway: flexfactor_gateway,
+                    flexfactor: true,
+                });
                 if let Some(r) = &mut self.recycle {
                     r.handed_over = Some(slot);
                     r.due_at = None;
@@ -163,8 +200,12 @@ impl Aggregate for Subscription {
                 to_cycle,
                 billing_gateway,
                 next_bill_at,
+                at,
                 ..
             } => {
+                // The card was approved: older facts no longer speak for it (N1-N5).
+                self.card_facts.retain(|f| at - f.at() < network::WINDOW);
+                self.card_facts.push(CardFact::Approval { at });
                 self.cycle = to_cycle;
                 self.billing_gateway = Some(billing_gateway);
                 self.next_bill_at = Some(next_bill_at);
@@ -192,6 +233,25 @@ impl Aggregate for Subscription {
 impl Subscription {
     fn is_settled(&self, order: &OrderId) -> bool {
         self.settled_orders.iter().any(|o| o == order)
+    }
+
+    /// N1-N5: the network's verdict on an attempt on this subscription's card now, from its
+    /// own facts and the other aggregates' (N8).
+    fn network_verdict(
+        &self,
+        services: &DomainServices,
+        kind: AttemptKind,
+        now: DateTime<Utc>,
+    ) -> Verdict {
+        let (Some(card), Some(id)) = (&self.card, &self.id) else {
+            return Verdict::Allow;
+        };
+        let facts = services.cards.history(card).merged_with(
+            &network::source("subscription", id.as_str()),
+            &self.card_facts,
+        );
+        let setup = services.setup.as_ref();
+        network::check(&setup.network_rules, setup, card.network, &facts, now, kind)
     }
 
     fn interval_days(&self) -> i64 {
@@ -233,6 +293,7 @@ impl Subscription {
                     terms: c.terms,
                     status,
                     next_bill_at: crate::clock::days_after(now, first_bill_days),
+                    card: c.card,
                     at: now,
                 });
             }
@@ -347,6 +408,62 @@ impl Subscription {
                 }
                 if r.due_at.is_some_and(|due| now < due) {
                     return Err(SubscriptionError::NotDue(attempt));
+                }
+                // N1-N5, N9: the network may forbid or delay this re-attempt.
+                let kind = match &r.next_target {
+                    Some(RecycleTarget::FlexFactor { gateway, .. }) => AttemptKind::FlexFactor {
+                        rules: setup.flexfactor_network_rules(gateway),
+                    },
+                    _ => AttemptKind::Regular { can_wait: true },
+                };
+                match self.network_verdict(services, kind, now) {
+                    Verdict::Allow => {}
+                    Verdict::WaitUntil { until, rule } => {
+                        d.emit(SubscriptionEvent::RecycleAttemptDelayed {
+                            order_id: order_id.clone(),
+                            attempt,
+                            until,
+                            rule,
+                            at: now,
+                        });
+                        if let Some(target) = r.next_target.clone() {
+                            d.emit(SubscriptionEvent::RecycleAttemptScheduled {
+                                order_id,
+                                attempt,
+                                target,
+                                due_at: until,
+                                at: now,
+                            });
+                        }
+                        return Ok(d.into_events());
+                    }
+                    Verdict::Block { reason, rule } => {
+                        d.emit(SubscriptionEvent::RecycleAttemptBlocked {
+                            order_id: order_id.clone(),
+                            attempt,
+                            reason,
+                            rule,
+                            at: now,
+                        });
+                        // N7: recycling moves on: the next re-attempt of the plan (checked in
+                        // its turn), or Recycle Failed when none is left or none ever will be.
+                        let next = (rule != NetworkRule::N1)
+                            .then(|| scheduled(&r.plan, order_id.clone(), attempt + 1, now))
+                            .flatten();
+                        match next {
+                            Some(e) => d.emit(e),
+                            None => d.emit(SubscriptionEvent::RecycleFailed {
+                                order_id,
+                                reason: if rule == NetworkRule::N1 {
+                                    RecycleFailure::NetworkNeverRetry
+                                } else {
+                                    RecycleFailure::Exhausted
+                                },
+                                at: now,
+                            }),
+                        }
+                        return Ok(d.into_events());
+                    }
                 }
                 match &r.next_target {
                     Some(RecycleTarget::FlexFactor { gateway, slot }) => {
@@ -639,6 +756,7 @@ mod tests {
                     interval_days: 30,
                     trial_days: None,
                 },
+                card: None,
             })),
         );
         for i in 1..=rebills {

@@ -127,6 +127,7 @@ pub(super) fn order_line(
         // Derived.
         OrderEvent::CascadeStarted { .. }
         | OrderEvent::CascadeSkipped { .. }
+        | OrderEvent::AttemptBlocked { .. }
         | OrderEvent::ExternalCancelRequested { .. }
         | OrderEvent::FulfillmentRequested { .. }
         | OrderEvent::PaidByRecycle { .. } => None,

@@ -61,6 +61,8 @@ pub(super) fn subscription_line(id: &str, event: SubscriptionEvent) -> Line {
         | SubscriptionEvent::RecycleAttemptScheduled { .. }
         | SubscriptionEvent::RecycleAttemptStarted { .. }
         | SubscriptionEvent::RecycleHandedToFlexFactor { .. }
+        | SubscriptionEvent::RecycleAttemptBlocked { .. }
+        | SubscriptionEvent::RecycleAttemptDelayed { .. }
         | SubscriptionEvent::CycleAdvanced { .. }
         | SubscriptionEvent::RecycleFailed { .. }
         | SubscriptionEvent::SalvageResultIgnored { .. } => None,

@@ -4,8 +4,11 @@
 use chrono::{DateTime, Utc};
 
 use super::decision::Decision;
+use super::network;
 use super::submission::submit;
 use crate::idempotency::IdempotencyKey;
+use crate::ids::GatewayId;
+use crate::network::{AttemptKind, NetworkBlock, Verdict};
 use crate::order::error::OrderError;
 use crate::order::event::{CascadeOutcome, OrderEvent, SalvageRoute};
 use crate::ports::{GatewayAnswer, SubmissionMode};
@@ -44,6 +47,42 @@ pub(super) fn start_cascade(
     Ok(())
 }
 
+/// N1-N5, N9: records a step the card network forbids (N7) and answers true; the cascade then
+/// moves on to its next step.
+fn block_step(
+    d: &mut Decision<'_>,
+    services: &DomainServices,
+    kind: AttemptKind,
+    step: u32,
+    gateway: &GatewayId,
+    now: DateTime<Utc>,
+) -> bool {
+    match network::verdict(d, services, kind, now) {
+        Verdict::Allow => false,
+        Verdict::Block { reason, rule } => {
+            d.emit(OrderEvent::AttemptBlocked {
+                gateway: gateway.clone(),
+                step: Some(step),
+                reason,
+                rule,
+                at: now,
+            });
+            true
+        }
+        // A step that cannot wait is never told to (the guard blocks it with `network_wait`).
+        Verdict::WaitUntil { rule, .. } => {
+            d.emit(OrderEvent::AttemptBlocked {
+                gateway: gateway.clone(),
+                step: Some(step),
+                reason: NetworkBlock::NetworkWait,
+                rule,
+                at: now,
+            });
+            true
+        }
+    }
+}
+
 /// Starts cascade step `step`, or ends the cascade declined when there is none.
 pub(super) fn start_step(
     d: &mut Decision<'_>,
@@ -70,6 +109,12 @@ pub(super) fn start_step(
         if ip.is_empty() || services.setup.flexfactor(&next.gateway).is_none() {
             return start_step(d, step + 1, services, now);
         }
+        let kind = AttemptKind::FlexFactor {
+            rules: services.setup.flexfactor_network_rules(&next.gateway),
+        };
+        if block_step(d, services, kind, step, &next.gateway, now) {
+            return start_step(d, step + 1, services, now);
+        }
         submit(
             d,
             SalvageRoute::Cascade { step },
@@ -78,6 +123,11 @@ pub(super) fn start_step(
             now,
         )
     } else {
+        // A cascade answers at once: a step cannot wait for N4's advised time.
+        let kind = AttemptKind::Regular { can_wait: false };
+        if block_step(d, services, kind, step, &next.gateway, now) {
+            return start_step(d, step + 1, services, now);
+        }
         let order_id = d.details()?.order_id.clone();
         d.emit(OrderEvent::CascadeStepStarted {
             step,

@@ -3,6 +3,7 @@
 mod answer;
 mod cascade;
 mod decision;
+mod network;
 mod placement;
 mod rerun;
 mod result;

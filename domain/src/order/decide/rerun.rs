@@ -3,10 +3,12 @@
 use chrono::{DateTime, Utc};
 
 use super::decision::Decision;
+use super::network;
 use super::submission::submit;
 use crate::ids::GatewayId;
+use crate::network::{AttemptKind, NetworkBlock, Verdict};
 use crate::order::error::OrderError;
-use crate::order::event::SalvageRoute;
+use crate::order::event::{OrderEvent, SalvageRoute};
 use crate::order::state::SalvageState;
 use crate::order::status::OrderStatus;
 use crate::order_type::OrderType;
@@ -50,5 +52,32 @@ pub(super) fn rerun(
         expires_at: crate::clock::days_after(now, ff.expiry_days),
         recurring: details.order_type.is_recurring_billing(),
     };
-    submit(d, SalvageRoute::Rerun, gateway, mode, now)
+    // N1, N3 (N9: and every N rule when the gateway enforces them): a rerun the card network
+    // forbids is not submitted; it is recorded with its reason (N7).
+    let kind = AttemptKind::FlexFactor {
+        rules: ff.network_rules,
+    };
+    match network::verdict(d, services, kind, now) {
+        Verdict::Allow => submit(d, SalvageRoute::Rerun, gateway, mode, now),
+        Verdict::Block { reason, rule } => {
+            d.emit(OrderEvent::AttemptBlocked {
+                gateway,
+                step: None,
+                reason,
+                rule,
+                at: now,
+            });
+            Ok(())
+        }
+        Verdict::WaitUntil { rule, .. } => {
+            d.emit(OrderEvent::AttemptBlocked {
+                gateway,
+                step: None,
+                reason: NetworkBlock::NetworkWait,
+                rule,
+                at: now,
+            });
+            Ok(())
+        }
+    }
 }
