@@ -93,6 +93,9 @@ pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
                         .unwrap_or("none (logged only)")
                 );
                 print!("{}", c.setup.summary());
+                for w in c.setup.warnings() {
+                    eprintln!("warning: {w}");
+                }
                 Ok(ExitCode::SUCCESS)
             }
             Err(
@@ -112,6 +115,9 @@ pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
                 file.display()
             );
             print!("{}", setup.summary());
+            for w in setup.warnings() {
+                eprintln!("warning: {w}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(SetupError::Parse(e)) => {

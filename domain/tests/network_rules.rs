@@ -536,3 +536,31 @@ fn n8_an_orders_facts_are_what_the_ledger_counts() {
         .collect();
     assert_eq!(kinds, vec!["attempt", "decline", "attempt"]);
 }
+
+#[test]
+fn n7_the_guard_is_on_by_default_and_turning_it_off_is_warned_about() {
+    let setup = sample_setup();
+    assert!(setup.network_rules.enabled);
+    assert!(setup.warnings().is_empty());
+    let off = format!("{SAMPLE}\n[network_rules]\nenabled = false\n");
+    let setup = match salvage_domain::Setup::from_toml_str(&off) {
+        Ok(s) => s,
+        Err(e) => panic!("{e}"),
+    };
+    assert!(!setup.network_rules.enabled);
+    assert!(
+        setup.warnings()[0].contains("enabled = false"),
+        "{:?}",
+        setup.warnings()
+    );
+}
+
+#[test]
+fn n6_a_setup_table_with_a_bad_category_is_refused_at_load() {
+    let bad = format!("{SAMPLE}\n[network_rules.visa_categories.nmi]\n\"200\" = 9\n");
+    let e = match salvage_domain::Setup::from_toml_str(&bad) {
+        Ok(_) => panic!("a category 9 must be refused"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("[N6]") && e.contains("category 9"), "{e}");
+}

@@ -116,6 +116,19 @@ impl Setup {
             .unwrap_or_default()
     }
 
+    /// What is valid but unwise, for `check-config` and the service's start to say.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if !self.network_rules.enabled {
+            out.push(
+                "[network_rules] enabled = false: the card-network retry rules (N1-N9) are off; \
+                 Salvage will reattempt cards that Visa and Mastercard fine for every reattempt"
+                    .to_string(),
+            );
+        }
+        out
+    }
+
     /// A one-screen summary for people.
     pub fn summary(&self) -> String {
         let mut out = String::new();

@@ -62,6 +62,10 @@ impl Setup {
         let gateways: HashMap<&GatewayId, &Gateway> =
             self.gateways.iter().map(|g| (g.id(), g)).collect();
         let is_ff = |id: &GatewayId| gateways.get(id).is_some_and(|g| g.is_flexfactor());
+        // N6: every Visa category is 1-4.
+        if let Err(e) = self.network_rules.visa_categories.check() {
+            r.add("N6", "[network_rules]", e.to_string());
+        }
 
         duplicates(
             &mut r,

@@ -202,21 +202,27 @@ impl Engine {
             FollowUp::Subscription {
                 subscription_id,
                 command,
-            } => match self
-                .store
-                .subscriptions
-                .execute_with(
-                    subscription_id.as_str(),
-                    command,
-                    &self.services,
-                    HashMap::new(),
-                    rows,
-                )
-                .await
-            {
-                Ok(_) => return Ok(Ran::Committed(None)),
-                Err(e) => sort_subscription_error(e)?,
-            },
+            } => {
+                let done = match self.subscription_services(&subscription_id, &command).await {
+                    Ok(services) => {
+                        self.store
+                            .subscriptions
+                            .execute_with(
+                                subscription_id.as_str(),
+                                command,
+                                &services,
+                                HashMap::new(),
+                                rows,
+                            )
+                            .await
+                    }
+                    Err(e) => Err(ExecuteError::Store(e.to_string())),
+                };
+                match done {
+                    Ok(_) => return Ok(Ran::Committed(None)),
+                    Err(e) => sort_subscription_error(e)?,
+                }
+            }
             // A timer's row holds what it runs (see `due`); a nested timer runs at once.
             FollowUp::At { then, .. } => {
                 return Box::pin(self.run_follow_up(key, *then, row, driving)).await

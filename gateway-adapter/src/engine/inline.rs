@@ -160,13 +160,17 @@ impl Engine {
                 Err(_) => Vec::new(),
             }
         };
+        let services = self
+            .order_services(id, &command, known.as_ref().map(|(o, _)| o))
+            .await
+            .map_err(|e| ExecuteError::Store(e.to_string()))?;
         let committed = self
             .store
             .orders
             .execute_deriving(
                 id.as_str(),
                 command,
-                &self.services,
+                &services,
                 metadata,
                 writes,
                 claims,

@@ -3,6 +3,7 @@
 //! scheduler (due outbox rows → commands and effects, leased so that several processes sharing
 //! one PostgreSQL never run the same row at once).
 
+mod card_services;
 mod dispatcher;
 mod effect_handler;
 pub mod effects;
@@ -109,9 +110,13 @@ impl Engine {
         id: &OrderId,
         command: OrderCommand,
     ) -> Result<Vec<EventEnvelope<Order>>, ExecuteError<OrderError>> {
+        let services = self
+            .order_services(id, &command, None)
+            .await
+            .map_err(|e| ExecuteError::Store(e.to_string()))?;
         self.store
             .orders
-            .execute(id.as_str(), command, &self.services, HashMap::new())
+            .execute(id.as_str(), command, &services, HashMap::new())
             .await
     }
 
@@ -135,9 +140,13 @@ impl Engine {
         id: &SubscriptionId,
         command: SubscriptionCommand,
     ) -> Result<Vec<EventEnvelope<Subscription>>, ExecuteError<SubscriptionError>> {
+        let services = self
+            .subscription_services(id, &command)
+            .await
+            .map_err(|e| ExecuteError::Store(e.to_string()))?;
         self.store
             .subscriptions
-            .execute(id.as_str(), command, &self.services, HashMap::new())
+            .execute(id.as_str(), command, &services, HashMap::new())
             .await
     }
 

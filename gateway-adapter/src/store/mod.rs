@@ -6,6 +6,7 @@
 pub(crate) mod aggregate_at;
 mod aggregate_store;
 mod backend;
+pub mod card_ledger;
 pub mod checkpointed;
 mod error;
 pub mod event_log;

@@ -20,17 +20,18 @@ use super::{Backend, StoreError};
 pub const CHECKPOINT: &str = "projections";
 
 const ORDER_ROWS: &str = "INSERT INTO salvage_order_view \
-    (order_id, order_type, status, state, last_sequence, updated_position)";
+    (order_id, order_type, status, state, last_sequence, updated_position, card_token)";
 const ORDER_UPSERT: &str =
     "ON CONFLICT (order_id) DO UPDATE SET order_type = excluded.order_type, \
     status = excluded.status, state = excluded.state, last_sequence = excluded.last_sequence, \
-    updated_position = excluded.updated_position";
+    updated_position = excluded.updated_position, card_token = excluded.card_token";
 const SUBSCRIPTION_ROWS: &str = "INSERT INTO salvage_subscription_view \
-    (subscription_id, status, billing_gateway, cycle, next_bill_at, state, last_sequence, updated_position)";
+    (subscription_id, status, billing_gateway, cycle, next_bill_at, state, last_sequence, updated_position, card_token)";
 const SUBSCRIPTION_UPSERT: &str = "ON CONFLICT (subscription_id) DO UPDATE SET \
     status = excluded.status, billing_gateway = excluded.billing_gateway, cycle = excluded.cycle, \
     next_bill_at = excluded.next_bill_at, state = excluded.state, \
-    last_sequence = excluded.last_sequence, updated_position = excluded.updated_position";
+    last_sequence = excluded.last_sequence, updated_position = excluded.updated_position, \
+    card_token = excluded.card_token";
 const PENDING_ROWS: &str = "INSERT INTO salvage_pending_salvage_view \
     (order_id, attempt, route, salvage_state, expires_at, flexfactor_order_id, updated_position)";
 const PENDING_UPSERT: &str = "ON CONFLICT (order_id) DO UPDATE SET attempt = excluded.attempt, \
@@ -200,6 +201,7 @@ pub(crate) fn view_rows(changed: Known, last: i64) -> Result<Vec<Write>, StoreEr
                     Bind::Text(serde_json::to_string(&o)?),
                     Bind::Int(seq),
                     Bind::Int(last),
+                    Bind::OptText(o.details.as_ref().map(|d| d.card.token.clone())),
                 ]);
             }
             AggregateAt::Subscription(s, seq) => subscriptions.push(vec![
@@ -211,6 +213,7 @@ pub(crate) fn view_rows(changed: Known, last: i64) -> Result<Vec<Write>, StoreEr
                 Bind::Text(serde_json::to_string(&s)?),
                 Bind::Int(seq),
                 Bind::Int(last),
+                Bind::OptText(s.card.as_ref().map(|c| c.token.clone())),
             ]),
         }
     }

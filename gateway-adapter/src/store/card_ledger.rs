@@ -1,0 +1,62 @@
+//! N8: what every order and subscription did with a card, read from the views (kept from the
+//! ordered log, so the counts hold across restarts and across processes sharing one database).
+
+use salvage_domain::network::{self, CardHistory, CardKey, CardLedger};
+use salvage_domain::order::Order;
+use salvage_domain::subscription::Subscription;
+
+use super::{Backend, StoreError};
+
+/// The card token of order or subscription `id` (`kind`: `order` or `subscription`), as its
+/// view has it; none when it has no view yet.
+pub async fn card_token_of(
+    backend: &Backend,
+    kind: &str,
+    id: &str,
+) -> Result<Option<String>, StoreError> {
+    let sql = match kind {
+        "order" => "SELECT card_token FROM salvage_order_view WHERE order_id = $1",
+        _ => "SELECT card_token FROM salvage_subscription_view WHERE subscription_id = $1",
+    };
+    let found: Option<(Option<String>,)> = crate::on_pool!(backend, pool => {
+        sqlx::query_as(sql).bind(id).fetch_optional(pool).await?
+    });
+    Ok(found.and_then(|(t,)| t))
+}
+
+/// Every fact about card `token`, each with the aggregate it came from.
+pub async fn history(backend: &Backend, token: &str) -> Result<CardHistory, StoreError> {
+    let rows: Vec<(String, String, String)> = crate::on_pool!(backend, pool => {
+        sqlx::query_as(
+            "SELECT 'order', order_id, state FROM salvage_order_view WHERE card_token = $1 \
+             UNION ALL \
+             SELECT 'subscription', subscription_id, state FROM salvage_subscription_view \
+             WHERE card_token = $1",
+        )
+        .bind(token)
+        .fetch_all(pool)
+        .await?
+    });
+    let mut out = CardHistory::default();
+    for (kind, id, state) in rows {
+        let facts = if kind == "order" {
+            serde_json::from_str::<Order>(&state)?.card_facts
+        } else {
+            serde_json::from_str::<Subscription>(&state)?.card_facts
+        };
+        let source = network::source(&kind, &id);
+        out.facts
+            .extend(facts.into_iter().map(|f| (source.clone(), f)));
+    }
+    Ok(out)
+}
+
+/// A card's history, read ahead of one decision.
+#[derive(Debug, Clone, Default)]
+pub struct ReadLedger(pub CardHistory);
+
+impl CardLedger for ReadLedger {
+    fn history(&self, _card: &CardKey) -> CardHistory {
+        self.0.clone()
+    }
+}
