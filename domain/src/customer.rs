@@ -46,6 +46,18 @@ pub struct CardToken {
     pub exp_year: u16,
     #[serde(default)]
     pub holder: String,
+    /// N8: a keyed fingerprint of the card number (HMAC-SHA-256, see `docs/rules.md`), the same
+    /// for every tokenization of one card; the network rules count per fingerprint when there is
+    /// one, else per token. No card data can be recovered from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+}
+
+impl CardToken {
+    /// The key the network rules count a card's attempts under (N8).
+    pub fn ledger_key(&self) -> &str {
+        self.fingerprint.as_deref().unwrap_or(&self.token)
+    }
 }
 
 /// A card as the CRM sends it, before tokenization. Never stored, never logged: `Debug` hides

@@ -181,7 +181,7 @@ fn create_subscriptions(
                     billing_gateway: billing.clone(),
                     credential,
                     terms: line.recurring,
-                    card: Some(CardKey::new(details.card.token.clone(), &details.card.bin)),
+                    card: Some(CardKey::new(details.card.ledger_key(), &details.card.bin)),
                 })),
             })
         })

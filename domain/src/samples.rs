@@ -15,6 +15,7 @@ pub fn card() -> CardToken {
         exp_month: 9,
         exp_year: 2030,
         holder: "Cure Tester".into(),
+        fingerprint: None,
     }
 }
 

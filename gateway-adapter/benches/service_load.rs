@@ -40,6 +40,7 @@ fn place(order: &str) -> OrderCommand {
             exp_month: 9,
             exp_year: 2030,
             holder: "A B".into(),
+            fingerprint: None,
         },
         items: vec![],
         gateway: "stripe-eu".into(),

@@ -6,6 +6,7 @@
 //! - [`flexfactor`]: the FlexFactor HTTP client (the domain's `FlexFactor` port over reqwest with
 //!   rustls), FlexFactor's wire types, and the verifier and signer of its webhooks (W1, W2).
 
+pub mod card_fingerprint;
 pub mod crm;
 pub mod feed;
 pub mod flexfactor;

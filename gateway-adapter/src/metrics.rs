@@ -17,6 +17,8 @@ pub struct Metrics {
     submissions: IntCounterVec,
     answers: IntCounterVec,
     notifications: IntCounterVec,
+    network_blocked: IntCounterVec,
+    network_delayed: IntCounterVec,
     pub scheduler_lag_seconds: Gauge,
     pub notification_backlog: IntGauge,
     pub outbox_failed: IntGauge,
@@ -71,6 +73,20 @@ impl Metrics {
             ),
             &["result"],
         )?;
+        let network_blocked = IntCounterVec::new(
+            Opts::new(
+                "network_blocked_attempts_total",
+                "Attempts not made because the card network forbids them (N7), by reason and rule",
+            ),
+            &["reason", "rule"],
+        )?;
+        let network_delayed = IntCounterVec::new(
+            Opts::new(
+                "network_delayed_attempts_total",
+                "Recycle re-attempts moved to the card network's advised time (N4)",
+            ),
+            &["rule"],
+        )?;
         let scheduler_lag_seconds = Gauge::new(
             "scheduler_lag_seconds",
             "Age of the oldest due outbox row (0 when nothing is waiting)",
@@ -90,6 +106,8 @@ impl Metrics {
         registry.register(Box::new(submissions.clone()))?;
         registry.register(Box::new(answers.clone()))?;
         registry.register(Box::new(notifications.clone()))?;
+        registry.register(Box::new(network_blocked.clone()))?;
+        registry.register(Box::new(network_delayed.clone()))?;
         registry.register(Box::new(scheduler_lag_seconds.clone()))?;
         registry.register(Box::new(notification_backlog.clone()))?;
         registry.register(Box::new(outbox_failed.clone()))?;
@@ -102,6 +120,8 @@ impl Metrics {
             submissions,
             answers,
             notifications,
+            network_blocked,
+            network_delayed,
             scheduler_lag_seconds,
             notification_backlog,
             outbox_failed,
@@ -137,6 +157,18 @@ impl Metrics {
             EvaluateAnswer::Unknown { .. } => "unknown",
         };
         self.answers.with_label_values(&[route, name]).inc();
+    }
+
+    /// N7: an attempt the card network forbids was not made.
+    pub fn network_blocked(&self, reason: &str, rule: &str) {
+        self.network_blocked
+            .with_label_values(&[reason, rule])
+            .inc();
+    }
+
+    /// N4: a re-attempt was moved to the network's advised time.
+    pub fn network_delayed(&self, rule: &str) {
+        self.network_delayed.with_label_values(&[rule]).inc();
     }
 
     pub fn notification(&self, acknowledged: bool) {

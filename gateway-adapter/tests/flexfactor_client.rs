@@ -305,6 +305,7 @@ fn card_token() -> CardToken {
         exp_month: 9,
         exp_year: 2030,
         holder: "Longbob Longsen".into(),
+        fingerprint: None,
     }
 }
 

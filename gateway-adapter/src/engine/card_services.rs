@@ -26,11 +26,11 @@ impl Engine {
         }
         let token = match command {
             OrderCommand::Place(p) if matches!(p.result, AttemptResult::Declined(_)) => {
-                Some(p.card.token.clone())
+                Some(p.card.ledger_key().to_string())
             }
             OrderCommand::RecordCascadeStep { .. } | OrderCommand::RequestRerun { .. } => {
                 match known.and_then(|o| o.details.as_ref()) {
-                    Some(d) => Some(d.card.token.clone()),
+                    Some(d) => Some(d.card.ledger_key().to_string()),
                     None => self.order_card(id).await?,
                 }
             }
@@ -78,7 +78,7 @@ impl Engine {
             .load(id.as_str())
             .await
             .map_err(|e| StoreError::Events(e.to_string()))?;
-        Ok(o.details.map(|d| d.card.token))
+        Ok(o.details.map(|d| d.card.ledger_key().to_string()))
     }
 
     async fn with_card(&self, token: Option<String>) -> Result<DomainServices, StoreError> {

@@ -219,7 +219,10 @@ impl Engine {
                     Err(e) => Err(ExecuteError::Store(e.to_string())),
                 };
                 match done {
-                    Ok(_) => return Ok(Ran::Committed(None)),
+                    Ok(c) => {
+                        self.count_subscription_blocks(c.iter().map(|e| &e.payload));
+                        return Ok(Ran::Committed(None));
+                    }
                     Err(e) => sort_subscription_error(e)?,
                 }
             }

@@ -177,6 +177,7 @@ impl Engine {
                 known,
             )
             .await?;
+        self.count_order_blocks(committed.events.iter().map(|e| &e.payload));
         Ok(ToDrive::claimed(committed))
     }
 

@@ -9,6 +9,7 @@ mod effect_handler;
 pub mod effects;
 pub mod follow_up;
 mod inline;
+mod network_metrics;
 pub mod rebill;
 pub mod webhook_intake;
 
@@ -30,6 +31,7 @@ use salvage_domain::{DomainServices, OrderId, SubscriptionId};
 
 use follow_up::{EffectSettled, Row};
 
+use crate::metrics::Metrics;
 use crate::store::checkpointed::{self, Together};
 use crate::store::{outbox, projection, ExecuteError, Store, StoreError};
 
@@ -87,6 +89,8 @@ pub struct Engine {
     pub services: DomainServices,
     pub handler: Arc<dyn EffectHandler>,
     pub config: EngineConfig,
+    /// Where the engine counts what it decides (N7); none in tools and tests.
+    pub metrics: Option<Arc<Metrics>>,
 }
 
 impl Engine {
@@ -101,7 +105,14 @@ impl Engine {
             services,
             handler,
             config,
+            metrics: None,
         }
+    }
+
+    /// The same engine counting its decisions in `metrics`.
+    pub fn with_metrics(mut self, metrics: Arc<Metrics>) -> Engine {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Executes an Order command; the committed events are returned.
@@ -114,10 +125,13 @@ impl Engine {
             .order_services(id, &command, None)
             .await
             .map_err(|e| ExecuteError::Store(e.to_string()))?;
-        self.store
+        let committed = self
+            .store
             .orders
             .execute(id.as_str(), command, &services, HashMap::new())
-            .await
+            .await?;
+        self.count_order_blocks(committed.iter().map(|e| &e.payload));
+        Ok(committed)
     }
 
     /// Executes an Order command with `writes` committed in the same transaction as its events
@@ -144,10 +158,13 @@ impl Engine {
             .subscription_services(id, &command)
             .await
             .map_err(|e| ExecuteError::Store(e.to_string()))?;
-        self.store
+        let committed = self
+            .store
             .subscriptions
             .execute(id.as_str(), command, &services, HashMap::new())
-            .await
+            .await?;
+        self.count_subscription_blocks(committed.iter().map(|e| &e.payload));
+        Ok(committed)
     }
 
     /// Runs the projector, the dispatcher and the due outbox rows once each, every event

@@ -390,6 +390,7 @@ impl TokenizeResponse {
             exp_month,
             exp_year,
             holder: card.holder.clone(),
+            fingerprint: None,
         })
     }
 }

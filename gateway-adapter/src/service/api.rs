@@ -13,7 +13,7 @@ use salvage_domain::customer::CardDetails;
 use salvage_domain::order::{OrderCommand, OrderError};
 use salvage_domain::ports::FlexFactorError;
 use salvage_domain::{GatewayId, OrderId};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 
 use super::convert;
 use super::dto::*;
@@ -151,12 +151,17 @@ async fn tokenize(
         exp_year: card.exp_year,
         holder: card.holder.clone(),
     };
-    tokenizer.tokenize(&details).await.map_err(|e| match e {
+    let mut token = tokenizer.tokenize(&details).await.map_err(|e| match e {
         FlexFactorError::Invalid(m) => {
             ApiError::invalid(format!("FlexFactor refused the card: {m}"))
         }
         other => ApiError::unavailable(format!("the card could not be tokenized: {other}")),
-    })
+    })?;
+    token.fingerprint = state
+        .fingerprinter
+        .as_ref()
+        .map(|f| f.fingerprint(details.number.expose_secret()));
+    Ok(token)
 }
 
 /// An order, its salvage and its history.

@@ -218,6 +218,7 @@ pub fn token_card(card: &CardIn) -> Option<CardToken> {
         exp_month: card.exp_month,
         exp_year: card.exp_year,
         holder: card.holder.clone(),
+        fingerprint: card.fingerprint.clone(),
     })
 }
 

@@ -60,6 +60,11 @@ pub struct CardIn {
     pub bin: Option<String>,
     #[serde(default)]
     pub last4: Option<String>,
+    /// With a token: the CRM's own fingerprint of the card (the same for every token of one
+    /// card), so the card-network rules count the card across tokens (N8). With a number,
+    /// Salvage computes its own.
+    #[serde(default)]
+    pub fingerprint: Option<String>,
 }
 
 impl std::fmt::Debug for CardIn {

@@ -29,6 +29,7 @@ use super::config::ServiceConfig;
 use super::error::ApiError;
 use super::state::AppState;
 use super::{api, openapi, ops, webhooks};
+use crate::card_fingerprint::CardFingerprinter;
 use crate::crm::{HttpChargeHook, Notifier, SandboxProcessor};
 use crate::engine::effects::ServiceEffects;
 use crate::engine::{Engine, EngineConfig};
@@ -293,12 +294,11 @@ pub async fn start(
         clock: clock.clone(),
         metrics: metrics.clone(),
     });
-    let engine = Arc::new(Engine::new(
-        store.clone(),
-        services,
-        effects,
-        EngineConfig::default(),
-    ));
+    let engine = Arc::new(
+        Engine::new(store.clone(), services, effects, EngineConfig::default())
+            .with_metrics(metrics.clone()),
+    );
+    let fingerprinter = CardFingerprinter::from_setup(&setup).map(Arc::new);
     let state = Arc::new(AppState {
         engine,
         store: store.clone(),
@@ -306,6 +306,7 @@ pub async fn start(
         clock: clock.clone(),
         api_keys: config.service.api_keys.clone(),
         tokenizer,
+        fingerprinter,
         verifiers,
         metrics,
         wake: Arc::new(Notify::new()),

@@ -11,6 +11,7 @@ use salvage_domain::order::Order;
 use salvage_domain::ports::FlexFactor;
 use salvage_domain::{GatewayId, Setup};
 
+use crate::card_fingerprint::CardFingerprinter;
 use crate::engine::{Engine, EngineError};
 use crate::flexfactor::WebhookVerifier;
 use crate::metrics::Metrics;
@@ -24,6 +25,8 @@ pub struct AppState {
     pub api_keys: Vec<SecretString>,
     /// The FlexFactor client that tokenizes cards.
     pub tokenizer: Option<Arc<dyn FlexFactor>>,
+    /// Fingerprints the card numbers it tokenizes (N8).
+    pub fingerprinter: Option<Arc<CardFingerprinter>>,
     /// One verifier per FlexFactor gateway (each has its own HMACSigningKey).
     pub verifiers: Vec<(GatewayId, WebhookVerifier)>,
     pub metrics: Arc<Metrics>,

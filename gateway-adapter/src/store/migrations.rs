@@ -415,11 +415,12 @@ $fn$;
     },
     Migration {
         version: 9,
-        name: "the views name their card, for the network rules' ledger (N8)",
+        name:
+            "the views name their card (fingerprint, else token) for the network rules' ledger (N8)",
         sqlite: r#"
 ALTER TABLE salvage_order_view ADD COLUMN card_token TEXT;
 ALTER TABLE salvage_subscription_view ADD COLUMN card_token TEXT;
-UPDATE salvage_order_view SET card_token = json_extract(state, '$.details.card.token');
+UPDATE salvage_order_view SET card_token = coalesce(json_extract(state, '$.details.card.fingerprint'), json_extract(state, '$.details.card.token'));
 UPDATE salvage_subscription_view SET card_token = json_extract(state, '$.card.token');
 CREATE INDEX salvage_order_view_card ON salvage_order_view (card_token);
 CREATE INDEX salvage_subscription_view_card ON salvage_subscription_view (card_token);
@@ -427,7 +428,7 @@ CREATE INDEX salvage_subscription_view_card ON salvage_subscription_view (card_t
         postgres: r#"
 ALTER TABLE salvage_order_view ADD COLUMN card_token TEXT;
 ALTER TABLE salvage_subscription_view ADD COLUMN card_token TEXT;
-UPDATE salvage_order_view SET card_token = state::json #>> '{details,card,token}';
+UPDATE salvage_order_view SET card_token = coalesce(state::json #>> '{details,card,fingerprint}', state::json #>> '{details,card,token}');
 UPDATE salvage_subscription_view SET card_token = state::json #>> '{card,token}';
 CREATE INDEX salvage_order_view_card ON salvage_order_view (card_token);
 CREATE INDEX salvage_subscription_view_card ON salvage_subscription_view (card_token);

@@ -201,7 +201,7 @@ pub(crate) fn view_rows(changed: Known, last: i64) -> Result<Vec<Write>, StoreEr
                     Bind::Text(serde_json::to_string(&o)?),
                     Bind::Int(seq),
                     Bind::Int(last),
-                    Bind::OptText(o.details.as_ref().map(|d| d.card.token.clone())),
+                    Bind::OptText(o.details.as_ref().map(|d| d.card.ledger_key().to_string())),
                 ]);
             }
             AggregateAt::Subscription(s, seq) => subscriptions.push(vec![

@@ -18,7 +18,7 @@ pub(super) fn verdict(
     let Some(details) = &state.details else {
         return Verdict::Allow;
     };
-    let card = CardKey::new(details.card.token.clone(), &details.card.bin);
+    let card = CardKey::new(details.card.ledger_key(), &details.card.bin);
     let facts = services.cards.history(&card).merged_with(
         &network::source("order", details.order_id.as_str()),
         &state.card_facts,
