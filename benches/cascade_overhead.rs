@@ -34,6 +34,9 @@ async fn main() {
         .unwrap_or(500);
     let mut fake_config = FakeConfig::sandbox_defaults();
     fake_config.webhooks_for_sync_answers = false;
+    // Every cascade is another customer's card (one card cascading a thousand times a minute is
+    // not traffic, and the card-network rules would stop it): FlexFactor approves them all.
+    fake_config.rules.default_cit = salvage_sim::fake_flexfactor::Outcome::Approved;
     let fake = FakeFlexFactor::start(fake_config).await.expect("fake");
     let dir = std::env::temp_dir().join(format!("salvage-cascade-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
@@ -67,7 +70,7 @@ async fn main() {
             let body = json!({
                 "order_id": format!("c-{}-{i}", &name[..6]), "order_type": "new_sale", "campaign_id": "skincare",
                 "ip_address": "203.0.113.7", "amount_minor": 1999, "currency": "USD",
-                "card": {"number": "4111111111111111", "cvv": "123", "exp_month": 9, "exp_year": 2030, "holder": "Cure Tester"},
+                "card": {"number": format!("4111112{:09}", i), "cvv": "123", "exp_month": 9, "exp_year": 2030, "holder": "Cure Tester"},
                 "items": [{"product_id": "cleanser", "quantity": 1, "price_minor": 1999}],
                 "attempt": {"gateway_id": "nmi-main", "gateway_profile_id": "atri-us", "result": "declined",
                             "response_code": "91", "response_message": "Issuer unavailable", "decline_type": "soft"}

@@ -5,19 +5,17 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use secrecy::SecretString;
-use serde::Deserialize;
 
 use salvage_domain::clock::Clock;
-use salvage_domain::decline::{MastercardAdviceCode, VisaCategory};
 use salvage_domain::ports::{Charge, ChargeError, ChargeRequest, GatewayAnswer};
 use salvage_domain::{DeclineFacts, DeclineType};
 
 use super::signing;
+use super::wire::{ChargeHookAnswer, ChargeHookRequest};
 
-/// The CRM's charge endpoint. It receives the `ChargeRequest` as JSON (with its
-/// `idempotency_key`: a repeated call with the same key must not charge again) and answers
-/// `{"result": "approved"|"declined"|"pending", "transaction_id", "response_code",
-/// "response_message", "decline_type", "visa_category", "mastercard_advice_code"}`.
+/// The CRM's charge endpoint. It receives a [`ChargeHookRequest`] as JSON (with its
+/// `idempotency_key`: a repeated call with the same key must not charge again) and answers a
+/// [`ChargeHookAnswer`]; see `docs/integration.md`.
 pub struct HttpChargeHook {
     client: reqwest::Client,
     url: String,
@@ -45,27 +43,11 @@ impl HttpChargeHook {
     }
 }
 
-#[derive(Deserialize)]
-struct HookAnswer {
-    result: String,
-    #[serde(default)]
-    transaction_id: Option<String>,
-    #[serde(default)]
-    response_code: Option<String>,
-    #[serde(default)]
-    response_message: Option<String>,
-    #[serde(default)]
-    decline_type: Option<String>,
-    #[serde(default)]
-    visa_category: Option<u8>,
-    #[serde(default)]
-    mastercard_advice_code: Option<String>,
-}
-
 #[async_trait]
 impl Charge for HttpChargeHook {
     async fn charge(&self, request: &ChargeRequest) -> Result<GatewayAnswer, ChargeError> {
-        let body = serde_json::to_vec(request).map_err(|e| ChargeError::NotSent(e.to_string()))?;
+        let body = serde_json::to_vec(&ChargeHookRequest::from(request))
+            .map_err(|e| ChargeError::NotSent(e.to_string()))?;
         let ts = self.clock.now().timestamp();
         let sent = self
             .client
@@ -96,7 +78,7 @@ impl Charge for HttpChargeHook {
                 detail: format!("charge hook answered {}", response.status()),
             });
         }
-        let answer: HookAnswer = match response.json().await {
+        let answer: ChargeHookAnswer = match response.json().await {
             Ok(a) => a,
             Err(e) => {
                 return Ok(GatewayAnswer::Unknown {
@@ -104,29 +86,7 @@ impl Charge for HttpChargeHook {
                 })
             }
         };
-        Ok(match answer.result.as_str() {
-            "approved" => GatewayAnswer::Approved {
-                transaction_id: answer.transaction_id,
-            },
-            "declined" => GatewayAnswer::Declined(DeclineFacts {
-                gateway: request.gateway.clone(),
-                response_code: answer.response_code.unwrap_or_default(),
-                response_message: answer.response_message.unwrap_or_default(),
-                processor_verdict: if answer.decline_type.as_deref() == Some("hard") {
-                    DeclineType::Hard
-                } else {
-                    DeclineType::Soft
-                },
-                visa_category: answer.visa_category.map(VisaCategory),
-                mastercard_advice_code: answer.mastercard_advice_code.map(MastercardAdviceCode),
-            }),
-            "pending" => GatewayAnswer::Pending {
-                reference: answer.transaction_id,
-            },
-            other => GatewayAnswer::Unknown {
-                detail: format!("charge hook result {other:?}"),
-            },
-        })
+        Ok(answer.into_answer(&request.gateway))
     }
 }
 

@@ -4,6 +4,7 @@
 pub mod charge_hook;
 pub mod notifier;
 pub mod signing;
+pub mod wire;
 
 pub use charge_hook::{HttpChargeHook, SandboxProcessor};
 pub use notifier::{backoff, Delivered, Notifier};

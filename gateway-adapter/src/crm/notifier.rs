@@ -9,6 +9,7 @@ use secrecy::SecretString;
 use salvage_domain::process_manager::Notification;
 
 use super::signing;
+use super::wire;
 
 /// What became of one delivery attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +42,7 @@ impl Notifier {
     }
 
     pub async fn send(&self, n: &Notification, now_unix: i64) -> Delivered {
-        let body = match serde_json::to_vec(n) {
+        let body = match serde_json::to_vec(&wire::Notification::from(n)) {
             Ok(b) => b,
             Err(e) => return Delivered::NotYet(e.to_string()),
         };
