@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use salvage_domain::setup::SetupError;
-use salvage_domain::{Setup, SystemClock};
-use salvage_gateway::service::config::{process_env, ConfigError, ServiceConfig};
-use salvage_gateway::service::{start, ServeOptions};
+use salvage_domain::SystemClock;
+use salvage_gateway::service::config::{process_env, ServiceConfig};
+use salvage_gateway::service::preflight;
+use salvage_gateway::service::{start, ServeOptions, ServiceError};
 
 use crate::telemetry::{self, shutdown_signal};
 
@@ -53,86 +53,62 @@ async fn serve_config(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result
     if let Some(addr) = listen {
         config.service.listen = addr;
     }
-    let running = start(config, ServeOptions::new(Arc::new(SystemClock)))
-        .await
-        .context("the service could not start")?;
+    for w in config.setup.warnings() {
+        tracing::warn!("{w}");
+    }
+    let running = match start(config, ServeOptions::new(Arc::new(SystemClock))).await {
+        Ok(r) => r,
+        // The same problems, worded the same, as `check-config` reports.
+        Err(ServiceError::Config(e)) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("the service could not start")),
+    };
     println!("Salvage listening on {}", running.url());
     running.run_until(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
 
-const SERVICE_TABLES: [&str; 4] = [
-    "[service]",
-    "[flexfactor]",
-    "[charge_hook]",
-    "[notifications]",
-];
-
+/// `salvage check-config FILE`: exactly what `salvage serve --config FILE` checks before it
+/// binds (the file read as serve reads it, with the `SALVAGE_*` environment; credentials
+/// decoded, keys parsed, URLs parsed, profiles resolved), so no file passes one and fails the
+/// other.
 pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file)
+    // A file that cannot be read is a usage error (exit 2), as before any check.
+    std::fs::metadata(file)
         .with_context(|| format!("cannot read the setup file {}", file.display()))?;
-    let is_service = text.lines().any(|l| SERVICE_TABLES.contains(&l.trim()));
-    if is_service {
-        return match ServiceConfig::from_str(&text, file, &process_env) {
-            Ok(c) => {
-                println!("{}: valid service configuration", file.display());
-                println!("listen: {}", c.service.listen);
-                println!("API keys: {}", c.service.api_keys.len());
-                println!(
-                    "charge hook: {}",
-                    c.charge_hook
-                        .as_ref()
-                        .map(|h| h.url.as_str())
-                        .unwrap_or("none (the CRM bills)")
-                );
-                println!(
-                    "notifications: {}",
-                    c.notifications
-                        .as_ref()
-                        .map(|n| n.url.as_str())
-                        .unwrap_or("none (logged only)")
-                );
-                print!("{}", c.setup.summary());
-                for w in c.setup.warnings() {
-                    eprintln!("warning: {w}");
-                }
-                Ok(ExitCode::SUCCESS)
-            }
-            Err(
-                e @ (ConfigError::Parse { .. }
-                | ConfigError::Invalid { .. }
-                | ConfigError::Read { .. }),
-            ) => {
-                eprintln!("{e}");
-                Ok(ExitCode::FAILURE)
-            }
-        };
-    }
-    match Setup::from_toml_str(&text) {
-        Ok(setup) => {
+    match preflight::check_file(file, &process_env, Arc::new(SystemClock)) {
+        Ok((c, _)) => {
             println!(
-                "{}: valid setup (add a [service] table to serve it)",
+                "{}: valid: `salvage serve --config {}` would start with it",
+                file.display(),
                 file.display()
             );
-            print!("{}", setup.summary());
-            for w in setup.warnings() {
+            println!("listen: {}", c.service.listen);
+            println!("API keys: {}", c.service.api_keys.len());
+            println!(
+                "charge hook: {}",
+                c.charge_hook
+                    .as_ref()
+                    .map(|h| h.url.as_str())
+                    .unwrap_or("none (the CRM bills)")
+            );
+            println!(
+                "notifications: {}",
+                c.notifications
+                    .as_ref()
+                    .map(|n| n.url.as_str())
+                    .unwrap_or("none (logged only)")
+            );
+            print!("{}", c.setup.summary());
+            for w in c.setup.warnings() {
                 eprintln!("warning: {w}");
             }
             Ok(ExitCode::SUCCESS)
         }
-        Err(SetupError::Parse(e)) => {
-            eprintln!("{}: {e}", file.display());
-            Ok(ExitCode::FAILURE)
-        }
-        Err(SetupError::Invalid(violations)) => {
-            eprintln!(
-                "{}: the setup has {} problem(s):",
-                file.display(),
-                violations.len()
-            );
-            for v in violations {
-                eprintln!("  {}: {v}", file.display());
-            }
+        Err(e) => {
+            eprintln!("{e}");
             Ok(ExitCode::FAILURE)
         }
     }

@@ -14,6 +14,7 @@ pub struct Metrics {
     requests: IntCounterVec,
     latency: HistogramVec,
     webhook_failures: IntCounterVec,
+    charge_hook_calls: IntCounterVec,
     submissions: IntCounterVec,
     answers: IntCounterVec,
     notifications: IntCounterVec,
@@ -47,10 +48,17 @@ impl Metrics {
         )?;
         let webhook_failures = IntCounterVec::new(
             Opts::new(
-                "webhook_verification_failures_total",
-                "FlexFactor deliveries refused, by reason",
+                "webhooks_refused_total",
+                "FlexFactor deliveries refused (nothing stored), by reason",
             ),
             &["reason"],
+        )?;
+        let charge_hook_calls = IntCounterVec::new(
+            Opts::new(
+                "charge_hook_calls_total",
+                "Charge hook calls by outcome: approved, declined, pending, unknown (may have charged), not_sent",
+            ),
+            &["outcome"],
         )?;
         let submissions = IntCounterVec::new(
             Opts::new(
@@ -103,6 +111,7 @@ impl Metrics {
         registry.register(Box::new(requests.clone()))?;
         registry.register(Box::new(latency.clone()))?;
         registry.register(Box::new(webhook_failures.clone()))?;
+        registry.register(Box::new(charge_hook_calls.clone()))?;
         registry.register(Box::new(submissions.clone()))?;
         registry.register(Box::new(answers.clone()))?;
         registry.register(Box::new(notifications.clone()))?;
@@ -117,6 +126,7 @@ impl Metrics {
             requests,
             latency,
             webhook_failures,
+            charge_hook_calls,
             submissions,
             answers,
             notifications,
@@ -138,6 +148,10 @@ impl Metrics {
 
     pub fn webhook_refused(&self, reason: &str) {
         self.webhook_failures.with_label_values(&[reason]).inc();
+    }
+
+    pub fn charge_hook(&self, outcome: &str) {
+        self.charge_hook_calls.with_label_values(&[outcome]).inc();
     }
 
     pub fn submission(&self, route: &str) {

@@ -442,7 +442,7 @@ async fn w1_w2_w4_w5_webhook_verification(place: Place) {
         .await
         .unwrap();
     assert!(
-        metrics.contains("salvage_webhook_verification_failures_total{reason=\"bad_signature\"}"),
+        metrics.contains("salvage_webhooks_refused_total{reason=\"bad_signature\"}"),
         "{metrics}"
     );
     svc.stop().await;

@@ -240,13 +240,36 @@ impl ServiceEffects {
         }
     }
 
+    /// Counts a charge hook call by outcome and warns about the ones that failed (never with
+    /// a secret or card data: the order, the purpose and the idempotency key).
+    fn count_charge(&self, request: &ChargeRequest, charged: &Result<GatewayAnswer, ChargeError>) {
+        let outcome = match charged {
+            Ok(GatewayAnswer::Approved { .. }) => "approved",
+            Ok(GatewayAnswer::Declined(_)) => "declined",
+            Ok(GatewayAnswer::Pending { .. }) => "pending",
+            Ok(GatewayAnswer::Unknown { detail }) => {
+                warn!(order = %request.order_id, key = %request.idempotency_key.as_str(),
+                      detail = %detail, "charge hook call with an unknown outcome");
+                "unknown"
+            }
+            Err(e) => {
+                warn!(order = %request.order_id, key = %request.idempotency_key.as_str(),
+                      error = %e, "charge hook call not sent");
+                "not_sent"
+            }
+        };
+        self.metrics.charge_hook(outcome);
+    }
+
     async fn charge(&self, attempt: i64, request: &ChargeRequest) -> EffectOutcome {
         let Some(charge) = &self.charge else {
             return EffectOutcome::Failed(
                 "no charge hook is configured: regular gateways cannot be charged".into(),
             );
         };
-        let answer = match charge.charge(request).await {
+        let charged = charge.charge(request).await;
+        self.count_charge(request, &charged);
+        let answer = match charged {
             Ok(a) => a,
             Err(ChargeError::NotSent(reason)) if attempt < CHARGE_SEND_RETRIES => {
                 return retry(backoff(attempt), reason)
@@ -322,7 +345,9 @@ impl ServiceEffects {
             credential,
             purpose: ChargePurpose::Rebill { cycle },
         };
-        let answer = match charge.charge(&request).await {
+        let charged = charge.charge(&request).await;
+        self.count_charge(&request, &charged);
+        let answer = match charged {
             Ok(a) => a,
             Err(ChargeError::NotSent(reason)) if attempt < CHARGE_SEND_RETRIES => {
                 return retry(backoff(attempt), reason)
@@ -380,6 +405,8 @@ impl ServiceEffects {
             }
             Delivered::NotYet(reason) => {
                 self.metrics.notification(false);
+                warn!(event_id = %n.event_id, attempt, reason = %reason,
+                      "CRM notification not acknowledged; it will be retried");
                 if now - n.at > notifier.retry_for {
                     EffectOutcome::Failed(format!(
                         "not acknowledged for {} hours: {reason}",

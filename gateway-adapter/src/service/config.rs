@@ -41,6 +41,11 @@ pub struct ServiceSection {
     /// over once this has passed.
     #[serde(default = "default_lease")]
     pub work_lease_seconds: u64,
+    /// How often, in milliseconds, each process looks for work that has fallen due (recycle
+    /// re-attempts, scheduled rebills, expiries and reconciliation, notification retries) when
+    /// nothing woke it sooner. 10 to 60,000; default 250.
+    #[serde(default = "default_scheduler_poll")]
+    pub scheduler_poll_ms: u64,
 }
 
 /// `[flexfactor]`: how to reach FlexFactor and accept its webhooks.
@@ -106,6 +111,13 @@ fn default_shutdown() -> u64 {
 fn default_lease() -> u64 {
     60
 }
+/// `[service] scheduler_poll_ms`: the default and the bounds.
+pub const DEFAULT_SCHEDULER_POLL_MS: u64 = 250;
+pub const MIN_SCHEDULER_POLL_MS: u64 = 10;
+pub const MAX_SCHEDULER_POLL_MS: u64 = 60_000;
+fn default_scheduler_poll() -> u64 {
+    DEFAULT_SCHEDULER_POLL_MS
+}
 fn default_ff_url() -> String {
     crate::flexfactor::SANDBOX_BASE_URL.to_string()
 }
@@ -134,6 +146,7 @@ impl Default for ServiceSection {
             request_body_limit: DEFAULT_BODY_LIMIT,
             shutdown_grace_seconds: default_shutdown(),
             work_lease_seconds: default_lease(),
+            scheduler_poll_ms: default_scheduler_poll(),
         }
     }
 }
@@ -357,6 +370,16 @@ impl ServiceConfig {
             add(
                 "[service]",
                 "store_url must be sqlite://PATH or postgres://...".to_string(),
+            );
+        }
+        if !(MIN_SCHEDULER_POLL_MS..=MAX_SCHEDULER_POLL_MS)
+            .contains(&self.service.scheduler_poll_ms)
+        {
+            add(
+                "[service]",
+                format!(
+                    "scheduler_poll_ms must be {MIN_SCHEDULER_POLL_MS} to {MAX_SCHEDULER_POLL_MS}"
+                ),
             );
         }
         if self.service.work_lease_seconds == 0 {

@@ -9,6 +9,7 @@ pub mod dto;
 pub mod error;
 pub mod openapi;
 pub mod ops;
+pub mod preflight;
 pub mod server;
 pub mod state;
 pub mod webhooks;

@@ -1,7 +1,6 @@
 //! `salvage serve`: builds the service from its configuration, serves the API, runs the
 //! background worker (projections, dispatcher, scheduler), and shuts down gracefully.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -22,26 +21,26 @@ use tower_http::trace::TraceLayer;
 use tracing::{info, warn};
 
 use salvage_domain::clock::Clock;
-use salvage_domain::ports::{Charge, FlexFactor};
-use salvage_domain::{DomainServices, GatewayId};
+use salvage_domain::ports::Charge;
+use salvage_domain::DomainServices;
 
-use super::config::ServiceConfig;
+use super::config::{ConfigError, ServiceConfig};
 use super::error::ApiError;
 use super::state::AppState;
-use super::{api, openapi, ops, webhooks};
+use super::{api, openapi, ops, preflight, webhooks};
 use crate::card_fingerprint::CardFingerprinter;
-use crate::crm::{HttpChargeHook, Notifier, SandboxProcessor};
+use crate::crm::SandboxProcessor;
 use crate::engine::effects::ServiceEffects;
 use crate::engine::{Engine, EngineConfig};
-use crate::flexfactor::{
-    FlexFactorClient, FlexFactorConfig, WebhookVerifier, WebhookVerifierConfig,
-};
 use crate::metrics::Metrics;
 use crate::store::{webhook_book, Store};
 
 /// Why the service could not start or stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
+    /// The configuration cannot be served (the same problems `check-config` reports).
+    #[error("{0}")]
+    Config(#[from] ConfigError),
     #[error("cannot open the store: {0}")]
     Store(#[from] crate::store::StoreError),
     #[error("FlexFactor gateway {gateway}: {reason}")]
@@ -66,8 +65,9 @@ pub struct ServeOptions {
     pub sandbox_charges: bool,
     /// Put every PostgreSQL connection in this schema (tests share one database this way).
     pub pg_schema: Option<String>,
-    /// How often the idle background worker looks for due work.
-    pub poll_interval: Duration,
+    /// How often the idle background worker looks for due work; `None`: the configuration's
+    /// `[service] scheduler_poll_ms`.
+    pub poll_interval: Option<Duration>,
     /// How long the worker, woken by a request, lets other requests arrive before it runs:
     /// it then handles them in one batch, and a burst of requests is not slowed by background
     /// work between each (notifications and projections come this much later).
@@ -80,7 +80,7 @@ impl ServeOptions {
             clock,
             sandbox_charges: false,
             pg_schema: None,
-            poll_interval: Duration::from_millis(250),
+            poll_interval: None,
             worker_settle: Duration::from_millis(25),
         }
     }
@@ -221,71 +221,21 @@ pub async fn start(
     let services = DomainServices::new(setup.clone(), clock.clone());
     let metrics = Arc::new(Metrics::new().map_err(|e| ServiceError::Metrics(e.to_string()))?);
 
-    let mut clients: BTreeMap<GatewayId, Arc<dyn FlexFactor>> = BTreeMap::new();
-    let mut verifiers = Vec::new();
-    for ff in setup.flexfactor_gateways() {
-        let mut ff_config = FlexFactorConfig::new(config.flexfactor.base_url.clone());
-        ff_config.request_timeout = Duration::from_millis(config.flexfactor.request_timeout_ms);
-        ff_config.dynamic_descriptor = config.flexfactor.dynamic_descriptor.clone();
-        for g in setup.gateways.iter().filter_map(|g| g.as_regular()) {
-            ff_config
-                .response_code_sources
-                .insert(g.id.to_string(), g.processor.clone());
-        }
-        let client = FlexFactorClient::new(ff_config, ff.credentials.clone(), clock.clone())
-            .map_err(|e| ServiceError::FlexFactor {
-                gateway: ff.id.to_string(),
-                reason: e.to_string(),
-            })?;
-        clients.insert(ff.id.clone(), Arc::new(client));
-        let verifier = WebhookVerifier::from_credentials(
-            &ff.credentials,
-            WebhookVerifierConfig {
-                date_tolerance: chrono::Duration::seconds(
-                    config.flexfactor.webhook_tolerance_seconds as i64,
-                ),
-                max_body_bytes: config.service.request_body_limit,
-                require_body_signature: false,
-            },
-            clock.clone(),
-        )
-        .map_err(|e| ServiceError::FlexFactor {
-            gateway: ff.id.to_string(),
-            reason: format!("hmac_signing_key: {e}"),
-        })?;
-        verifiers.push((ff.id.clone(), verifier));
-    }
+    // The same parts `check-config` builds (one validation path).
+    let parts = preflight::build(&config, clock.clone()).map_err(ServiceError::Config)?;
+    let clients = parts.clients;
+    let verifiers = parts.verifiers;
     let tokenizer = setup
         .cascade_all_gateway()
         .map(|g| g.id.clone())
         .or_else(|| clients.keys().next().cloned())
         .and_then(|id| clients.get(&id).cloned());
-
-    let charge: Option<Arc<dyn Charge>> = match &config.charge_hook {
-        Some(h) => Some(Arc::new(
-            HttpChargeHook::new(
-                h.url.clone(),
-                h.secret.clone(),
-                Duration::from_millis(h.timeout_ms),
-                clock.clone(),
-            )
-            .map_err(|e| ServiceError::ChargeHook(e.to_string()))?,
-        )),
+    let charge: Option<Arc<dyn Charge>> = match parts.charge_hook {
+        Some(hook) => Some(Arc::new(hook)),
         None if options.sandbox_charges => Some(Arc::new(SandboxProcessor)),
         None => None,
     };
-    let notifier = match &config.notifications {
-        Some(n) => Some(
-            Notifier::new(
-                n.url.clone(),
-                n.secret.clone(),
-                Duration::from_millis(n.timeout_ms),
-                chrono::Duration::hours(n.retry_for_hours as i64),
-            )
-            .map_err(|e| ServiceError::Notifications(e.to_string()))?,
-        ),
-        None => None,
-    };
+    let notifier = parts.notifier;
     let effects = Arc::new(ServiceEffects {
         store: store.clone(),
         flexfactor: clients,
@@ -328,7 +278,9 @@ pub async fn start(
     let worker = tokio::spawn(worker(
         state.clone(),
         stop_rx,
-        options.poll_interval,
+        options
+            .poll_interval
+            .unwrap_or(Duration::from_millis(config.service.scheduler_poll_ms)),
         options.worker_settle,
         config.flexfactor.webhook_tolerance_seconds as i64,
     ));

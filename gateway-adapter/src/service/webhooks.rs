@@ -16,19 +16,45 @@ use serde_json::json;
 use super::error::{ApiError, ErrorBody};
 use super::state::AppState;
 use crate::engine::webhook_intake::{Intake, IntakeError};
+use crate::flexfactor::signer::HEADER_NONCE;
 use crate::flexfactor::{WebhookError, WebhookVerifier};
+use tracing::warn;
 
-fn refused(state: &AppState, e: &WebhookError) -> Response {
-    let reason = match e {
+/// Why a delivery was refused, as the log line and `salvage_webhooks_refused_total{reason}`
+/// name it.
+fn reason(e: &WebhookError) -> &'static str {
+    match e {
         WebhookError::MissingHeader(_) => "missing_header",
-        WebhookError::MalformedHeader { .. } => "malformed_header",
+        WebhookError::MalformedHeader { .. } | WebhookError::MalformedBody(_) => "malformed",
         WebhookError::BadContentHash => "bad_content_hash",
         WebhookError::BadSignature | WebhookError::BadBodySignature => "bad_signature",
-        WebhookError::StaleDate { .. } => "stale_date",
+        WebhookError::StaleDate { date, now } if date > now => "future_timestamp",
+        WebhookError::StaleDate { .. } => "stale_timestamp",
         WebhookError::ReplayedNonce => "replayed_nonce",
         WebhookError::BodyTooLarge { .. } => "body_too_large",
-        WebhookError::MalformedBody(_) => "malformed_body",
-    };
+    }
+}
+
+/// The delivery's nonce, as far as it can be read, for the log (never the body or a secret).
+fn nonce_of(headers: &HeaderMap) -> String {
+    headers
+        .get(HEADER_NONCE)
+        .and_then(|v| v.to_str().ok())
+        .map(|n| n.chars().take(64).collect())
+        .unwrap_or_default()
+}
+
+/// Answers a refused delivery; it is logged with its reason, its nonce and (once verified) its
+/// event, and counted.
+fn refused(
+    state: &AppState,
+    headers: &HeaderMap,
+    reason: &'static str,
+    e: &WebhookError,
+    event: Option<&str>,
+) -> Response {
+    warn!(reason, nonce = %nonce_of(headers), event = event.unwrap_or(""), error = %e,
+          "FlexFactor webhook refused");
     state.metrics.webhook_refused(reason);
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
     let code = match status.as_u16() {
@@ -40,15 +66,16 @@ fn refused(state: &AppState, e: &WebhookError) -> Response {
     ApiError::new(status, code, format!("delivery refused: {e}")).into_response()
 }
 
-/// The verifier whose key signed the delivery (one per FlexFactor gateway).
+/// The verifier whose key signed the delivery (one per FlexFactor gateway), and whether any key
+/// did: with several gateways, a signature no key verifies is from an unknown key.
 fn pick<'a>(
     verifiers: &'a [(salvage_domain::GatewayId, WebhookVerifier)],
     headers: &HeaderMap,
     body: &[u8],
     host: Option<&str>,
-) -> Option<&'a WebhookVerifier> {
+) -> Option<(&'a WebhookVerifier, bool)> {
     if verifiers.len() == 1 {
-        return verifiers.first().map(|(_, v)| v);
+        return verifiers.first().map(|(_, v)| (v, true));
     }
     verifiers
         .iter()
@@ -58,8 +85,8 @@ fn pick<'a>(
                 Err(WebhookError::BadSignature)
             )
         })
-        .or_else(|| verifiers.first())
-        .map(|(_, v)| v)
+        .map(|(_, v)| (v, true))
+        .or_else(|| verifiers.first().map(|(_, v)| (v, false)))
 }
 
 fn ack(outcome: &str) -> Response {
@@ -79,6 +106,7 @@ pub async fn flexfactor_webhook(
     let body = match body {
         Ok(b) => b,
         Err(e) => {
+            warn!(reason = "body_too_large", nonce = %nonce_of(&headers), "FlexFactor webhook refused");
             state.metrics.webhook_refused("body_too_large");
             return ApiError::new(
                 e.status(),
@@ -99,12 +127,16 @@ pub async fn flexfactor_webhook(
         .get(HOST)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    let Some(verifier) = pick(&state.verifiers, &headers, &body, host.as_deref()) else {
+    let Some((verifier, known_key)) = pick(&state.verifiers, &headers, &body, host.as_deref())
+    else {
         return ApiError::unavailable("no FlexFactor gateway is configured").into_response();
     };
     let delivery = match verifier.verify(&headers, &body, host.as_deref()) {
         Ok(d) => d,
-        Err(e) => return refused(&state, &e),
+        Err(e @ (WebhookError::BadSignature | WebhookError::BadBodySignature)) if !known_key => {
+            return refused(&state, &headers, "unknown_key", &e, None)
+        }
+        Err(e) => return refused(&state, &headers, reason(&e), &e, None),
     };
     match state.engine.take_delivery(&delivery, &body).await {
         Ok(outcome) => {
@@ -115,8 +147,9 @@ pub async fn flexfactor_webhook(
             ack(outcome.as_str())
         }
         Err(IntakeError::Replayed) => {
-            tracing::warn!(event = %delivery.outcome.event, "FlexFactor webhook refused: nonce replayed");
-            refused(&state, &WebhookError::ReplayedNonce)
+            let e = WebhookError::ReplayedNonce;
+            let event = delivery.outcome.event.to_string();
+            refused(&state, &headers, reason(&e), &e, Some(&event))
         }
         // Nothing was stored (the nonce neither): FlexFactor delivers again.
         Err(IntakeError::Command(e)) => ApiError::from(e).into_response(),
