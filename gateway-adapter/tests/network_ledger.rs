@@ -2,6 +2,7 @@
 //! the event log, so they hold after a restart and for another process on the same database.
 //! Runs on SQLite and PostgreSQL.
 
+#[macro_use]
 mod support;
 
 use std::sync::Arc;
@@ -14,32 +15,10 @@ use salvage_domain::{DeclineType, ManualClock, OrderId};
 use salvage_gateway::store::card_ledger;
 use support::*;
 
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let place = super::Place::new_sqlite();
-                    super::$name(place.clone()).await;
-                    place.cleanup().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let place = super::Place::new_postgres();
-                    super::$name(place.clone()).await;
-                    place.cleanup().await;
-                }
-            )*
-        }
-    };
-}
-
-suite!(n8_attempts_on_other_orders_count_across_a_restart_and_a_second_process);
+both_stores!(
+    threads = 4;
+    n8_attempts_on_other_orders_count_across_a_restart_and_a_second_process
+);
 
 /// A sale on `gateway` declined with Visa category 2, on the sample card.
 fn declined_sale(order: &str, gateway: &str) -> OrderCommand {

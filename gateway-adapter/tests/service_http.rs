@@ -4,6 +4,7 @@
 //! the feed and the operations endpoints. Scenarios that need FlexFactor itself run against the
 //! fake FlexFactor in `service_flexfactor.rs`.
 
+#[macro_use]
 mod support;
 
 use std::sync::Arc;
@@ -146,24 +147,8 @@ fn order(id: &str, gateway: &str, result: &str, amount: i64) -> Value {
     })
 }
 
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() { super::$name(super::Place::new_sqlite()).await; }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() { super::$name(super::Place::new_postgres()).await; }
-            )*
-        }
-    };
-}
-
-suite!(
+both_stores!(
+    threads = 2;
     api_keys_are_required,
     the_same_order_twice_is_one_order_and_another_body_is_a_conflict,
     bad_requests_get_clear_errors,

@@ -1,6 +1,7 @@
 //! One store test-suite, run against SQLite and against PostgreSQL (the PostgreSQL half fails
 //! when PostgreSQL cannot be reached). Each test gets its own database file or schema.
 
+#[macro_use]
 mod support;
 
 use std::collections::{BTreeSet, HashMap};
@@ -28,32 +29,8 @@ use salvage_gateway::store::{
 };
 use support::*;
 
-macro_rules! suite {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let place = super::Place::new_sqlite();
-                    super::$name(place.clone()).await;
-                    place.cleanup().await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-                async fn $name() {
-                    let place = super::Place::new_postgres();
-                    super::$name(place.clone()).await;
-                    place.cleanup().await;
-                }
-            )*
-        }
-    };
-}
-
-suite!(
+both_stores!(
+    threads = 4;
     migrations_are_versioned_and_idempotent,
     commands_commit_and_the_log_orders_every_event,
     optimistic_concurrency_conflicts_are_retried_without_losing_events,

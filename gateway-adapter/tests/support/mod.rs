@@ -192,3 +192,31 @@ pub fn subscribing_sale(order: &str) -> OrderCommand {
     }];
     OrderCommand::Place(p)
 }
+
+/// Runs each named `async fn(Place)` as two tests, `sqlite::NAME` and `postgres::NAME`, each on
+/// a store of its own, with `threads` runtime workers.
+#[allow(unused_macros)]
+macro_rules! both_stores {
+    (threads = $threads:literal; $($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = $threads)]
+                async fn $name() {
+                    let place = super::Place::new_sqlite();
+                    super::$name(place.clone()).await;
+                    place.cleanup().await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = $threads)]
+                async fn $name() {
+                    let place = super::Place::new_postgres();
+                    super::$name(place.clone()).await;
+                    place.cleanup().await;
+                }
+            )*
+        }
+    };
+}
