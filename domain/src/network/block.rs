@@ -3,7 +3,8 @@
 use serde::{Deserialize, Serialize};
 
 /// The reason recorded on an aggregate when an attempt is not made (N7). The names are stable:
-/// they appear in the history, the metrics and the CRM's notifications.
+/// they appear in the history and the metrics (a recycle that ends for N1 notifies the CRM
+/// `recycle_failed` with reason `network_never_retry`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkBlock {

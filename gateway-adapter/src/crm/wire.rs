@@ -125,11 +125,15 @@ pub struct ChargeHookAnswer {
     /// Declined: the processor's response message (decline mappings match on it, D2).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response_message: Option<String>,
-    /// Declined: the processor's soft/hard verdict; soft when left out.
+    /// Declined: the processor's soft/hard verdict, `soft` or `hard` (any case); soft when left
+    /// out or anything else.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub decline_type: Option<DeclineVerdict>,
-    /// Declined, Visa: the decline category (1-4) when the gateway gives it (N1, N2).
+    #[schema(value_type = Option<DeclineVerdict>)]
+    pub decline_type: Option<String>,
+    /// Declined, Visa: the decline category (1-4) when the gateway gives it (N1, N2); any
+    /// other number is ignored (the category then comes from the code tables, N6).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(minimum = 1, maximum = 4)]
     pub visa_category: Option<u8>,
     /// Declined, Mastercard: the Merchant Advice Code ("01", "03", "21", "24".."30") (N3, N4).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,11 +151,14 @@ impl ChargeHookAnswer {
                 gateway: gateway.clone(),
                 response_code: self.response_code.unwrap_or_default(),
                 response_message: self.response_message.unwrap_or_default(),
-                processor_verdict: match self.decline_type {
-                    Some(DeclineVerdict::Hard) => DeclineType::Hard,
+                processor_verdict: match self.decline_type.as_deref() {
+                    Some(t) if t.trim().eq_ignore_ascii_case("hard") => DeclineType::Hard,
                     _ => DeclineType::Soft,
                 },
-                visa_category: self.visa_category.map(VisaCategory),
+                visa_category: self
+                    .visa_category
+                    .filter(|c| (1..=4).contains(c))
+                    .map(VisaCategory),
                 mastercard_advice_code: self.mastercard_advice_code.map(MastercardAdviceCode),
             }),
             ChargeResult::Pending => GatewayAnswer::Pending {
@@ -401,5 +408,18 @@ mod tests {
             }
         );
         assert!(serde_json::from_str::<ChargeHookAnswer>(r#"{"result":"maybe"}"#).is_err());
+        // As before the wire types: the verdict in any case, anything else soft; a category
+        // that does not exist is left for the tables.
+        let a: ChargeHookAnswer = serde_json::from_str(
+            r#"{"result":"declined","decline_type":"HARD","visa_category":9}"#,
+        )
+        .unwrap();
+        match a.into_answer(&gw) {
+            GatewayAnswer::Declined(f) => {
+                assert_eq!(f.processor_verdict, DeclineType::Hard);
+                assert_eq!(f.visa_category, None);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 }
