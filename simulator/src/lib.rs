@@ -9,6 +9,7 @@
 //! See `docs/simulation.md` for the scenario format, the models and their sources, the trace
 //! format and the benchmark.
 
+mod card_ledger;
 mod crm;
 mod customer;
 pub mod engine;
@@ -26,6 +27,7 @@ pub mod report;
 pub mod rng;
 pub mod runtime;
 pub mod scenario;
+pub mod store;
 pub mod tally;
 pub mod trace;
 pub mod variant;

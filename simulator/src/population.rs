@@ -41,6 +41,7 @@ impl CustomerProfile {
             exp_month: 12,
             exp_year: 2030,
             holder: String::new(),
+            fingerprint: None,
         }
     }
 }

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
+use salvage_domain::network::{CardFact, CardKey, LoadedLedger};
 use salvage_domain::order::{Order, OrderCommand, OrderError, OrderEvent};
 use salvage_domain::process_manager::{on_order_event, on_subscription_event, Effect, FollowUp};
 use salvage_domain::subscription::{
@@ -18,29 +19,8 @@ use salvage_domain::subscription::{
 };
 use salvage_domain::{Clock, DomainServices, ManualClock, OrderId, Setup, SubscriptionId};
 
-/// An aggregate's state and the sequence number of its last event.
-#[derive(Debug, Clone, Default)]
-pub struct Held<A> {
-    pub state: A,
-    pub sequence: usize,
-}
-
-/// Every aggregate of the runtime.
-#[derive(Debug, Default)]
-pub struct Store {
-    pub orders: BTreeMap<OrderId, Held<Order>>,
-    pub subscriptions: BTreeMap<SubscriptionId, Held<Subscription>>,
-}
-
-impl Store {
-    pub fn order(&self, id: &OrderId) -> Option<&Order> {
-        self.orders.get(id).map(|h| &h.state)
-    }
-
-    pub fn subscription(&self, id: &SubscriptionId) -> Option<&Subscription> {
-        self.subscriptions.get(id).map(|h| &h.state)
-    }
-}
+use crate::card_ledger::{self, Deciding};
+pub use crate::store::{Held, Store};
 
 /// A follow-up command the aggregate refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,12 +68,37 @@ pub trait Driver {
 
     /// A follow-up command (from the process manager, a timer or the driver) was refused.
     fn refused(&mut self, _refused: Refused) {}
+
+    /// Only with [`Runtime::watch_unguarded`], in a setup with the network rules off: order
+    /// `order_id` is about to make an attempt the rules forbid. `event` is what the guard would
+    /// have recorded instead (`AttemptBlocked`), `order` the order with the events decided
+    /// before it applied.
+    fn order_attempt_unguarded(
+        &mut self,
+        _order_id: &OrderId,
+        _event: &OrderEvent,
+        _order: &Order,
+    ) {
+    }
+
+    /// The same for a subscription's re-attempt or hand-over (`RecycleAttemptBlocked`, or
+    /// `RecycleAttemptDelayed`: the attempt is made before the network's advised time).
+    fn subscription_attempt_unguarded(
+        &mut self,
+        _subscription_id: &SubscriptionId,
+        _event: &SubscriptionEvent,
+        _subscription: &Subscription,
+    ) {
+    }
 }
 
 /// Aggregates, process manager and timers on one virtual clock.
 pub struct Runtime {
     clock: Arc<ManualClock>,
     services: DomainServices,
+    /// The services with the network rules on, when the setup has them off and the driver
+    /// wants to know which attempts they would have stopped ([`Runtime::watch_unguarded`]).
+    guarded: Option<DomainServices>,
     pub store: Store,
     timers: BTreeMap<(DateTime<Utc>, u64), Box<FollowUp>>,
     timer_seq: u64,
@@ -106,6 +111,7 @@ impl Runtime {
         let clock = Arc::new(ManualClock::new(start));
         Runtime {
             services: DomainServices::new(setup, clock.clone()),
+            guarded: None,
             clock,
             store: Store::default(),
             timers: BTreeMap::new(),
@@ -127,6 +133,19 @@ impl Runtime {
 
     pub fn setup(&self) -> &Setup {
         &self.services.setup
+    }
+
+    /// When the setup has the network rules off (`[network_rules] enabled = false`), decide
+    /// every command that may make an attempt on a card a second time with the rules on, and
+    /// tell the driver of each attempt they would have stopped or moved
+    /// ([`Driver::order_attempt_unguarded`]). Nothing of that second decision is committed.
+    pub fn watch_unguarded(&mut self) {
+        if self.services.setup.network_rules.enabled {
+            return;
+        }
+        let mut setup = (*self.services.setup).clone();
+        setup.network_rules.enabled = true;
+        self.guarded = Some(DomainServices::new(Arc::new(setup), self.clock.clone()));
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -224,17 +243,126 @@ impl Runtime {
         }
     }
 
+    /// N8: the services to decide `command` on order `order_id` with, `base` with the facts of
+    /// every other aggregate of the store about the card `command` may attempt (see
+    /// [`card_ledger`]). `None`: the command makes no attempt on a guarded card.
+    fn order_services(
+        &self,
+        base: &DomainServices,
+        order_id: &OrderId,
+        command: &OrderCommand,
+    ) -> Option<DomainServices> {
+        let order = self.store.order(order_id);
+        let card = card_ledger::order_card(command, order)?;
+        let own = order.map_or(&[][..], |o| &o.card_facts[..]);
+        Some(self.with_card(base, card, Deciding::Order(order_id), own))
+    }
+
+    /// N8: the same for a command on a subscription.
+    fn subscription_services(
+        &self,
+        base: &DomainServices,
+        subscription_id: &SubscriptionId,
+        command: &SubscriptionCommand,
+    ) -> Option<DomainServices> {
+        let subscription = self.store.subscription(subscription_id);
+        let card = card_ledger::subscription_card(command, subscription)?;
+        let own = subscription.map_or(&[][..], |s| &s.card_facts[..]);
+        let deciding = Deciding::Subscription(subscription_id);
+        Some(self.with_card(base, card, deciding, own))
+    }
+
+    fn with_card(
+        &self,
+        base: &DomainServices,
+        card: CardKey,
+        deciding: Deciding<'_>,
+        own: &[CardFact],
+    ) -> DomainServices {
+        let history = card_ledger::history(&self.store, &card, deciding, own, self.clock.now());
+        base.with_cards(Arc::new(LoadedLedger {
+            card: Some(card),
+            history,
+        }))
+    }
+
+    /// [`Runtime::watch_unguarded`]: decides `command` with the rules on and tells the driver
+    /// of the attempt they would have stopped or moved.
+    fn watch_order(&self, order_id: &OrderId, command: &OrderCommand, driver: &mut dyn Driver) {
+        let Some(guarded) = &self.guarded else {
+            return;
+        };
+        let Some(services) = self.order_services(guarded, order_id, command) else {
+            return;
+        };
+        let empty = Order::default();
+        let order = self.store.order(order_id).unwrap_or(&empty);
+        let Ok(events) = order.decide(command.clone(), &services) else {
+            return;
+        };
+        // The first: the attempt the unguarded decision makes now (a cascade moves on to its
+        // next step only when the step before is blocked).
+        let Some(at) = events
+            .iter()
+            .position(|e| matches!(e, OrderEvent::AttemptBlocked { .. }))
+        else {
+            return;
+        };
+        let mut before = order.clone();
+        for e in &events[..at] {
+            before.apply(e.clone());
+        }
+        driver.order_attempt_unguarded(order_id, &events[at], &before);
+    }
+
+    fn watch_subscription(
+        &self,
+        subscription_id: &SubscriptionId,
+        command: &SubscriptionCommand,
+        driver: &mut dyn Driver,
+    ) {
+        let Some(guarded) = &self.guarded else {
+            return;
+        };
+        let Some(services) = self.subscription_services(guarded, subscription_id, command) else {
+            return;
+        };
+        let Some(subscription) = self.store.subscription(subscription_id) else {
+            return;
+        };
+        let Ok(events) = subscription.decide(command.clone(), &services) else {
+            return;
+        };
+        if let Some(e) = events.iter().find(|e| {
+            matches!(
+                e,
+                SubscriptionEvent::RecycleAttemptBlocked { .. }
+                    | SubscriptionEvent::RecycleAttemptDelayed { .. }
+            )
+        }) {
+            driver.subscription_attempt_unguarded(subscription_id, e, subscription);
+        }
+    }
+
     fn commit_order(
         &mut self,
         order_id: OrderId,
         command: OrderCommand,
         driver: &mut dyn Driver,
     ) -> Result<(), (OrderId, OrderError)> {
+        let services = match self.services.setup.network_rules.enabled {
+            true => self.order_services(&self.services, &order_id, &command),
+            false => {
+                self.watch_order(&order_id, &command, driver);
+                None
+            }
+        };
+        let services = services.as_ref().unwrap_or(&self.services);
         let held = match self.store.orders.get_mut(&order_id) {
             Some(held) => held,
             None => self.store.orders.entry(order_id.clone()).or_default(),
         };
-        let events = match held.state.decide(command, &self.services) {
+        let events = match held.state.decide(command, services) {
             Ok(events) => events,
             Err(e) => {
                 if held.sequence == 0 {
@@ -268,6 +396,14 @@ impl Runtime {
         command: SubscriptionCommand,
         driver: &mut dyn Driver,
     ) -> Result<(), (SubscriptionId, SubscriptionError)> {
+        let services = match self.services.setup.network_rules.enabled {
+            true => self.subscription_services(&self.services, &subscription_id, &command),
+            false => {
+                self.watch_subscription(&subscription_id, &command, driver);
+                None
+            }
+        };
+        let services = services.as_ref().unwrap_or(&self.services);
         let held = match self.store.subscriptions.get_mut(&subscription_id) {
             Some(held) => held,
             None => self
@@ -276,7 +412,7 @@ impl Runtime {
                 .entry(subscription_id.clone())
                 .or_default(),
         };
-        let events = match held.state.decide(command, &self.services) {
+        let events = match held.state.decide(command, services) {
             Ok(events) => events,
             Err(e) => {
                 if held.sequence == 0 {

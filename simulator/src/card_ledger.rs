@@ -1,0 +1,304 @@
+//! N8 in the simulator: a card's facts from every order and subscription of the runtime.
+//!
+//! The aggregates keep their own card facts in their state (`Order::card_facts`,
+//! `Subscription::card_facts`, kept by `apply`), and the runtime's store holds every aggregate
+//! as committed. So the ledger is read from the store when it is needed, instead of being copied
+//! after every commit: when a command that may make an attempt on a card is decided, the
+//! runtime gives it services whose [`LoadedLedger`] holds the facts of every other aggregate of
+//! that card (the deciding aggregate's own facts come from its state, as in the service). The
+//! commands are those the service's `engine/card_services.rs` gives a ledger (a declined sale, a
+//! cascade step's answer, a rerun, a due recycle re-attempt) and the FlexFactor answers and
+//! results of a cascade step, which start the cascade's next step.
+//!
+//! Only facts the guard can still read are copied, so the copy stays small however long a
+//! customer's history grows: attempts of the last 30 days (N2 and N5 count those), declines of
+//! the last 60 days (an attempt in the window is a reattempt when a decline at most 30 days
+//! before it exists, N2) or since the card's last approval (N1, N3, N4 read those), and that
+//! approval.
+
+use chrono::{DateTime, Utc};
+use salvage_domain::network::{CardFact, CardHistory, CardKey, CardNetwork, WINDOW};
+use salvage_domain::order::{AttemptResult, Order, OrderCommand, SalvageRoute};
+use salvage_domain::subscription::{Subscription, SubscriptionCommand};
+use salvage_domain::{OrderId, SubscriptionId};
+
+use crate::store::Store;
+
+/// The aggregate a command is decided on: its own facts are its state's, not the ledger's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Deciding<'a> {
+    Order(&'a OrderId),
+    Subscription(&'a SubscriptionId),
+}
+
+/// The card `command` may make an attempt on, when the network rules can apply to it.
+pub(crate) fn order_card(command: &OrderCommand, order: Option<&Order>) -> Option<CardKey> {
+    let card = match command {
+        OrderCommand::Place(p) if matches!(p.result, AttemptResult::Declined(_)) => &p.card,
+        OrderCommand::RecordCascadeStep { .. } | OrderCommand::RequestRerun { .. } => {
+            &order?.details.as_ref()?.card
+        }
+        // A cascade's FlexFactor step declined (at once or later): the next step starts.
+        OrderCommand::RecordFlexFactorAnswer { .. }
+        | OrderCommand::ApplyFlexFactorResult { .. } => {
+            let order = order?;
+            let in_cascade = order
+                .salvage
+                .as_ref()
+                .is_some_and(|s| matches!(s.route, SalvageRoute::Cascade { .. }));
+            if !in_cascade {
+                return None;
+            }
+            &order.details.as_ref()?.card
+        }
+        _ => return None,
+    };
+    guarded(CardKey::new(card.ledger_key(), &card.bin))
+}
+
+/// The card a subscription command may make an attempt on (a due re-attempt or hand-over).
+pub(crate) fn subscription_card(
+    command: &SubscriptionCommand,
+    subscription: Option<&Subscription>,
+) -> Option<CardKey> {
+    match command {
+        SubscriptionCommand::RunDueRecycleAttempt { .. } => guarded(subscription?.card.clone()?),
+        _ => None,
+    }
+}
+
+/// The rules guard Visa and Mastercard cards only: no other card needs a ledger.
+fn guarded(card: CardKey) -> Option<CardKey> {
+    (card.network != CardNetwork::Other).then_some(card)
+}
+
+/// The facts about `card` (its ledger key: the card's fingerprint, else its token) of every
+/// aggregate of `store` but `deciding`, as the guard can still read them at `now`; `own` are the deciding aggregate's facts (they can hold the card's last
+/// approval).
+pub(crate) fn history(
+    store: &Store,
+    card: &CardKey,
+    deciding: Deciding<'_>,
+    own: &[CardFact],
+    now: DateTime<Utc>,
+) -> CardHistory {
+    let aggregates = store.orders.len() + store.subscriptions.len();
+    let mut others: Vec<(&str, &str, &[CardFact])> = Vec::with_capacity(aggregates);
+    for (id, held) in &store.orders {
+        let facts = &held.state.card_facts;
+        let same = held
+            .state
+            .details
+            .as_ref()
+            .is_some_and(|d| d.card.ledger_key() == card.token);
+        if same && !facts.is_empty() && !matches!(deciding, Deciding::Order(d) if d == id) {
+            others.push(("order", id.as_str(), facts));
+        }
+    }
+    for (id, held) in &store.subscriptions {
+        let facts = &held.state.card_facts;
+        let same = held
+            .state
+            .card
+            .as_ref()
+            .is_some_and(|c| c.token == card.token);
+        if same && !facts.is_empty() && !matches!(deciding, Deciding::Subscription(d) if d == id) {
+            others.push(("subscription", id.as_str(), facts));
+        }
+    }
+    let mut last_approval = None;
+    for f in others
+        .iter()
+        .flat_map(|(_, _, facts)| facts.iter())
+        .chain(own)
+    {
+        if let CardFact::Approval { at } = f {
+            if *at <= now && last_approval.is_none_or(|a| a < *at) {
+                last_approval = Some(*at);
+            }
+        }
+    }
+    let window = now - WINDOW;
+    let pairing = window - WINDOW;
+    let readable = |f: &CardFact| match f {
+        CardFact::Attempt { at, .. } => *at > window,
+        CardFact::Decline { at, .. } => *at > pairing || last_approval.is_none_or(|a| *at > a),
+        CardFact::Approval { at } => Some(*at) == last_approval,
+    };
+    let mut history = CardHistory {
+        facts: Vec::with_capacity(16),
+    };
+    for (kind, id, facts) in others {
+        let mut source: Option<String> = None;
+        for f in facts.iter().filter(|f| readable(f)) {
+            let source = source.get_or_insert_with(|| source_of(kind, id));
+            history.facts.push((source.clone(), f.clone()));
+        }
+    }
+    history
+}
+
+/// [`salvage_domain::network::source`] without the formatting machinery (a million customers' re-attempts
+/// each name a source or two).
+fn source_of(kind: &str, id: &str) -> String {
+    let mut s = String::with_capacity(kind.len() + 1 + id.len());
+    s.push_str(kind);
+    s.push(':');
+    s.push_str(id);
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, TimeZone};
+    use salvage_domain::network::{check, AttemptKind, GatewayFacts, NetworkRulesConfig};
+    use salvage_domain::GatewayId;
+
+    use super::*;
+    use crate::store::Held;
+
+    fn t(days: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + Duration::days(days)
+    }
+
+    fn attempt(day: i64) -> CardFact {
+        CardFact::Attempt {
+            at: t(day),
+            gateway: GatewayId::new("nmi"),
+            flexfactor: false,
+        }
+    }
+
+    fn decline(day: i64, category: u8) -> CardFact {
+        CardFact::Decline {
+            at: t(day),
+            gateway: GatewayId::new("nmi"),
+            response_code: "51".into(),
+            visa_category: Some(category),
+            mastercard_advice_code: None,
+        }
+    }
+
+    fn subscription(token: &str, facts: Vec<CardFact>) -> Held<Subscription> {
+        Held {
+            state: Subscription {
+                card: Some(CardKey::new(token, "411111")),
+                card_facts: facts,
+                ..Subscription::default()
+            },
+            sequence: 1,
+        }
+    }
+
+    struct Gateways;
+
+    impl GatewayFacts for Gateways {
+        fn processor(&self, _gateway: &GatewayId) -> Option<&str> {
+            None
+        }
+        fn hand_overs_count(&self, _gateway: &GatewayId) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn sources_are_named_as_the_domain_names_them() {
+        for (kind, id) in [("order", "c12-c3"), ("subscription", "sub-c12")] {
+            assert_eq!(
+                source_of(kind, id),
+                salvage_domain::network::source(kind, id)
+            );
+        }
+    }
+
+    #[test]
+    fn n8_the_history_holds_every_other_aggregate_of_the_card_and_only_them() {
+        let mut store = Store::default();
+        let me = SubscriptionId::new("me");
+        store
+            .subscriptions
+            .insert(me.clone(), subscription("tok-a", vec![attempt(1)]));
+        store.subscriptions.insert(
+            SubscriptionId::new("other"),
+            subscription("tok-a", vec![attempt(2), decline(2, 2)]),
+        );
+        store.subscriptions.insert(
+            SubscriptionId::new("stranger"),
+            subscription("tok-b", vec![attempt(3)]),
+        );
+        let card = CardKey::new("tok-a", "411111");
+        let h = history(&store, &card, Deciding::Subscription(&me), &[], t(4));
+        assert_eq!(h.facts.len(), 2);
+        assert!(h.facts.iter().all(|(s, _)| s == "subscription:other"));
+    }
+
+    /// What is left out cannot change a verdict: histories of attempts, declines with every
+    /// kind of advice and approvals, on either network, decided at many times.
+    #[test]
+    fn n8_pruned_facts_are_those_the_guard_cannot_read() {
+        let config = NetworkRulesConfig::default();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = move |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let me = SubscriptionId::new("me");
+        let mut blocked = 0;
+        for case in 0..300 {
+            let network = if case % 2 == 0 {
+                CardNetwork::Visa
+            } else {
+                CardNetwork::Mastercard
+            };
+            let bin = if case % 2 == 0 { "411111" } else { "555555" };
+            let mut facts = Vec::new();
+            let mut hour = 0i64;
+            for _ in 0..(20 + next(60)) {
+                hour += 1 + next(40) as i64;
+                let at = t(0) + Duration::hours(hour);
+                facts.push(match next(10) {
+                    0..=4 => CardFact::Attempt {
+                        at,
+                        gateway: GatewayId::new("nmi"),
+                        flexfactor: false,
+                    },
+                    5..=8 => CardFact::Decline {
+                        at,
+                        gateway: GatewayId::new("nmi"),
+                        response_code: "05".into(),
+                        visa_category: [None, Some(1), Some(2), Some(4)][next(4) as usize],
+                        mastercard_advice_code: ["02", "03", "21", "01", "25", "30"]
+                            .get(next(8) as usize)
+                            .map(|m| m.to_string()),
+                    },
+                    _ => CardFact::Approval { at },
+                });
+            }
+            let mut store = Store::default();
+            let mut other = subscription("tok", facts.clone());
+            other.state.card = Some(CardKey::new("tok", bin));
+            store
+                .subscriptions
+                .insert(SubscriptionId::new("other"), other);
+            let card = CardKey::new("tok", bin);
+            let end = t(0) + Duration::hours(hour);
+            for k in 0..8 {
+                let now = end - Duration::hours(next(24 * 40) as i64) + Duration::hours(k);
+                let h = history(&store, &card, Deciding::Subscription(&me), &[], now);
+                let pruned: Vec<CardFact> = h.facts.into_iter().map(|(_, f)| f).collect();
+                for kind in [
+                    AttemptKind::Regular { can_wait: true },
+                    AttemptKind::Regular { can_wait: false },
+                ] {
+                    let full = check(&config, &Gateways, network, &facts, now, kind);
+                    let read = check(&config, &Gateways, network, &pruned, now, kind);
+                    assert_eq!(full, read, "case {case} at {now}");
+                    blocked += usize::from(full != salvage_domain::network::Verdict::Allow);
+                }
+            }
+        }
+        assert!(blocked > 100, "the cases exercise the rules: {blocked}");
+    }
+}

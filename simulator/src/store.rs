@@ -1,0 +1,32 @@
+//! The aggregates a runtime holds: each order's and subscription's state as committed, with the
+//! sequence number of its last event.
+
+use std::collections::BTreeMap;
+
+use salvage_domain::order::Order;
+use salvage_domain::subscription::Subscription;
+use salvage_domain::{OrderId, SubscriptionId};
+
+/// An aggregate's state and the sequence number of its last event.
+#[derive(Debug, Clone, Default)]
+pub struct Held<A> {
+    pub state: A,
+    pub sequence: usize,
+}
+
+/// Every aggregate of the runtime.
+#[derive(Debug, Default)]
+pub struct Store {
+    pub orders: BTreeMap<OrderId, Held<Order>>,
+    pub subscriptions: BTreeMap<SubscriptionId, Held<Subscription>>,
+}
+
+impl Store {
+    pub fn order(&self, id: &OrderId) -> Option<&Order> {
+        self.orders.get(id).map(|h| &h.state)
+    }
+
+    pub fn subscription(&self, id: &SubscriptionId) -> Option<&Subscription> {
+        self.subscriptions.get(id).map(|h| &h.state)
+    }
+}
