@@ -7,17 +7,20 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use rand::RngExt;
 use salvage_domain::customer::{CardToken, CredentialKind, Customer, OrderItem};
+use salvage_domain::network::{CardFact, NetworkRule};
 use salvage_domain::order::{
     CascadeOutcome, FlexFactorResult, IgnoredBecause, Order, OrderCommand, OrderError, OrderEvent,
     OrderStatus, ResultSource, SalvageRoute, SalvageState,
 };
 use salvage_domain::ports::{ChargePurpose, EvaluateAnswer, SubmissionMode};
 use salvage_domain::process_manager::{Effect, FollowUp};
-use salvage_domain::routing::RecycleSlot;
+use salvage_domain::routing::{RecycleSlot, RecycleTarget};
 use salvage_domain::subscription::{
     Rebill, RebillParts, Subscription, SubscriptionCommand, SubscriptionEvent, SubscriptionStatus,
 };
-use salvage_domain::{DeclineType, FlexFactorOrderId, OrderId, OrderType, SubscriptionId};
+use salvage_domain::{
+    DeclineType, FlexFactorOrderId, GatewayId, OrderId, OrderType, SubscriptionId,
+};
 
 use crate::flexfactor_model::{AsyncKind, AsyncOutcome, AsyncResult, FlexFactorModel};
 use crate::gateway_model::{GatewayModel, Purpose};
@@ -25,6 +28,7 @@ use crate::names::{
     advance_name, failure_name, ignored_name, notification_name, order_error_name,
     recycle_failure_name, subscription_error_name,
 };
+use crate::network_fees::{self, Avoided};
 use crate::population::CustomerProfile;
 use crate::recorded::Recorded;
 use crate::rng::{stream, Site};
@@ -139,6 +143,16 @@ impl<'a> CustomerDriver<'a> {
     }
 }
 
+/// What kind of attempt the network rules stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blocked {
+    CascadeStep,
+    CascadeFlexFactor,
+    Rerun,
+    RecycleReattempt,
+    RecycleHandover,
+}
+
 impl CustomerDriver<'_> {
     fn key(&self, order: &OrderId) -> u32 {
         self.orders.get(order).map(|i| i.key).unwrap_or(0)
@@ -194,6 +208,66 @@ impl CustomerDriver<'_> {
                 },
             }),
         });
+    }
+
+    /// An attempt the network rules forbid, counted by kind and rule with its fee into
+    /// `blocked` (guard on: not made, N7) or `unguarded` (guard off: made). Only attempts on
+    /// regular gateways are priced: whether FlexFactor's attempts on a card are fined, and whose
+    /// fee they would be, is not public (N9).
+    fn forbidden(
+        &mut self,
+        made: bool,
+        kind: Blocked,
+        rule: NetworkRule,
+        facts: &[CardFact],
+        at: DateTime<Utc>,
+    ) {
+        let n = &mut self.tally.network;
+        let f = if made {
+            &mut n.unguarded
+        } else {
+            &mut n.blocked
+        };
+        let counts = match kind {
+            Blocked::CascadeStep => &mut f.cascade_steps,
+            Blocked::CascadeFlexFactor => &mut f.cascade_flexfactor,
+            Blocked::Rerun => &mut f.reruns,
+            Blocked::RecycleReattempt => &mut f.recycle_reattempts,
+            Blocked::RecycleHandover => &mut f.recycle_handovers,
+        };
+        bump(counts, rule.as_str());
+        if !matches!(kind, Blocked::CascadeStep | Blocked::RecycleReattempt) {
+            return;
+        }
+        match network_fees::avoided(rule, facts, at) {
+            Avoided::Fee(cents) => *f.fees_usd_minor.entry(rule.as_str()).or_default() += cents,
+            Avoided::Unpriced => f.n3_unpriced += 1,
+            Avoided::NoFee => {}
+        }
+    }
+
+    /// The kind of an order's attempt the guard blocks (or would).
+    fn order_attempt(&self, gateway: &GatewayId, step: Option<u32>) -> Blocked {
+        match step {
+            Some(_) if self.variant.setup.is_flexfactor(gateway) => Blocked::CascadeFlexFactor,
+            Some(_) => Blocked::CascadeStep,
+            None => Blocked::Rerun,
+        }
+    }
+
+    /// The kind of a subscription's re-attempt the guard blocks (or would): the state still
+    /// names its target.
+    fn recycle_attempt(subscription: &Subscription) -> Blocked {
+        let handover = subscription
+            .recycle
+            .as_ref()
+            .and_then(|r| r.next_target.as_ref())
+            .is_some_and(|t| matches!(t, RecycleTarget::FlexFactor { .. }));
+        if handover {
+            Blocked::RecycleHandover
+        } else {
+            Blocked::RecycleReattempt
+        }
     }
 
     /// A salvaged order may be charged back or refunded later (K1-K3).
@@ -701,6 +775,16 @@ impl Driver for CustomerDriver<'_> {
                     }
                 }
             }
+            OrderEvent::AttemptBlocked {
+                gateway,
+                step,
+                rule,
+                at,
+                ..
+            } => {
+                let kind = self.order_attempt(gateway, *step);
+                self.forbidden(false, kind, *rule, &order.card_facts, *at);
+            }
             OrderEvent::ResultIgnored { reason, .. } => match reason {
                 IgnoredBecause::ChargebacksNotIncluded => {
                     self.tally.after_sale.chargebacks_ignored += 1
@@ -719,7 +803,7 @@ impl Driver for CustomerDriver<'_> {
         &mut self,
         id: &SubscriptionId,
         event: &SubscriptionEvent,
-        _subscription: &Subscription,
+        subscription: &Subscription,
         _out: &mut Vec<FollowUp>,
     ) {
         if let Some(record) = self.record.as_deref_mut() {
@@ -763,6 +847,47 @@ impl Driver for CustomerDriver<'_> {
                 }
             }
             SubscriptionEvent::SubscriptionCancelled { .. } => subs.cancelled += 1,
+            SubscriptionEvent::RecycleAttemptBlocked { rule, at, .. } => {
+                let kind = Self::recycle_attempt(subscription);
+                self.forbidden(false, kind, *rule, &subscription.card_facts, *at);
+            }
+            SubscriptionEvent::RecycleAttemptDelayed { until, at, .. } => {
+                let n = &mut self.tally.network;
+                n.delayed += 1;
+                n.delayed_seconds += (*until - *at).num_seconds().max(0);
+            }
+            _ => {}
+        }
+    }
+
+    fn order_attempt_unguarded(&mut self, _order_id: &OrderId, event: &OrderEvent, order: &Order) {
+        if let OrderEvent::AttemptBlocked {
+            gateway,
+            step,
+            rule,
+            at,
+            ..
+        } = event
+        {
+            let kind = self.order_attempt(gateway, *step);
+            self.forbidden(true, kind, *rule, &order.card_facts, *at);
+        }
+    }
+
+    fn subscription_attempt_unguarded(
+        &mut self,
+        _subscription_id: &SubscriptionId,
+        event: &SubscriptionEvent,
+        subscription: &Subscription,
+    ) {
+        match event {
+            SubscriptionEvent::RecycleAttemptBlocked { rule, at, .. } => {
+                let kind = Self::recycle_attempt(subscription);
+                self.forbidden(true, kind, *rule, &subscription.card_facts, *at);
+            }
+            SubscriptionEvent::RecycleAttemptDelayed { .. } => {
+                self.tally.network.unguarded_early += 1
+            }
             _ => {}
         }
     }

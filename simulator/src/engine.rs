@@ -117,10 +117,13 @@ impl<'s> Engine<'s> {
     /// A runner for variant number `variant`, to simulate customers one by one.
     pub fn runner(&self, variant: usize) -> VariantRunner<'_, 's> {
         let v = &self.scenario.variants[variant];
+        let mut runtime = Runtime::new(v.setup.clone(), self.scenario.start);
+        // A variant without the network rules reports the attempts they would have stopped.
+        runtime.watch_unguarded();
         VariantRunner {
             engine: self,
             variant: v,
-            runtime: Runtime::new(v.setup.clone(), self.scenario.start),
+            runtime,
         }
     }
 }

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use plotters::prelude::*;
 
 use crate::error::ReportError;
-use crate::report::{Report, RouteReport};
+use crate::report::{usd, Report, RouteReport, BLOCKED_ATTEMPTS, NETWORK_RULES};
 use crate::tally::{ROUTES, SLOTS};
 
 const STYLE: &str =
@@ -235,6 +235,111 @@ fn route_rows(
     out.push_str("</table>");
 }
 
+/// The card-network rules: attempts not made by rule, re-attempts moved, fees avoided; and in
+/// a variant without the guard, the forbidden attempts it made and their fees.
+fn network_section(out: &mut String, report: &Report, names: &[String]) -> Result<(), ReportError> {
+    out.push_str("<h2>Card-network rules (N1-N5)</h2><p class=\"note\">With the guard on: attempts not made (<code>AttemptBlocked</code> on orders, <code>RecycleAttemptBlocked</code> on subscriptions), by rule, and recycle re-attempts moved to Mastercard's advised time (<code>RecycleAttemptDelayed</code>, N4: made later, not counted as blocked). With the guard off: the attempts made that the rules forbid, found by deciding each command again with the guard on. Fees are estimates in US dollars.</p>");
+    out.push_str("<table><tr><th>variant</th><th>guard</th>");
+    for r in NETWORK_RULES {
+        let _ = write!(out, "<th>{r} blocked</th>");
+    }
+    out.push_str("<th>blocked in all</th><th>delayed (N4)</th><th>mean delay, hours</th><th>fees avoided</th><th>forbidden attempts made</th><th>made before the advised time (N4)</th><th>fees incurred</th></tr>");
+    for v in &report.variants {
+        let n = &v.network;
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>{}</td>",
+            esc(&v.name),
+            if n.enabled { "on" } else { "off" }
+        );
+        for r in NETWORK_RULES {
+            let _ = write!(out, "<td>{}</td>", n.blocked.by_rule[r]);
+        }
+        let _ = write!(
+            out,
+            "<td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            n.blocked.total,
+            n.delayed_n4,
+            n.delayed_mean_hours
+                .map(|h| format!("{h:.1}"))
+                .unwrap_or_else(|| "-".into()),
+            usd(n.blocked.fees.total_minor),
+            n.unguarded.total,
+            n.unguarded_early_n4,
+            usd(n.unguarded.fees.total_minor),
+        );
+    }
+    out.push_str("</table>");
+    out.push_str("<h3>By the attempt and the rule</h3><table><tr><th>variant</th><th>attempt</th><th>guard</th>");
+    for r in NETWORK_RULES {
+        let _ = write!(out, "<th>{r}</th>");
+    }
+    out.push_str("</tr>");
+    for v in &report.variants {
+        let (what, forbidden) = if v.network.enabled {
+            ("not made", &v.network.blocked)
+        } else {
+            ("made", &v.network.unguarded)
+        };
+        for kind in BLOCKED_ATTEMPTS {
+            let counts = &forbidden.by_attempt[kind];
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{what}</td>",
+                esc(&v.name),
+                kind.replace('_', " ")
+            );
+            for r in NETWORK_RULES {
+                let _ = write!(out, "<td>{}</td>", counts[r]);
+            }
+            out.push_str("</tr>");
+        }
+        let _ = write!(
+            out,
+            "<tr><td>{}</td><td>fees (regular gateways)</td><td>{}</td>",
+            esc(&v.name),
+            if v.network.enabled {
+                "avoided"
+            } else {
+                "incurred"
+            }
+        );
+        for r in NETWORK_RULES {
+            let _ = write!(out, "<td>{}</td>", usd(forbidden.fees.by_rule_minor[r]));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</table>");
+    if let Some(v) = report.variants.first() {
+        let _ = write!(out, "<p class=\"note\">{}</p>", esc(v.network.fee_basis));
+    }
+    let values: Vec<Vec<f64>> = report
+        .variants
+        .iter()
+        .map(|v| {
+            let mut row: Vec<f64> = NETWORK_RULES
+                .iter()
+                .map(|r| v.network.blocked.by_rule[r] as f64)
+                .collect();
+            row.push(v.network.delayed_n4 as f64);
+            row
+        })
+        .collect();
+    let mut parts: Vec<&str> = NETWORK_RULES.to_vec();
+    parts.push("delayed (N4)");
+    out.push_str("<figure>");
+    out.push_str(&stacked_bars(
+        "network_rules",
+        "Attempts not made by rule, and re-attempts delayed",
+        "attempts",
+        names,
+        &parts,
+        &values,
+    )?);
+    out.push_str("</figure>");
+    Ok(())
+}
+
 /// The whole page.
 pub fn render(report: &Report) -> Result<String, ReportError> {
     let scale = 10f64.powi(report.currency.minor_exponent() as i32);
@@ -392,6 +497,8 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
             .filter_map(|r| v.flexfactor.by_slot.get(r).map(|x| (*r, x.clone())))
             .collect()
     });
+
+    network_section(&mut out, report, &names)?;
 
     out.push_str("<h2>Variants</h2>");
     for v in &report.variants {

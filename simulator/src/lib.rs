@@ -20,6 +20,7 @@ pub mod flexfactor_model;
 pub mod gateway_model;
 pub mod html;
 mod names;
+pub mod network_fees;
 pub mod population;
 mod recorded;
 pub mod replay;

@@ -1,7 +1,8 @@
 //! The report of a run: per variant, what was recovered (orders and money, by FlexFactor route
 //! and recycle slot, and by regular gateways), how long recoveries took, what failed, chargebacks
-//! and refunds, the CRM notifications, an audit of the money against the orders' final states,
-//! and the invariants watched during the run. Serialized as `report.json`: the same scenario and
+//! and refunds, the attempts the card-network rules stopped and the fees that spared (estimates),
+//! the CRM notifications, an audit of the money against the orders' final states, and the
+//! invariants watched during the run. Serialized as `report.json`: the same scenario and
 //! seed give the same bytes (ordered maps, integer money, no wall-clock time).
 
 use std::collections::BTreeMap;
@@ -15,8 +16,9 @@ use crate::scenario::{
     AfterSaleSpec, CrmPolicy, FlexFactorModelSpec, GatewayModelSpec, PopulationSpec, Scenario,
 };
 use crate::tally::{
-    AfterSaleTally, CascadeTally, Counts, Hist, InvariantTally, Merge, RecycleTally, RerunTally,
-    RouteTally, SaleTally, SubscriptionTally, Tally, ROUTES, SLOTS,
+    AfterSaleTally, CascadeTally, Counts, ForbiddenAttempts, Hist, InvariantTally, Merge,
+    NetworkTally, RecycleTally, RerunTally, RouteTally, SaleTally, SubscriptionTally, Tally,
+    ROUTES, SLOTS,
 };
 use crate::variant::VariantSpec;
 
@@ -155,6 +157,140 @@ pub struct Daily {
     pub gateway_recovered_minor: Vec<i64>,
 }
 
+/// The rules the report counts blocks by.
+pub const NETWORK_RULES: [&str; 5] = ["N1", "N2", "N3", "N4", "N5"];
+
+/// The kinds of attempt the network rules can stop, as the report names them.
+pub const BLOCKED_ATTEMPTS: [&str; 5] = [
+    "cascade_step",
+    "cascade_flexfactor",
+    "rerun",
+    "recycle_reattempt",
+    "recycle_handover",
+];
+
+/// How the fees are estimated, as the report says it.
+pub const FEE_BASIS: &str = "Estimates from the published figures in decline-domain.md \u{a7}1.2-1.3 (acquirers' and processors' pages): Visa $0.10 per reattempt, domestic, for N1 and N2 blocks; Mastercard $0.03 per reattempt within 30 days of a MAC 03 or 21 decline (N3) and $0.50 per attempt past 35 in 30 days (N5). Only attempts on regular gateways are priced: whether FlexFactor's attempts are fined, and whose fee that would be, is not public (N9). N4 waits avoid no fee.";
+
+/// Network fees of attempts the rules forbid (estimates, US cents; see `fee_basis`).
+#[derive(Debug, Clone, Serialize)]
+pub struct Fees {
+    /// Always true: these are estimates.
+    pub estimate: bool,
+    /// The fees are published in US dollars, whatever the report's currency.
+    pub currency: &'static str,
+    pub by_rule_minor: BTreeMap<&'static str, i64>,
+    pub total_minor: i64,
+    /// N3 attempts after a MAC 01 or 99 only: no published fee.
+    pub unpriced_n3: u64,
+    /// Cascade steps, reruns and hand-overs to FlexFactor: not priced (N9).
+    pub unpriced_flexfactor: u64,
+}
+
+/// Attempts the network rules forbid, by rule N1-N5.
+#[derive(Debug, Clone, Serialize)]
+pub struct Forbidden {
+    pub by_rule: BTreeMap<&'static str, u64>,
+    pub total: u64,
+    /// On orders: cascade steps and reruns (`AttemptBlocked`).
+    pub orders: BTreeMap<&'static str, u64>,
+    /// On subscriptions: recycle re-attempts and hand-overs (`RecycleAttemptBlocked`).
+    pub subscriptions: BTreeMap<&'static str, u64>,
+    /// By kind of attempt (cascade_step, cascade_flexfactor, rerun, recycle_reattempt,
+    /// recycle_handover), by rule.
+    pub by_attempt: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
+    pub fees: Fees,
+}
+
+impl Forbidden {
+    fn of(t: &ForbiddenAttempts) -> Forbidden {
+        let by_rule = |c: &Counts| -> BTreeMap<&'static str, u64> {
+            NETWORK_RULES
+                .iter()
+                .map(|r| (*r, c.get(r).copied().unwrap_or(0)))
+                .collect()
+        };
+        let kinds = [
+            &t.cascade_steps,
+            &t.cascade_flexfactor,
+            &t.reruns,
+            &t.recycle_reattempts,
+            &t.recycle_handovers,
+        ];
+        let by_attempt: BTreeMap<&'static str, BTreeMap<&'static str, u64>> = BLOCKED_ATTEMPTS
+            .iter()
+            .zip(kinds)
+            .map(|(k, c)| (*k, by_rule(c)))
+            .collect();
+        let sum = |names: &[&str]| -> BTreeMap<&'static str, u64> {
+            NETWORK_RULES
+                .iter()
+                .map(|r| (*r, names.iter().map(|k| by_attempt[k][r]).sum()))
+                .collect()
+        };
+        let all = sum(&BLOCKED_ATTEMPTS);
+        let fees: BTreeMap<&'static str, i64> = NETWORK_RULES
+            .iter()
+            .map(|r| (*r, t.fees_usd_minor.get(r).copied().unwrap_or(0)))
+            .collect();
+        Forbidden {
+            total: all.values().sum(),
+            by_rule: all,
+            orders: sum(&BLOCKED_ATTEMPTS[..3]),
+            subscriptions: sum(&BLOCKED_ATTEMPTS[3..]),
+            fees: Fees {
+                estimate: true,
+                currency: "USD",
+                total_minor: fees.values().sum(),
+                by_rule_minor: fees,
+                unpriced_n3: t.n3_unpriced,
+                unpriced_flexfactor: [&t.cascade_flexfactor, &t.reruns, &t.recycle_handovers]
+                    .iter()
+                    .flat_map(|c| c.values())
+                    .sum(),
+            },
+            by_attempt,
+        }
+    }
+}
+
+/// The card-network rules (N1-N5) in a variant.
+#[derive(Debug, Clone, Serialize)]
+pub struct NetworkReport {
+    /// The variant's `[network_rules] enabled`.
+    pub enabled: bool,
+    /// Guard on: the attempts not made (`AttemptBlocked`, `RecycleAttemptBlocked`); their fees
+    /// were avoided.
+    pub blocked: Forbidden,
+    /// N4, guard on: recycle re-attempts moved to Mastercard's advised time
+    /// (`RecycleAttemptDelayed`), counted apart: they are made, later.
+    pub delayed_n4: u64,
+    /// How long a delayed re-attempt was moved, on average.
+    pub delayed_mean_hours: Option<f64>,
+    /// Guard off: the attempts made that the rules forbid (each command that may attempt a
+    /// card is decided a second time with the rules on, nothing of it kept); their fees were
+    /// incurred.
+    pub unguarded: Forbidden,
+    /// N4, guard off: re-attempts made before Mastercard's advised time.
+    pub unguarded_early_n4: u64,
+    pub fee_basis: &'static str,
+}
+
+impl NetworkReport {
+    fn of(enabled: bool, t: &NetworkTally) -> NetworkReport {
+        NetworkReport {
+            enabled,
+            blocked: Forbidden::of(&t.blocked),
+            delayed_n4: t.delayed,
+            delayed_mean_hours: (t.delayed > 0)
+                .then(|| round(t.delayed_seconds as f64 / 3600.0 / t.delayed as f64)),
+            unguarded: Forbidden::of(&t.unguarded),
+            unguarded_early_n4: t.unguarded_early,
+            fee_basis: FEE_BASIS,
+        }
+    }
+}
+
 /// Everything about one variant.
 #[derive(Debug, Clone, Serialize)]
 pub struct VariantReport {
@@ -177,6 +313,8 @@ pub struct VariantReport {
     pub notifications: Counts,
     pub refused_commands: Counts,
     pub orders_at_horizon: BTreeMap<&'static str, Counts>,
+    /// The card-network rules: attempts not made or moved, fees avoided (N1-N5, N7).
+    pub network: NetworkReport,
     pub audit: Audit,
     pub invariants: InvariantTally,
     pub daily: Daily,
@@ -193,6 +331,16 @@ pub struct Comparison {
     pub recycle_failed: i64,
     pub chargebacks: i64,
     pub active_subscriptions_at_horizon: i64,
+    /// Attempts the network rules did not let be made.
+    pub network_blocked: i64,
+    /// Network fees incurred by attempts the rules forbid (estimates, US cents): a guard-off
+    /// variant's against a guard-on one is what the guard saves.
+    pub network_fees_usd_minor: i64,
+}
+
+/// The network fees a variant incurred (estimates, US cents).
+fn network_fees(n: &NetworkReport) -> i64 {
+    n.unguarded.fees.total_minor
 }
 
 fn round(x: f64) -> f64 {
@@ -297,6 +445,7 @@ impl Report {
                     notifications: t.notifications.clone(),
                     refused_commands: t.refused.clone(),
                     orders_at_horizon: t.orders_at_horizon.clone(),
+                    network: NetworkReport::of(v.setup.network_rules.enabled, &t.network),
                     audit,
                     invariants: t.invariants.clone(),
                     daily: Daily {
@@ -327,6 +476,10 @@ impl Report {
                         chargebacks: a.chargebacks as i64 - b.chargebacks as i64,
                         active_subscriptions_at_horizon: a.active_subscriptions_at_horizon as i64
                             - b.active_subscriptions_at_horizon as i64,
+                        network_blocked: v.network.blocked.total as i64
+                            - first.network.blocked.total as i64,
+                        network_fees_usd_minor: network_fees(&v.network)
+                            - network_fees(&first.network),
                     }
                 })
                 .collect(),
@@ -419,34 +572,89 @@ impl Report {
                 s.active_subscriptions_at_horizon.to_string(),
             ]);
         }
-        let widths: Vec<usize> = (0..headers.len())
-            .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-            .collect();
-        let mut out = String::new();
-        for (n, row) in rows.iter().enumerate() {
-            let line: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .enumerate()
-                .map(|(i, (cell, w))| {
-                    if i == 0 {
-                        format!("{cell:<w$}")
-                    } else {
-                        format!("{cell:>w$}")
-                    }
-                })
-                .collect();
-            let _ = writeln!(out, "{}", line.join("  ").trim_end());
-            if n == 0 {
-                let total = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
-                let _ = writeln!(out, "{}", "-".repeat(total));
-            }
-        }
+        let mut out = text_table(&rows);
         let _ = writeln!(
             out,
             "FlexFactor columns: recovered/submitted. Money in {}; p50 h: median hours from decline to recovery by a rerun or hand-over.",
             self.currency
         );
+        out.push('\n');
+        out.push_str(&self.network_table());
         out
     }
+
+    /// The card-network rules per variant, as a text table.
+    pub fn network_table(&self) -> String {
+        let mut headers = vec!["network rules".to_string(), "guard".to_string()];
+        headers.extend(NETWORK_RULES.iter().map(|r| r.to_string()));
+        headers.extend(
+            [
+                "delayed (N4)",
+                "fees avoided",
+                "forbidden made",
+                "fees incurred",
+            ]
+            .map(String::from),
+        );
+        let mut rows = vec![headers];
+        for v in &self.variants {
+            let n = &v.network;
+            let mut row = vec![
+                v.name.clone(),
+                if n.enabled { "on" } else { "off" }.to_string(),
+            ];
+            row.extend(
+                NETWORK_RULES
+                    .iter()
+                    .map(|r| n.blocked.by_rule[r].to_string()),
+            );
+            row.push(n.delayed_n4.to_string());
+            row.push(usd(n.blocked.fees.total_minor));
+            row.push(n.unguarded.total.to_string());
+            row.push(usd(n.unguarded.fees.total_minor));
+            rows.push(row);
+        }
+        let mut out = text_table(&rows);
+        let _ = writeln!(
+            out,
+            "N1-N5: attempts not made (AttemptBlocked, RecycleAttemptBlocked); delayed: re-attempts moved to Mastercard's advised time. Forbidden made: attempts a guard-off variant made that the rules forbid. Fees in USD, estimates: Visa $0.10 per N1/N2 reattempt, Mastercard $0.03 per N3 reattempt after MAC 03/21, $0.50 per N5 attempt; attempts to FlexFactor not priced."
+        );
+        out
+    }
+}
+
+/// US cents as dollars ("USD 1.20"): the network fees are published in dollars.
+pub fn usd(cents: i64) -> String {
+    let sign = if cents < 0 { "-" } else { "" };
+    let c = cents.unsigned_abs();
+    format!("USD {sign}{}.{:02}", c / 100, c % 100)
+}
+
+/// Rows as an aligned text table: the first row is the header, the first column left-aligned.
+fn text_table(rows: &[Vec<String>]) -> String {
+    let columns = rows.first().map_or(0, Vec::len);
+    let widths: Vec<usize> = (0..columns)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for (n, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (cell, w))| {
+                if i == 0 {
+                    format!("{cell:<w$}")
+                } else {
+                    format!("{cell:>w$}")
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+        if n == 0 {
+            let total = widths.iter().sum::<usize>() + 2 * (widths.len().max(1) - 1);
+            let _ = writeln!(out, "{}", "-".repeat(total));
+        }
+    }
+    out
 }

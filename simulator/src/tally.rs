@@ -260,6 +260,44 @@ tally! {
 }
 
 tally! {
+    /// Attempts on cards the card-network rules forbid (N1-N5), by kind of attempt, each by rule
+    /// name, with the network fees they cost or spare (estimates, US cents; `network_fees.rs`).
+    pub struct ForbiddenAttempts {
+        /// Cascade steps on regular gateways.
+        pub cascade_steps: Counts,
+        /// Cascade steps to FlexFactor.
+        pub cascade_flexfactor: Counts,
+        /// Reruns on FlexFactor.
+        pub reruns: Counts,
+        /// Recycle re-attempts on the billing gateway.
+        pub recycle_reattempts: Counts,
+        /// Recycle hand-overs to FlexFactor.
+        pub recycle_handovers: Counts,
+        /// The fees of those on regular gateways, by rule.
+        pub fees_usd_minor: BTreeMap<&'static str, i64>,
+        /// N3 attempts after a MAC 01 or 99 only: no published fee, so not priced.
+        pub n3_unpriced: u64,
+    }
+}
+
+tally! {
+    /// What the card-network rules did (guard on), or would have done (guard off).
+    pub struct NetworkTally {
+        /// Guard on: attempts recorded blocked, not made (`AttemptBlocked`,
+        /// `RecycleAttemptBlocked`); their fees were avoided.
+        pub blocked: ForbiddenAttempts,
+        /// N4, guard on: recycle re-attempts moved to the advised time (`RecycleAttemptDelayed`).
+        pub delayed: u64,
+        /// How long the delayed re-attempts were moved, in total.
+        pub delayed_seconds: i64,
+        /// Guard off: attempts made that the rules forbid; their fees were incurred.
+        pub unguarded: ForbiddenAttempts,
+        /// N4, guard off: re-attempts made before Mastercard's advised time.
+        pub unguarded_early: u64,
+    }
+}
+
+tally! {
     /// Everything counted for one variant.
     pub struct Tally {
         pub customers: u64,
@@ -285,6 +323,8 @@ tally! {
         pub refused: Counts,
         /// Order statuses when the horizon was reached, by order type.
         pub orders_at_horizon: BTreeMap<&'static str, Counts>,
+        /// Attempts the card-network rules stopped or moved (N1-N5).
+        pub network: NetworkTally,
         /// FlexFactor-recovered money by day since the start, per route.
         #[serde(skip)]
         pub daily_flexfactor_minor: [Vec<i64>; 3],

@@ -1,11 +1,12 @@
 //! Setup variants: the base setup with a few options changed (`cascade_all`, `expiry_days`,
-//! `include_chargebacks`, which recycle re-attempts go to FlexFactor...), and the CRM policy each
-//! runs with. Every variant's setup is validated like a setup file (S1-S8); what it breaks is
+//! `include_chargebacks`, which recycle re-attempts go to FlexFactor, the network rules...), and
+//! the CRM policy each runs with. Every variant's setup is validated like a setup file (S1-S8); what it breaks is
 //! reported with the variant's name and the rule.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use salvage_domain::network::FlexFactorNetworkRules;
 use salvage_domain::setup::{Gateway, RecycleAttempt};
 use salvage_domain::{GatewayId, RecycleProfileId, Setup};
 use serde::{Deserialize, Serialize};
@@ -59,6 +60,20 @@ pub struct VariantSpec {
     pub rerun_trial_share: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerun_delay_hours: Option<u32>,
+    /// The setup's `[network_rules]`: `{ enabled = false }` switches the guard off (N1-N9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_rules: Option<NetworkRulesChange>,
+    /// N9: the FlexFactor gateway's `network_rules` (`never_retry`, `enforce`, `ignore`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flexfactor_network_rules: Option<FlexFactorNetworkRules>,
+}
+
+/// What a variant changes in the setup's `[network_rules]`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkRulesChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enabled: Option<bool>,
 }
 
 /// A variant ready to run.
@@ -170,7 +185,11 @@ fn apply(v: &VariantSpec, base: &Setup, field: &str, p: &mut Problems) -> Setup 
     let wants_ff = v.cascade_all.is_some()
         || v.expiry_days.is_some()
         || v.include_chargebacks.is_some()
+        || v.flexfactor_network_rules.is_some()
         || v.recycle_flexfactor.values().any(|l| !l.is_empty());
+    if let Some(enabled) = v.network_rules.as_ref().and_then(|n| n.enabled) {
+        setup.network_rules.enabled = enabled;
+    }
     let ff_id = match &v.flexfactor_gateway {
         Some(g) if setup.is_flexfactor(g) => Some(g.clone()),
         Some(g) => {
@@ -200,6 +219,9 @@ fn apply(v: &VariantSpec, base: &Setup, field: &str, p: &mut Problems) -> Setup 
                     }
                     if let Some(on) = v.include_chargebacks {
                         ff.include_chargebacks = on;
+                    }
+                    if let Some(rules) = v.flexfactor_network_rules {
+                        ff.network_rules = rules;
                     }
                 }
             }
