@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Duration, Utc};
 use rand::RngExt;
 use salvage_domain::customer::{CardToken, CredentialKind, Customer, OrderItem};
-use salvage_domain::network::{CardFact, NetworkRule};
+use salvage_domain::network::{CardFact, CardNetwork, GatewayFacts, NetworkRule};
 use salvage_domain::order::{
     CascadeOutcome, FlexFactorResult, IgnoredBecause, Order, OrderCommand, OrderError, OrderEvent,
     OrderStatus, ResultSource, SalvageRoute, SalvageState,
@@ -19,11 +19,11 @@ use salvage_domain::subscription::{
     Rebill, RebillParts, Subscription, SubscriptionCommand, SubscriptionEvent, SubscriptionStatus,
 };
 use salvage_domain::{
-    DeclineType, FlexFactorOrderId, GatewayId, OrderId, OrderType, SubscriptionId,
+    DeclineFacts, DeclineType, FlexFactorOrderId, GatewayId, OrderId, OrderType, SubscriptionId,
 };
 
 use crate::flexfactor_model::{AsyncKind, AsyncOutcome, AsyncResult, FlexFactorModel};
-use crate::gateway_model::{GatewayModel, Purpose};
+use crate::gateway_model::{ChargedCard, GatewayModel, Purpose};
 use crate::names::{
     advance_name, failure_name, ignored_name, notification_name, order_error_name,
     recycle_failure_name, subscription_error_name,
@@ -66,6 +66,10 @@ pub(crate) struct CustomerDriver<'a> {
     pub(crate) outcomes: BTreeMap<(OrderId, u32), AsyncOutcome>,
     pub(crate) subscriptions: Vec<SubscriptionId>,
     pub(crate) record: Option<&'a mut Vec<Recorded>>,
+    /// The card's issuer has said it will never approve it (Visa category 1, MAC 03, 21 or
+    /// 99), and nothing approved it since: the models approve it with
+    /// `never_retry_approval_factor`.
+    pub(crate) issuer_refuses: bool,
 }
 
 /// The engine's records of a customer's orders (a handful: a linear search is the fastest).
@@ -139,6 +143,7 @@ impl<'a> CustomerDriver<'a> {
             outcomes: BTreeMap::new(),
             subscriptions: Vec::new(),
             record,
+            issuer_refuses: false,
         }
     }
 }
@@ -160,6 +165,49 @@ impl CustomerDriver<'_> {
 
     fn day(&self, at: DateTime<Utc>) -> usize {
         (((at - self.start).num_seconds().max(0) / 86_400) as usize).min(self.horizon_days)
+    }
+
+    /// The customer's card as the models see it now.
+    fn charged_card(&self) -> ChargedCard {
+        ChargedCard {
+            network: self.profile.network,
+            approval_factor: if self.issuer_refuses {
+                self.scenario.spec.gateways.never_retry_approval_factor
+            } else {
+                1.0
+            },
+        }
+    }
+
+    /// Whether a decline of the customer's card says the issuer will never approve it: Visa
+    /// category 1 (from the setup's code tables when the gateway gave none, N6), Mastercard
+    /// advice 03, 21 or 99.
+    fn says_never(&self, facts: &DeclineFacts) -> bool {
+        match self.profile.network {
+            CardNetwork::Visa => {
+                let setup = &self.variant.setup;
+                let category = facts.visa_category.map(|c| c.0).unwrap_or_else(|| {
+                    let processor = setup.processor(&facts.gateway);
+                    setup
+                        .network_rules
+                        .tables()
+                        .category(processor, &facts.response_code)
+                });
+                category == 1
+            }
+            CardNetwork::Mastercard => facts
+                .mastercard_advice_code
+                .as_ref()
+                .is_some_and(|m| matches!(m.0.trim().parse::<u8>(), Ok(3 | 21 | 99))),
+            CardNetwork::Other => false,
+        }
+    }
+
+    /// The card was declined: its issuer may have said never.
+    fn card_declined(&mut self, facts: &DeclineFacts) {
+        if !self.issuer_refuses && self.says_never(facts) {
+            self.issuer_refuses = true;
+        }
     }
 
     fn rng(&self, site: Site) -> rand::rngs::ChaCha8Rng {
@@ -326,7 +374,8 @@ impl CustomerDriver<'_> {
         let model = &self.flexfactor;
         let (answer, later) = match &salvage.mode {
             SubmissionMode::Cit { .. } => {
-                let answer = if model.cascade_approves(&mut rng) {
+                let factor = self.charged_card().approval_factor;
+                let answer = if model.cascade_approves(factor, &mut rng) {
                     EvaluateAnswer::Approved {
                         flexfactor_order_id: Some(ff_id),
                         confirmation_id: None,
@@ -343,7 +392,8 @@ impl CustomerDriver<'_> {
                     SalvageRoute::Recycle { slot, .. } => AsyncKind::Recycle(*slot),
                     _ => AsyncKind::Rerun,
                 };
-                let outcome = model.asynchronous(kind, now, *expires_at, &mut rng);
+                let factor = self.charged_card().approval_factor;
+                let outcome = model.asynchronous(kind, now, *expires_at, factor, &mut rng);
                 self.outcomes.insert((order_id.clone(), attempt), outcome);
                 let later = (!outcome.webhook_lost).then(|| {
                     let result = match outcome.result {
@@ -452,6 +502,7 @@ impl CustomerDriver<'_> {
             gateway,
             Purpose::Rebill,
             credential,
+            self.charged_card(),
             &mut self.rng(Site::Rebill { cycle }),
         );
         let subs = &mut self.tally.subscriptions;
@@ -558,6 +609,7 @@ impl Driver for CustomerDriver<'_> {
                         &req.gateway,
                         Purpose::Cascade,
                         req.credential,
+                        self.charged_card(),
                         &mut self.rng(Site::CascadeStep { step }),
                     );
                     out.push(FollowUp::Order {
@@ -572,6 +624,7 @@ impl Driver for CustomerDriver<'_> {
                         &req.gateway,
                         Purpose::Recycle { attempt },
                         req.credential,
+                        self.charged_card(),
                         &mut self.rng(Site::Recycle { cycle, attempt }),
                     );
                     if let Some(subscription_id) = req.subscription_id {
@@ -607,6 +660,18 @@ impl Driver for CustomerDriver<'_> {
     ) {
         if let Some(record) = self.record.as_deref_mut() {
             record.push(Recorded::Order(id.clone(), event.clone()));
+        }
+        match event {
+            OrderEvent::AttemptDeclined { facts, .. }
+            | OrderEvent::CascadeStepDeclined { facts, .. } => self.card_declined(facts),
+            OrderEvent::AttemptApproved { .. }
+            | OrderEvent::CascadeEnded {
+                outcome: CascadeOutcome::Approved { .. },
+                ..
+            }
+            | OrderEvent::SalvageSucceeded { .. }
+            | OrderEvent::PaidByRecycle { .. } => self.issuer_refuses = false,
+            _ => {}
         }
         let Some(details) = &order.details else {
             return;
@@ -808,6 +873,11 @@ impl Driver for CustomerDriver<'_> {
     ) {
         if let Some(record) = self.record.as_deref_mut() {
             record.push(Recorded::Subscription(id.clone(), event.clone()));
+        }
+        match event {
+            SubscriptionEvent::RecycleAttemptDeclined { facts, .. } => self.card_declined(facts),
+            SubscriptionEvent::CycleAdvanced { .. } => self.issuer_refuses = false,
+            _ => {}
         }
         let subs = &mut self.tally.subscriptions;
         match event {

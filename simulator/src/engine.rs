@@ -19,7 +19,7 @@ use salvage_domain::{Money, OrderId, OrderType};
 
 use crate::customer::CustomerDriver;
 use crate::flexfactor_model::FlexFactorModel;
-use crate::gateway_model::{GatewayModel, Purpose};
+use crate::gateway_model::{ChargedCard, GatewayModel, Purpose};
 use crate::population::Population;
 use crate::rng::{stream, Site};
 use crate::runtime::{Driver, Refused, Runtime};
@@ -171,6 +171,7 @@ impl VariantRunner<'_, '_> {
             &profile.gateway,
             Purpose::NewSale,
             CredentialKind::Token,
+            ChargedCard::new(profile.network),
             &mut stream(scenario.spec.seed, index, Site::SaleAttempt),
         );
         let place = PlaceOrder {

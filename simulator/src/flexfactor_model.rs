@@ -64,9 +64,10 @@ impl FlexFactorModel {
         }
     }
 
-    /// C5: whether a cascade submission is approved at once.
-    pub fn cascade_approves<R: Rng + ?Sized>(&self, rng: &mut R) -> bool {
-        rng.random_bool(self.spec.cascade_approval)
+    /// C5: whether a cascade submission is approved at once; `approval_factor` multiplies the
+    /// probability (see [`crate::gateway_model::ChargedCard`]).
+    pub fn cascade_approves<R: Rng + ?Sized>(&self, approval_factor: f64, rng: &mut R) -> bool {
+        rng.random_bool((self.spec.cascade_approval * approval_factor).clamp(0.0, 1.0))
     }
 
     /// The probability that an asynchronous submission is recovered within 21 days.
@@ -83,17 +84,19 @@ impl FlexFactorModel {
         }
     }
 
-    /// Draws the fate of a submission made at `submitted_at` that expires at `expires_at`.
-    /// Every draw is made whatever the outcome, in a fixed order, so that variants differing only
-    /// in the expiry see the same recovery and delay.
+    /// Draws the fate of a submission made at `submitted_at` that expires at `expires_at`;
+    /// `approval_factor` multiplies the recovery probability. Every draw is made whatever the
+    /// outcome, in a fixed order, so that variants differing only in the expiry see the same
+    /// recovery and delay.
     pub fn asynchronous<R: Rng + ?Sized>(
         &self,
         kind: AsyncKind,
         submitted_at: DateTime<Utc>,
         expires_at: DateTime<Utc>,
+        approval_factor: f64,
         rng: &mut R,
     ) -> AsyncOutcome {
-        let recovered = rng.random_bool(self.recovery(kind));
+        let recovered = rng.random_bool((self.recovery(kind) * approval_factor).clamp(0.0, 1.0));
         let total = self.cumulative_days.last().copied().unwrap_or(0).max(1);
         let pick = rng.random_range(0..total);
         let day = self.cumulative_days.partition_point(|c| *c <= pick) as i64;
@@ -130,6 +133,7 @@ mod tests {
                     AsyncKind::Rerun,
                     t0,
                     t0 + Duration::days(days),
+                    1.0,
                     &mut stream(
                         1,
                         i,

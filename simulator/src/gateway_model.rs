@@ -1,12 +1,15 @@
 //! The statistical model of the regular processor gateways: approve, or decline with a code
-//! drawn from the configured soft or hard mix. The processor's verdict is the mix's; decline
-//! mapping (D2) is the domain's business, applied to these facts as to real ones.
+//! drawn from the configured soft or hard mix, with the network advice of the card's network
+//! (a Visa category, a Mastercard advice code). The processor's verdict is the mix's; decline
+//! mapping (D2) and the network rules (N1-N6) are the domain's business, applied to these facts
+//! as to real ones.
 
 use std::collections::BTreeMap;
 
 use rand::{Rng, RngExt};
 use salvage_domain::customer::CredentialKind;
 use salvage_domain::decline::{MastercardAdviceCode, VisaCategory};
+use salvage_domain::network::CardNetwork;
 use salvage_domain::order::AttemptResult;
 use salvage_domain::ports::GatewayAnswer;
 use salvage_domain::{DeclineFacts, DeclineType, GatewayId};
@@ -62,6 +65,26 @@ impl Mix {
         let at = rng.random_range(0..total);
         let i = self.cumulative.partition_point(|c| *c <= at);
         &self.codes[i.min(self.codes.len() - 1)]
+    }
+}
+
+/// What the models know of the card charged.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChargedCard {
+    /// Its network: which advice a decline carries.
+    pub network: CardNetwork,
+    /// Multiplies the approval probability: `[gateways] never_retry_approval_factor` once the
+    /// card's issuer has said it will never approve it (until it is approved again), else 1.
+    pub approval_factor: f64,
+}
+
+impl ChargedCard {
+    /// A card of `network` nothing has been said against.
+    pub fn new(network: CardNetwork) -> ChargedCard {
+        ChargedCard {
+            network,
+            approval_factor: 1.0,
+        }
     }
 }
 
@@ -134,16 +157,20 @@ impl GatewayModel {
         .clamp(0.0, 1.0)
     }
 
-    /// Draws the gateway's answer. The draws are always made in the same order (approval, then
-    /// verdict, then code), so one stream gives comparable answers in every variant.
+    /// Draws the gateway's answer to a charge of `card`. The draws are always made in the same
+    /// order (approval, then verdict, then code), so one stream gives comparable answers in
+    /// every variant.
     pub fn answer<R: Rng + ?Sized>(
         &self,
         gateway: &GatewayId,
         purpose: Purpose,
         credential: CredentialKind,
+        card: ChargedCard,
         rng: &mut R,
     ) -> GatewayAnswer {
-        let approved = rng.random_bool(self.approval(gateway, purpose, credential));
+        let p = self.approval(gateway, purpose, credential) * card.approval_factor;
+        let approved = rng.random_bool(p.clamp(0.0, 1.0));
+        let network = card.network;
         let b = self.per_gateway.get(gateway).unwrap_or(&self.default);
         let soft = rng.random_bool(b.soft_share);
         if approved {
@@ -162,8 +189,16 @@ impl GatewayModel {
             response_code: c.code.clone(),
             response_message: c.message.clone(),
             processor_verdict: verdict,
-            visa_category: c.visa_category.map(VisaCategory),
-            mastercard_advice_code: c.mastercard_advice_code.clone().map(MastercardAdviceCode),
+            visa_category: match network {
+                CardNetwork::Visa => c.visa_category.map(VisaCategory),
+                _ => None,
+            },
+            mastercard_advice_code: match network {
+                CardNetwork::Mastercard => {
+                    c.mastercard_advice_code.clone().map(MastercardAdviceCode)
+                }
+                _ => None,
+            },
         })
     }
 
@@ -173,9 +208,10 @@ impl GatewayModel {
         gateway: &GatewayId,
         purpose: Purpose,
         credential: CredentialKind,
+        card: ChargedCard,
         rng: &mut R,
     ) -> AttemptResult {
-        match self.answer(gateway, purpose, credential, rng) {
+        match self.answer(gateway, purpose, credential, card, rng) {
             GatewayAnswer::Declined(facts) => AttemptResult::Declined(facts),
             _ => AttemptResult::Approved,
         }
@@ -206,7 +242,8 @@ mod tests {
         let (mut approved, mut soft, n) = (0, 0, 20_000u64);
         for i in 0..n {
             let mut rng = stream(9, i, Site::Rebill { cycle: 1 });
-            match model.answer(&gw, Purpose::Rebill, CredentialKind::Token, &mut rng) {
+            let visa = ChargedCard::new(CardNetwork::Visa);
+            match model.answer(&gw, Purpose::Rebill, CredentialKind::Token, visa, &mut rng) {
                 GatewayAnswer::Approved { .. } => approved += 1,
                 GatewayAnswer::Declined(f) => {
                     assert_eq!(f.gateway, gw);
@@ -234,5 +271,40 @@ mod tests {
             model.approval(&gw, Purpose::Recycle { attempt: 40 }, CredentialKind::Token),
             last
         );
+    }
+
+    /// The advice goes with the card's network; the code drawn does not depend on it.
+    #[test]
+    fn declines_carry_the_advice_of_the_cards_network_only() {
+        let spec = GatewayModelSpec {
+            rebill_approval: 0.0,
+            ..GatewayModelSpec::default()
+        };
+        let model = GatewayModel::new(&spec);
+        let gw = GatewayId::new("gw");
+        let (mut categories, mut macs) = (0, 0);
+        for i in 0..2_000 {
+            let facts = |network| {
+                let mut rng = stream(5, i, Site::Rebill { cycle: 2 });
+                let card = ChargedCard::new(network);
+                match model.answer(&gw, Purpose::Rebill, CredentialKind::Token, card, &mut rng) {
+                    GatewayAnswer::Declined(f) => f,
+                    other => panic!("{other:?}"),
+                }
+            };
+            let (visa, mc, other) = (
+                facts(CardNetwork::Visa),
+                facts(CardNetwork::Mastercard),
+                facts(CardNetwork::Other),
+            );
+            assert_eq!(visa.response_code, mc.response_code);
+            assert_eq!(visa.response_code, other.response_code);
+            assert!(visa.mastercard_advice_code.is_none() && mc.visa_category.is_none());
+            assert!(other.visa_category.is_none() && other.mastercard_advice_code.is_none());
+            categories += usize::from(visa.visa_category.is_some());
+            macs += usize::from(mc.mastercard_advice_code.is_some());
+        }
+        assert!(categories > 1_000, "{categories}");
+        assert!(macs > 400 && macs < 1_500, "{macs}");
     }
 }

@@ -4,6 +4,7 @@
 use chrono::{DateTime, Duration, Utc};
 use rand::RngExt;
 use salvage_domain::customer::{CardToken, Customer};
+use salvage_domain::network::CardNetwork;
 use salvage_domain::{GatewayId, GatewayProfileId};
 
 use crate::rng::{stream, Site};
@@ -22,6 +23,17 @@ pub struct CustomerProfile {
     pub gateway: GatewayId,
     /// The ATRI gateway profile the sale went through, if any.
     pub gateway_profile: Option<GatewayProfileId>,
+    /// The network of the customer's card (its BIN), whose retry rules apply (N1-N5).
+    pub network: CardNetwork,
+}
+
+/// A BIN of each network (test card ranges): the network rules read only the network.
+fn bin(network: CardNetwork) -> &'static str {
+    match network {
+        CardNetwork::Visa => "411111",
+        CardNetwork::Mastercard => "555555",
+        CardNetwork::Other => "378282",
+    }
 }
 
 impl CustomerProfile {
@@ -30,13 +42,15 @@ impl CustomerProfile {
         Customer::default()
     }
 
-    /// The card, as FlexFactor's tokenization leaves it (F2). No rule reads its token, BIN or
-    /// last four, and the domain copies an order's card into every event and decision: empty
-    /// strings cost no allocation in those millions of copies.
+    /// The card, as FlexFactor's tokenization leaves it (F2): one per customer, so its
+    /// declines and reattempts accumulate across the customer's orders and cycles (N8); its BIN
+    /// gives its network. No rule reads the last four or the holder, and the domain copies an
+    /// order's card into every event and decision: empty strings cost no allocation in those
+    /// millions of copies.
     pub fn card(&self) -> CardToken {
         CardToken {
-            token: String::new(),
-            bin: String::new(),
+            token: format!("sim-{}", self.index),
+            bin: bin(self.network).to_string(),
             last4: String::new(),
             exp_month: 12,
             exp_year: 2030,
@@ -51,6 +65,8 @@ impl CustomerProfile {
 pub struct Population {
     cumulative: Vec<u64>,
     total: u64,
+    /// Cumulative weights of Visa, Mastercard, other networks.
+    networks: [u64; 3],
 }
 
 impl Population {
@@ -64,7 +80,15 @@ impl Population {
                 total
             })
             .collect();
-        Population { cumulative, total }
+        let n = &scenario.spec.population.card_networks;
+        let visa = u64::from(n.visa);
+        let mastercard = visa + u64::from(n.mastercard);
+        let networks = [visa, mastercard, mastercard + u64::from(n.other)];
+        Population {
+            cumulative,
+            total,
+            networks,
+        }
     }
 
     /// Customer number `index` of the scenario.
@@ -86,6 +110,13 @@ impl Population {
         let product = self.cumulative.partition_point(|c| *c <= pick);
         let has_ip = rng.random_bool(scenario.spec.population.ip_address_share);
         let member: u64 = rng.random();
+        // Drawn last, so that the draws above are those of scenarios written before it.
+        let network_pick = rng.random_range(0..self.networks[2].max(1));
+        let network = match network_pick {
+            p if p < self.networks[0] => CardNetwork::Visa,
+            p if p < self.networks[1] => CardNetwork::Mastercard,
+            _ => CardNetwork::Other,
+        };
         let resolved = &scenario.products[product.min(scenario.products.len() - 1)];
         let (gateway, gateway_profile) = match (&resolved.gateway, &resolved.gateway_profile) {
             (Some(g), _) => (g.clone(), None),
@@ -103,6 +134,7 @@ impl Population {
             ip_address: has_ip.then(|| format!("198.51.100.{}", 1 + index % 254)),
             gateway,
             gateway_profile,
+            network,
         }
     }
 }

@@ -82,6 +82,30 @@ pub struct PopulationSpec {
     pub ip_address_share: f64,
     /// The traffic mix: which campaign product a customer buys, by weight.
     pub products: Vec<ProductMix>,
+    /// The networks of the customers' cards, by weight (N1-N5 guard Visa and Mastercard).
+    #[serde(default)]
+    pub card_networks: CardNetworkMix,
+}
+
+/// The customers' card networks, by weight. The default is an assumption, not a figure from
+/// the reference: about the US shares of card purchase volume (Visa about 60%, Mastercard about
+/// 30%, American Express, Discover and the rest about 10%).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CardNetworkMix {
+    pub visa: u32,
+    pub mastercard: u32,
+    pub other: u32,
+}
+
+impl Default for CardNetworkMix {
+    fn default() -> Self {
+        CardNetworkMix {
+            visa: 60,
+            mastercard: 30,
+            other: 10,
+        }
+    }
 }
 
 fn default_arrival_days() -> u32 {
@@ -106,7 +130,10 @@ fn default_weight() -> u32 {
     1
 }
 
-/// One decline code of the gateway model's mix.
+/// One decline code of the gateway model's mix. The network advice goes with the card: a
+/// decline of a Visa card carries `visa_category` (none: the setup's code tables decide, N6),
+/// one of a Mastercard card `mastercard_advice_code`, one of any other card neither. One code
+/// can be listed several times, with the advice codes it comes with and their weights.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeclineCode {
@@ -136,6 +163,10 @@ pub struct GatewayModelSpec {
     pub soft_share: f64,
     /// Approval factor of rebills billed with the card number and no CVV (O6).
     pub card_number_without_cvv_factor: f64,
+    /// Approval factor of any attempt on a card once its issuer has said it will never approve
+    /// it (a decline in Visa category 1, or with Mastercard advice 03, 21 or 99), until it is
+    /// approved again: cascade steps, rebills, re-attempts, and FlexFactor's recoveries too.
+    pub never_retry_approval_factor: f64,
     pub soft_declines: Vec<DeclineCode>,
     pub hard_declines: Vec<DeclineCode>,
     /// Per-gateway overrides of the figures above.
@@ -158,18 +189,32 @@ pub struct GatewayOverride {
     pub soft_share: Option<f64>,
 }
 
-fn code(code: &str, message: &str, weight: u32, visa_category: Option<u8>) -> DeclineCode {
+fn code(
+    code: &str,
+    message: &str,
+    weight: u32,
+    visa_category: Option<u8>,
+    mastercard_advice_code: Option<&str>,
+) -> DeclineCode {
     DeclineCode {
         code: code.into(),
         message: message.into(),
         weight,
         visa_category,
-        mastercard_advice_code: None,
+        mastercard_advice_code: mastercard_advice_code.map(str::to_string),
     }
 }
 
 impl Default for GatewayModelSpec {
+    /// Visa categories as the newer published lists give them (decline-domain.md §1.2);
+    /// Mastercard advice codes as its decline groups map them (§1.3: lifecycle 14, 54 → MAC 01;
+    /// policy 57, 61 → 02 or 03; security 41, 43 → 03), with insufficient funds answered with
+    /// a retry time (MAC 24-30, the Authorization Optimizer on recurring payments) or MAC 02,
+    /// and a few "do not honor" with MAC 03 or 21 (a recurring payment the cardholder
+    /// stopped). How often each MAC comes is not published: these weights are assumptions.
     fn default() -> Self {
+        let nsf = "Insufficient funds";
+        let dnh = "Do not honor";
         GatewayModelSpec {
             new_sale_approval: 0.85,
             cascade_approval: 0.25,
@@ -177,19 +222,42 @@ impl Default for GatewayModelSpec {
             recycle_approval: vec![0.15, 0.12, 0.10, 0.08, 0.07, 0.06, 0.05, 0.05, 0.04],
             soft_share: 0.8,
             card_number_without_cvv_factor: 0.95,
+            never_retry_approval_factor: 0.0,
             soft_declines: vec![
-                code("51", "Insufficient funds", 40, Some(2)),
-                code("05", "Do not honor", 35, None),
-                code("91", "Issuer unavailable", 10, Some(2)),
-                code("61", "Exceeds withdrawal amount limit", 10, Some(2)),
-                code("96", "System malfunction", 5, Some(2)),
+                code("51", nsf, 16, Some(2), None),
+                code("51", nsf, 12, Some(2), Some("02")),
+                code("51", nsf, 3, Some(2), Some("24")),
+                code("51", nsf, 3, Some(2), Some("25")),
+                code("51", nsf, 2, Some(2), Some("26")),
+                code("51", nsf, 1, Some(2), Some("27")),
+                code("51", nsf, 1, Some(2), Some("28")),
+                code("51", nsf, 1, Some(2), Some("29")),
+                code("51", nsf, 1, Some(2), Some("30")),
+                code("05", dnh, 31, None, None),
+                code("05", dnh, 2, None, Some("03")),
+                code("05", dnh, 2, None, Some("21")),
+                code("91", "Issuer unavailable", 10, Some(2), None),
+                code(
+                    "61",
+                    "Exceeds withdrawal amount limit",
+                    10,
+                    Some(2),
+                    Some("02"),
+                ),
+                code("96", "System malfunction", 5, Some(2), None),
             ],
             hard_declines: vec![
-                code("54", "Expired card", 40, Some(3)),
-                code("14", "Invalid card number", 20, Some(1)),
-                code("57", "Transaction not permitted to cardholder", 20, Some(1)),
-                code("41", "Lost card", 10, Some(1)),
-                code("43", "Stolen card", 10, Some(1)),
+                code("54", "Expired card", 40, Some(3), Some("01")),
+                code("14", "Invalid card number", 20, Some(1), Some("01")),
+                code(
+                    "57",
+                    "Transaction not permitted to cardholder",
+                    20,
+                    Some(1),
+                    Some("03"),
+                ),
+                code("41", "Lost card", 10, Some(1), Some("03")),
+                code("43", "Stolen card", 10, Some(1), Some("03")),
             ],
             per_gateway: BTreeMap::new(),
         }
@@ -439,6 +507,10 @@ fn check_numbers(spec: &ScenarioSpec, p: &mut Problems) {
     } else if pop.products.iter().all(|m| m.weight == 0) {
         p.add("population.products", "every weight is 0");
     }
+    let n = &pop.card_networks;
+    if n.visa == 0 && n.mastercard == 0 && n.other == 0 {
+        p.add("population.card_networks", "every weight is 0");
+    }
 
     let g = &spec.gateways;
     p.share("gateways.new_sale_approval", g.new_sale_approval);
@@ -448,6 +520,10 @@ fn check_numbers(spec: &ScenarioSpec, p: &mut Problems) {
     p.share(
         "gateways.card_number_without_cvv_factor",
         g.card_number_without_cvv_factor,
+    );
+    p.share(
+        "gateways.never_retry_approval_factor",
+        g.never_retry_approval_factor,
     );
     if g.recycle_approval.is_empty() {
         p.add("gateways.recycle_approval", "needs at least one value");
@@ -464,6 +540,23 @@ fn check_numbers(spec: &ScenarioSpec, p: &mut Problems) {
                 format!("gateways.{name}"),
                 "needs at least one code with a weight above 0",
             );
+        }
+        for (i, c) in codes.iter().enumerate() {
+            if let Some(category) = c.visa_category.filter(|c| !(1..=4).contains(c)) {
+                p.add(
+                    format!("gateways.{name}[{i}].visa_category"),
+                    format!("{category} is not a Visa category (1 to 4)"),
+                );
+            }
+            if let Some(mac) = &c.mastercard_advice_code {
+                let two_digits = mac.len() == 2 && mac.bytes().all(|b| b.is_ascii_digit());
+                if !two_digits {
+                    p.add(
+                        format!("gateways.{name}[{i}].mastercard_advice_code"),
+                        format!("{mac:?} is not a Mastercard advice code (two digits, \"01\" to \"99\")"),
+                    );
+                }
+            }
         }
     }
     for (id, o) in &g.per_gateway {

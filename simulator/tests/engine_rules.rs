@@ -95,8 +95,17 @@ cascade_all = true
     let (off, on) = (&r.variants[0], &r.variants[1]);
     assert!(off.cascade.approved_by_regular_gateway > 0);
     assert_eq!(on.cascade.approved_by_regular_gateway, 0);
+    // Every soft-declined sale goes to FlexFactor, but for the Mastercard sales declined with
+    // MAC 03 or 21: N3 stops their hand-over (N9's default obeys it), recorded blocked.
+    let blocked: u64 = on.network.blocked.by_attempt["cascade_flexfactor"]
+        .values()
+        .sum();
     assert_eq!(
-        on.flexfactor.by_route["cascade"].counts.submitted,
+        blocked,
+        on.network.blocked.by_attempt["cascade_flexfactor"]["N3"]
+    );
+    assert_eq!(
+        on.flexfactor.by_route["cascade"].counts.submitted + blocked,
         on.new_sales.declined_soft
     );
 }
@@ -209,7 +218,14 @@ recycle_flexfactor = {{ recycle-ladder = [] }}
     let v = &soft.variants[0];
     assert_eq!(v.recycle.started, 100);
     assert_eq!(v.recycle.failed["exhausted"], 100, "Y4");
-    assert_eq!(v.recycle.gateway_reattempts, 10 * 100);
+    // Every re-attempt is made but those the network rules stop: within 30 days of a Mastercard
+    // decline with MAC 03 or 21 (N3), recorded blocked, and recycling moves on.
+    let blocked = &v.network.blocked.by_attempt["recycle_reattempt"];
+    assert!(blocked["N3"] > 0);
+    assert_eq!(
+        v.recycle.gateway_reattempts + blocked.values().sum::<u64>(),
+        10 * 100
+    );
     assert_eq!(v.subscriptions.status_at_horizon["recycle_failed"], 100);
 }
 
@@ -243,8 +259,17 @@ refund_share = 0.0
     let r = run(&s, 2);
     assert_sound(&r);
     let v = &r.variants[0];
-    assert_eq!(v.subscriptions.created, 200);
-    assert_eq!(v.subscriptions.with_card_number_without_cvv, 200);
+    // Every sale is salvaged by its FlexFactor cascade step, but for the Mastercard sales
+    // declined with MAC 03 or 21: N3 stops their hand-over (N9's default obeys it).
+    let blocked: u64 = v.network.blocked.by_attempt["cascade_flexfactor"]
+        .values()
+        .sum();
+    assert!(blocked > 0);
+    assert_eq!(v.subscriptions.with_card_number_without_cvv, 200 - blocked);
+    assert_eq!(
+        v.subscriptions.created,
+        200 - blocked + v.cascade.approved_by_regular_gateway
+    );
     let recycle = &v.flexfactor.by_route["recycle"].counts;
     assert!(recycle.recovered > 0);
     assert_eq!(v.subscriptions.advanced["flexfactor"], recycle.recovered);

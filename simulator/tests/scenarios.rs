@@ -123,6 +123,25 @@ fn bad_fields_are_named_with_the_file() {
 }
 
 #[test]
+fn bad_network_fields_are_named() {
+    let e = load_err(&format!(
+        "{HEAD}\n[population]\ncustomers = 10\ncard_networks = {{ visa = 0, mastercard = 0, other = 0 }}\nproducts = [{{ campaign = \"coaching\", product = \"coaching-monthly\" }}]\n[gateways]\nnever_retry_approval_factor = 2.0\nsoft_declines = [{{ code = \"51\", message = \"m\", visa_category = 5, mastercard_advice_code = \"3\" }}]\n"
+    ));
+    assert!(e.contains("population.card_networks"), "{e}");
+    assert!(e.contains("gateways.never_retry_approval_factor"), "{e}");
+    assert!(e.contains("gateways.soft_declines[0].visa_category"), "{e}");
+    assert!(
+        e.contains("gateways.soft_declines[0].mastercard_advice_code"),
+        "{e}"
+    );
+
+    let e = load_err(&format!(
+        "{HEAD}\n[population]\ncustomers = 10\nproducts = [{{ campaign = \"coaching\", product = \"coaching-monthly\" }}]\n[[variants]]\nname = \"v\"\nnetwork_rules = {{ enabled = false, nope = 1 }}\n"
+    ));
+    assert!(e.contains("nope"), "{e}");
+}
+
+#[test]
 fn s2_a_variant_making_an_invalid_setup_is_named() {
     let e = load_err(&format!(
         "{HEAD}\n[population]\ncustomers = 10\nproducts = [{{ campaign = \"coaching\", product = \"coaching-monthly\" }}]\n[[variants]]\nname = \"too long\"\nexpiry_days = 30\n"
@@ -203,4 +222,26 @@ fn progress_counts_every_customer_of_every_variant() {
     });
     assert_eq!(done.into_inner(), engine.total_work());
     assert_eq!(engine.total_work(), 600);
+}
+
+/// default.toml writes out the models' defaults (decline mixes with their network advice, card
+/// networks), so that the file documents them.
+#[test]
+fn default_toml_writes_out_the_model_defaults() {
+    use salvage_sim::scenario::{CardNetworkMix, GatewayModelSpec};
+    fn json<T: serde::Serialize>(v: &T) -> serde_json::Value {
+        serde_json::to_value(v).unwrap()
+    }
+    let s = Scenario::load(
+        &scenarios_dir().join("default.toml"),
+        ScenarioOverrides::default(),
+    )
+    .unwrap();
+    let mut gateways = s.spec.gateways.clone();
+    gateways.per_gateway.clear();
+    assert_eq!(json(&gateways), json(&GatewayModelSpec::default()));
+    assert_eq!(
+        json(&s.spec.population.card_networks),
+        json(&CardNetworkMix::default())
+    );
 }
