@@ -12,14 +12,16 @@ use salvage_sim::{html, Engine, Report, RunOptions, Scenario, ScenarioOverrides}
 /// Simulate a scenario and compare its setup variants (report.json, report.html).
 ///
 /// A deterministic discrete-event simulation: customers place sales and subscribe, gateways
-/// decline, FlexFactor recovers after delays, chargebacks arrive; several setup variants run on
-/// the same traffic through the real domain, and the report compares them. Writes
-/// DIR/report.json (same scenario and seed: same bytes) and DIR/report.html (SVG charts), and
-/// prints a summary table. Scenarios are described in docs/simulation.md.
+/// decline (with the Visa category or Mastercard advice of the card's network), FlexFactor
+/// recovers after delays, chargebacks arrive; several setup variants run on the same traffic
+/// through the real domain, and the report compares them, with the attempts the card-network
+/// rules blocked and the fees that spared. Writes DIR/report.json (same scenario and seed: same
+/// bytes) and DIR/report.html (SVG charts), and prints a summary table. Scenarios are described
+/// in docs/simulation.md.
 #[derive(Debug, Args)]
 pub struct SimulateArgs {
     /// The scenario (TOML). Shipped ones are in simulator/scenarios/: default.toml, slots.toml,
-    /// cascade_all.toml, expiry_days.toml.
+    /// cascade_all.toml, expiry_days.toml, network_rules.toml.
     #[arg(
         value_name = "SCENARIO.toml",
         default_value = "simulator/scenarios/default.toml"

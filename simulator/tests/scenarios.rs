@@ -35,6 +35,7 @@ fn every_shipped_scenario_loads_and_runs() {
         "slots.toml",
         "cascade_all.toml",
         "expiry_days.toml",
+        "network_rules.toml",
     ] {
         assert!(names.iter().any(|n| n == expected), "{expected} is shipped");
     }
