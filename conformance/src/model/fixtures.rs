@@ -39,6 +39,7 @@ pub fn card() -> CardToken {
         exp_month: 9,
         exp_year: 2030,
         holder: "Model Tester".into(),
+        fingerprint: None,
     }
 }
 

@@ -269,6 +269,7 @@ pub fn crm_request(data: &[u8]) {
         exp_month: body.card.exp_month,
         exp_year: body.card.exp_year,
         holder: body.card.holder.clone(),
+        fingerprint: body.card.fingerprint.clone(),
     });
     let cmd = convert::place_order(&body, checked, card);
     let services = fuzz_services(sample_setup());
