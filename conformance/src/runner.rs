@@ -492,6 +492,15 @@ fn check_answer(
             out.push(format!("the body contains {t:?}, which it must not"));
         }
     }
+    for text in &expect.body_contains {
+        let t = vars.expand(text);
+        if !a.text.contains(&t) {
+            out.push(format!(
+                "the body does not contain {t:?} (body: {})",
+                snippet(&a.text)
+            ));
+        }
+    }
     if expect.body_excludes_secrets {
         for secret in &env.secrets {
             if !secret.is_empty() && a.text.contains(secret.as_str()) {

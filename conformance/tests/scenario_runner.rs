@@ -86,6 +86,36 @@ flexfactor_evaluate = {{ order_id = "${{id}}", count = 1 }}
     );
 }
 
+/// A text answer (`/metrics`) is checked with `body_contains`: present passes, absent fails
+/// naming the text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn body_contains_checks_a_text_answer() {
+    let text = r#"
+[[scenario]]
+id = "has-it"
+rules = ["C1"]
+when = [{ get = "/metrics", expect = { status = 200, body_contains = ["salvage_outbox_pending"] } }]
+
+[[scenario]]
+id = "lacks-it"
+rules = ["C1"]
+when = [{ get = "/metrics", expect = { body_contains = ["no_such_metric_total"] } }]
+"#;
+    let result = run_in_process(&suite_of(text), 1).await;
+    assert_eq!(
+        result.results[0].status,
+        Status::Passed,
+        "{:?}",
+        result.results[0]
+    );
+    assert_eq!(result.results[1].status, Status::Failed);
+    let why = result.results[1].failures.join("\n");
+    assert!(
+        why.contains("does not contain \"no_such_metric_total\""),
+        "{why}"
+    );
+}
+
 /// A setup check that expects a refusal the service does not give fails.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_wrong_setup_expectation_fails() {

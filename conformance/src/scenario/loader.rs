@@ -229,12 +229,17 @@ fn load_steps(
             "an array of steps ([[scenario.when]] or `when = [...]`)".into(),
         ));
     };
-    let mut out = Vec::new();
+    let mut tables = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let at = format!("{phase}[{}]", i + 1);
         let toml::Value::Table(t) = item else {
             return Err((at, "a step is a table".into()));
         };
+        tables.extend(repeated(t, &at)?);
+    }
+    let mut out = Vec::new();
+    for (i, t) in tables.into_iter().enumerate() {
+        let at = format!("{phase}[{}]", i + 1);
         let (action, capture) = load_step(t, &at, templates)?;
         out.push(Step {
             phase,
@@ -244,6 +249,50 @@ fn load_steps(
         });
     }
     Ok(out)
+}
+
+/// The most copies `repeat` makes of one step.
+pub const MAX_REPEAT: i64 = 100;
+
+/// A step with `repeat = N` (1 to [`MAX_REPEAT`]) stands for N copies of itself, `${n}` in its
+/// strings replaced by the copy's number (01, 02, ... padded to the width of N); any other step
+/// stands for itself.
+fn repeated(mut t: toml::Table, at: &str) -> Result<Vec<toml::Table>, (String, String)> {
+    let Some(v) = t.remove("repeat") else {
+        return Ok(vec![t]);
+    };
+    let n = v
+        .as_integer()
+        .filter(|n| (1..=MAX_REPEAT).contains(n))
+        .ok_or_else(|| {
+            (
+                format!("{at}.repeat"),
+                format!("a number of copies, 1 to {MAX_REPEAT}"),
+            )
+        })?;
+    let width = n.to_string().len();
+    Ok((1..=n)
+        .map(|k| {
+            let number = format!("{k:0width$}");
+            let mut copy = toml::Value::Table(t.clone());
+            replace_in_strings(&mut copy, "${n}", &number);
+            match copy {
+                toml::Value::Table(c) => c,
+                _ => toml::Table::new(),
+            }
+        })
+        .collect())
+}
+
+fn replace_in_strings(v: &mut toml::Value, from: &str, to: &str) {
+    match v {
+        toml::Value::String(s) => *s = s.replace(from, to),
+        toml::Value::Array(a) => a.iter_mut().for_each(|x| replace_in_strings(x, from, to)),
+        toml::Value::Table(t) => t
+            .iter_mut()
+            .for_each(|(_, x)| replace_in_strings(x, from, to)),
+        _ => {}
+    }
 }
 
 /// The action keys of a step (exactly one per step).
@@ -597,9 +646,16 @@ fn load_expect(f: &mut Fields) -> Result<HttpExpect, (String, String)> {
         status: g.checks("status")?,
         body: g.fields("body")?,
         body_excludes: g.strings("body_excludes")?.unwrap_or_default(),
+        body_contains: g.strings("body_contains")?.unwrap_or_default(),
         body_excludes_secrets: g.boolean("body_excludes_secrets")?.unwrap_or(false),
     };
-    g.finish(&["status", "body", "body_excludes", "body_excludes_secrets"])?;
+    g.finish(&[
+        "status",
+        "body",
+        "body_excludes",
+        "body_contains",
+        "body_excludes_secrets",
+    ])?;
     Ok(e)
 }
 
@@ -740,6 +796,49 @@ mod tests {
         );
         assert_eq!(s.steps[0].label(), "given[1]");
         assert_eq!(s.steps[1].label(), "when[1]");
+    }
+
+    #[test]
+    fn a_repeated_step_is_copied_with_its_number() {
+        let f = load(
+            r#"
+            [[scenario]]
+            id = "c1-x"
+            rules = ["C1"]
+            [[scenario.given.steps]]
+            post = "/v1/orders"
+            template = "sale"
+            repeat = 10
+            set = { order_id = "${id}-${n}" }
+            [[scenario.when]]
+            settle = true
+            "#,
+        )
+        .unwrap();
+        let s = &f.scenarios[0];
+        assert_eq!(s.steps.len(), 11);
+        let ids: Vec<String> = s.steps[..10]
+            .iter()
+            .map(|st| match &st.action {
+                Action::Http(h) => match &h.body {
+                    Some(Body::Json(b)) => b["order_id"].as_str().unwrap_or("").to_string(),
+                    _ => String::new(),
+                },
+                _ => String::new(),
+            })
+            .collect();
+        assert_eq!(ids[0], "${id}-01");
+        assert_eq!(ids[9], "${id}-10");
+        assert_eq!(s.steps[9].label(), "given[10]");
+        assert_eq!(s.steps[10].label(), "when[1]");
+        for bad in ["0", "101", "\"x\""] {
+            let e = load(&format!(
+                "[[scenario]]\nid = \"a\"\nrules = [\"C1\"]\nwhen = [{{ settle = true, repeat = {bad} }}]"
+            ))
+            .unwrap_err()
+            .to_string();
+            assert!(e.contains("when[1].repeat"), "{e}");
+        }
     }
 
     #[test]

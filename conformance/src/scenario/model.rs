@@ -80,6 +80,8 @@ pub struct HttpExpect {
     pub body: Vec<FieldExpectation>,
     /// Texts the raw body must not contain.
     pub body_excludes: Vec<String>,
+    /// Texts the raw body must contain (a text answer, e.g. `/metrics`).
+    pub body_contains: Vec<String>,
     /// The body must contain none of the setup's FlexFactor secrets (S1).
     pub body_excludes_secrets: bool,
 }
@@ -90,6 +92,7 @@ impl HttpExpect {
         self.status.is_empty()
             && self.body.is_empty()
             && self.body_excludes.is_empty()
+            && self.body_contains.is_empty()
             && !self.body_excludes_secrets
     }
 }
