@@ -1,5 +1,6 @@
-//! The rule IDs of the rules catalogue (`shared/spec/rules.md`), with a short name each, in the
-//! catalogue's order. The scenario suite must cover every one of them.
+//! The rule IDs of the rules catalogue (`shared/spec/rules.md`, and the card-network rules N1-N9
+//! of `docs/rules.md`), with a short name each, in the catalogue's order. The scenario suite must
+//! cover every one of them.
 
 /// One rule of the catalogue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -127,6 +128,33 @@ pub const RULES: &[Rule] = &[
     ),
     r("F4", "cents to /evaluate and /capture; refunds in dollars"),
     r("F5", "case-insensitive names; unknown status kept as such"),
+    r("N1", "Visa category 1: the card is never reattempted"),
+    r("N2", "Visa: at most 15 reattempts of a card in 30 days"),
+    r(
+        "N3",
+        "Mastercard MAC 03/21/99: none in 30 days; MAC 01: none",
+    ),
+    r(
+        "N4",
+        "Mastercard MAC 24-30: wait the advised time (cascade: blocked)",
+    ),
+    r("N5", "Mastercard: at most 35 attempts on a card in 30 days"),
+    r(
+        "N6",
+        "no category given: per-processor code table; unknown is 4",
+    ),
+    r(
+        "N7",
+        "a forbidden attempt is recorded with its reason, not made",
+    ),
+    r(
+        "N8",
+        "counts from the event history of every order and subscription",
+    ),
+    r(
+        "N9",
+        "hand-overs to FlexFactor obey N1 and N3 by default; configurable",
+    ),
 ];
 
 /// The rule with this ID.
@@ -164,6 +192,7 @@ mod tests {
             ("K", 3),
             ("W", 5),
             ("F", 5),
+            ("N", 9),
         ];
         for (group, n) in expect {
             for i in 1..=n {
@@ -171,7 +200,7 @@ mod tests {
                 assert!(find(&id).is_some(), "{id} missing");
             }
         }
-        assert_eq!(RULES.len(), 48);
+        assert_eq!(RULES.len(), 57);
     }
 
     #[test]
