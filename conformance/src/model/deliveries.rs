@@ -10,7 +10,7 @@ use salvage_domain::process_manager::NotificationKind;
 
 use super::invariants;
 use super::reference::{
-    Attempt, DeclineKind, Delivery, FfAnswer, GatewayBehaviour, Ip, Product, RefState, Sale,
+    Attempt, Card, DeclineKind, Delivery, FfAnswer, GatewayBehaviour, Ip, Product, RefState, Sale,
     Transition, MINUTES_PER_DAY,
 };
 use super::rules;
@@ -79,7 +79,7 @@ pub fn order_of(scenario: Scenario) -> &'static str {
 
 /// The transitions that lead to an open salvage of [`order_of`] the scenario.
 pub fn setup(scenario: Scenario, first_answer: FfAnswer) -> Vec<Transition> {
-    let soft = Attempt::Declined(DeclineKind::SoftIssuerUnavailable);
+    let soft = Attempt::Declined(DeclineKind::SoftIssuerUnavailable.into());
     let sale = |order: &str, product, gateway, result| {
         Transition::PlaceSale(Sale {
             order: order.into(),
@@ -88,6 +88,7 @@ pub fn setup(scenario: Scenario, first_answer: FfAnswer) -> Vec<Transition> {
             profile: None,
             ip: Ip::Present,
             subscription: Some("s1".into()),
+            card: Card::VisaA,
             result,
         })
     };
@@ -118,7 +119,8 @@ pub fn setup(scenario: Scenario, first_answer: FfAnswer) -> Vec<Transition> {
                 order: "t1".into(),
                 subscription: "s1".into(),
                 gateway: rules::AUTHNET,
-                result: Attempt::Declined(DeclineKind::HardDoNotHonor),
+                card: Card::VisaA,
+                result: Attempt::Declined(DeclineKind::HardDoNotHonor.into()),
             });
             t.push(Transition::Rerun {
                 order: "t1".into(),
@@ -128,12 +130,13 @@ pub fn setup(scenario: Scenario, first_answer: FfAnswer) -> Vec<Transition> {
         Scenario::RecycleHandover { billing } => {
             t.push(sale("o0", Product::Monthly, billing, Attempt::Approved));
             t.push(Transition::SetGateways(GatewayBehaviour::Decline(
-                DeclineKind::SoftIssuerUnavailable,
+                DeclineKind::SoftIssuerUnavailable.into(),
             )));
             t.push(Transition::PlaceRebill {
                 order: "r1".into(),
                 subscription: "s1".into(),
                 gateway: billing,
+                card: Card::VisaA,
                 result: soft,
             });
             // Every re-attempt soft-declines up to the FlexFactor slot (12 days at most).

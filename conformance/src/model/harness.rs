@@ -56,6 +56,10 @@ impl Focus for AllRules {
             set_gateways: 3,
             set_flexfactor: 3,
             cancel: 1,
+            advice_in_ten: 3,
+            crm_declines: 1,
+            restart: 1,
+            direct_cascade_in_ten: 0,
         }
     }
 }
@@ -80,6 +84,10 @@ impl Focus for NewSales {
             set_gateways: 3,
             set_flexfactor: 3,
             cancel: 0,
+            advice_in_ten: 2,
+            crm_declines: 1,
+            restart: 1,
+            direct_cascade_in_ten: 0,
         }
     }
 }
@@ -104,6 +112,10 @@ impl Focus for Recurring {
             set_gateways: 4,
             set_flexfactor: 3,
             cancel: 1,
+            advice_in_ten: 2,
+            crm_declines: 1,
+            restart: 1,
+            direct_cascade_in_ten: 0,
         }
     }
 }
@@ -128,6 +140,10 @@ impl Focus for TrialCompletions {
             set_gateways: 2,
             set_flexfactor: 3,
             cancel: 1,
+            advice_in_ten: 1,
+            crm_declines: 0,
+            restart: 1,
+            direct_cascade_in_ten: 0,
         }
     }
 }
@@ -152,6 +168,40 @@ impl Focus for Deliveries {
             set_gateways: 1,
             set_flexfactor: 2,
             cancel: 0,
+            advice_in_ten: 1,
+            crm_declines: 0,
+            restart: 1,
+            direct_cascade_in_ten: 0,
+        }
+    }
+}
+
+/// The card-network rules (N1-N5, N7-N9): sales, rebills and reruns on a few shared cards,
+/// declines that mostly carry network advice, batches of the CRM's own declines, clock moves and
+/// restarts.
+pub struct NetworkRules;
+impl Focus for NetworkRules {
+    fn weights() -> Weights {
+        Weights {
+            sale: 8,
+            recurring_sales_in_ten: 5,
+            approved_in_ten: 2,
+            rebill_approved_in_ten: 2,
+            gateways_soft_in_ten: 5,
+            seed_subscriptions: 3,
+            trial_completion: 1,
+            rebill: 6,
+            rerun: 5,
+            deliver: 4,
+            late_answer: 1,
+            advance: 6,
+            set_gateways: 4,
+            set_flexfactor: 2,
+            cancel: 1,
+            advice_in_ten: 7,
+            crm_declines: 6,
+            restart: 2,
+            direct_cascade_in_ten: 5,
         }
     }
 }

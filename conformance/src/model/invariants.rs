@@ -12,9 +12,10 @@ use salvage_domain::subscription::{
 };
 use salvage_domain::{DeclineFacts, DeclineType, OrderType};
 
-use super::reference::{Expect, RefState, Route};
+use super::network::{self, Fact, What, Who};
+use super::reference::{Card, Expect, RefState, Route};
 use super::rules;
-use super::world::World;
+use super::world::{Source, World};
 
 /// The failures found, one per line.
 #[derive(Default)]
@@ -67,11 +68,120 @@ fn round_trips<T: serde::Serialize + serde::de::DeserializeOwned + PartialEq>(va
         == Some(value)
 }
 
+/// Seconds since the start.
+fn seconds(at: chrono::DateTime<chrono::Utc>) -> i64 {
+    (at - super::fixtures::t0()).num_seconds()
+}
+
+/// A decline as the network rules read it: its Visa category (given, or from the shipped table,
+/// N6) and its Mastercard advice code.
+fn decline_fact(facts: &DeclineFacts) -> What {
+    What::Decline {
+        category: facts
+            .visa_category
+            .map(|c| c.0)
+            .unwrap_or_else(|| rules::visa_category(&facts.response_code)),
+        mac: facts
+            .mastercard_advice_code
+            .as_ref()
+            .and_then(|m| m.0.trim().parse().ok()),
+    }
+}
+
+/// What an order's event says about its card: the attempts made (by the CRM, by Salvage), the
+/// declines and the approvals. Read from the events, apart from the domain's own card facts.
+fn order_facts(e: &OrderEvent) -> Vec<What> {
+    match e {
+        OrderEvent::AttemptApproved { .. } => vec![What::Attempt(Who::Crm), What::Approval],
+        OrderEvent::AttemptDeclined { facts, .. } => {
+            vec![What::Attempt(Who::Crm), decline_fact(facts)]
+        }
+        OrderEvent::CascadeStepStarted { .. } => vec![What::Attempt(Who::CascadeStep)],
+        OrderEvent::CascadeStepDeclined { facts, .. } => vec![decline_fact(facts)],
+        OrderEvent::SalvageSubmitted { .. } => vec![What::Attempt(Who::HandOver)],
+        OrderEvent::CascadeEnded {
+            outcome: CascadeOutcome::Approved { .. },
+            ..
+        }
+        | OrderEvent::SalvageSucceeded { .. }
+        | OrderEvent::PaidByRecycle { .. } => vec![What::Approval],
+        _ => Vec::new(),
+    }
+}
+
+/// The same for a subscription's event (its rebills' own attempts are their orders').
+fn subscription_facts(e: &SubscriptionEvent) -> Vec<What> {
+    match e {
+        SubscriptionEvent::RecycleAttemptStarted { .. } => vec![What::Attempt(Who::ReAttempt)],
+        SubscriptionEvent::RecycleAttemptDeclined { facts, .. } => vec![decline_fact(facts)],
+        SubscriptionEvent::RecycleHandedToFlexFactor { .. } => vec![What::Attempt(Who::HandOver)],
+        SubscriptionEvent::CycleAdvanced { .. } => vec![What::Approval],
+        _ => Vec::new(),
+    }
+}
+
+/// Each card's history as the system made it: the facts of every committed event, in commit
+/// order (the ordered log), on the card each order was placed with (a subscription's: its
+/// origin order's).
+pub fn card_histories(w: &World) -> BTreeMap<Card, Vec<Fact>> {
+    let mut out: BTreeMap<Card, Vec<Fact>> = BTreeMap::new();
+    for (aggregate, index) in &w.log {
+        let (card, at, whats, source) = match aggregate {
+            Source::Order(id) => {
+                let Some(e) = w.order_history.get(id).and_then(|h| h.get(*index)) else {
+                    continue;
+                };
+                (
+                    w.order_cards.get(id).copied(),
+                    e.at(),
+                    order_facts(e),
+                    format!("order {id} ({})", e.name()),
+                )
+            }
+            Source::Subscription(id) => {
+                let Some(e) = w.sub_history.get(id).and_then(|h| h.get(*index)) else {
+                    continue;
+                };
+                (
+                    w.subscription_card(id),
+                    e.at(),
+                    subscription_facts(e),
+                    format!("subscription {id} ({})", e.name()),
+                )
+            }
+        };
+        let Some(card) = card else {
+            continue;
+        };
+        for what in whats {
+            out.entry(card)
+                .or_default()
+                .push(Fact::new(seconds(at), what, source.clone()));
+        }
+    }
+    out
+}
+
+/// N1-N5 (N9 for hand-overs): no attempt Salvage made on a card broke the network rules, given
+/// everything that had happened to the card before it.
+pub fn network_violations(w: &World) -> Vec<String> {
+    let mut out = Vec::new();
+    for (card, facts) in card_histories(w) {
+        for v in network::violations(card.network(), &facts) {
+            out.push(format!("card {card:?}: {v}"));
+        }
+    }
+    out
+}
+
 /// The rule invariants, on the system under test alone.
 pub fn check(w: &World) -> Result<(), String> {
     let mut f = Failures::default();
     for v in &w.violations {
         f.add("O7/F3", v.clone());
+    }
+    for v in network_violations(w) {
+        f.add("N1-N5", v);
     }
 
     // Rebuilding from the events (as stored: through JSON) gives the live state.
@@ -646,6 +756,27 @@ pub fn compare(w: &World, m: &RefState) -> Result<(), String> {
                 ),
             );
         }
+        let blocked: Vec<&str> = w
+            .order_history
+            .get(&salvage_domain::OrderId::new(id.as_str()))
+            .map(|h| {
+                h.iter()
+                    .filter_map(|e| match e {
+                        OrderEvent::AttemptBlocked { rule, .. } => Some(rule.as_str()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        if blocked != mo.blocked {
+            f.add(
+                "N7",
+                format!(
+                    "order {id}: attempts blocked by {blocked:?}, the model says {:?}",
+                    mo.blocked
+                ),
+            );
+        }
         let left_out = o.cascade.as_ref().and_then(|c| c.route.flexfactor_skipped);
         if left_out != mo.flexfactor_left_out {
             f.add("C3/C4", format!("order {id}: FlexFactor left out of the cascade for {left_out:?}, the model says {:?}", mo.flexfactor_left_out));
@@ -679,6 +810,31 @@ pub fn compare(w: &World, m: &RefState) -> Result<(), String> {
                 format!(
                     "subscription {id}: cycle {}, the model says {}",
                     s.cycle, ms.cycle
+                ),
+            );
+        }
+        let history = w
+            .sub_history
+            .get(&salvage_domain::SubscriptionId::new(id.as_str()))
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
+        let blocked: Vec<&str> = history
+            .iter()
+            .filter_map(|e| match e {
+                SubscriptionEvent::RecycleAttemptBlocked { rule, .. } => Some(rule.as_str()),
+                _ => None,
+            })
+            .collect();
+        let delayed = history
+            .iter()
+            .filter(|e| matches!(e, SubscriptionEvent::RecycleAttemptDelayed { .. }))
+            .count();
+        if blocked != ms.blocked || delayed != ms.delayed as usize {
+            f.add(
+                "N4/N7",
+                format!(
+                    "subscription {id}: re-attempts blocked by {blocked:?} and {delayed} delayed, the model says {:?} and {}",
+                    ms.blocked, ms.delayed
                 ),
             );
         }

@@ -10,6 +10,8 @@
 //!   answers and results with duplicates, reorders and late arrivals, the clock).
 //! - [`world`]: the system under test: the real aggregates and the real process manager, run in
 //!   memory with a manual clock and timers, effects answered by scripted gateways.
+//! - [`network`]: the card-network rules N1-N5 written a second time, apart from the domain's
+//!   guard: what the reference predicts, and the checker of the attempts made on each card.
 //! - [`invariants`]: the rule invariants checked on the system after every step, and the
 //!   comparison with the reference model.
 //! - [`harness`]: the `StateMachineTest` glue and the focus (transition weights) of each test.
@@ -26,6 +28,7 @@ pub mod fuzz_corpus;
 pub mod fuzz_entry;
 pub mod harness;
 pub mod invariants;
+pub mod network;
 pub mod reference;
 pub mod rules;
 pub mod world;

@@ -109,3 +109,16 @@ pub fn recycle_plan(gateway: &str) -> Vec<PlanStep> {
         _ => Vec::new(),
     }
 }
+
+/// N6: the Visa category of a decline without one, from its raw response code, as the shipped
+/// table (`domain/src/network/visa_categories.toml`, `[default]`) has the codes the model uses;
+/// the sample setup adds no table of its own, so the processor does not matter. A code found
+/// nowhere is category 4.
+pub fn visa_category(code: &str) -> u8 {
+    match code {
+        "04" | "41" | "43" | "46" => 1, // pick up, lost, stolen, closed: never approve
+        "51" | "91" => 2,               // insufficient funds, issuer unavailable
+        "54" | "82" => 3,               // expired card, CVV incorrect
+        _ => 4,
+    }
+}

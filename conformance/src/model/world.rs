@@ -23,10 +23,13 @@ use salvage_domain::{
     SubscriptionId,
 };
 
+use salvage_domain::customer::CardToken;
+use salvage_domain::network::{self as domain_network, CardHistory, CardKey, CardLedger};
+
 use super::fixtures::{card, customer, sample_setup, t0, usd};
 use super::reference::{
-    Attempt, DeclineKind, Delivery, FfAnswer, GatewayBehaviour, Ip, Product, Transition,
-    MAX_ADVANCE,
+    Attempt, Card, Decline, Delivery, FfAnswer, GatewayBehaviour, Ip, Product, Transition,
+    MAX_ADVANCE, MAX_TICK,
 };
 
 /// A timer of the process manager.
@@ -42,6 +45,24 @@ pub struct ChargeRecord {
     pub request: ChargeRequest,
     pub approved: bool,
     pub at: DateTime<Utc>,
+}
+
+/// An aggregate, as the ordered log names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Source {
+    Order(OrderId),
+    Subscription(SubscriptionId),
+}
+
+/// N8: every order's and subscription's card facts, by card key (fingerprint, else token), as the service's ledger reads
+/// them from the views.
+#[derive(Debug, Default)]
+struct WorldLedger(BTreeMap<String, CardHistory>);
+
+impl CardLedger for WorldLedger {
+    fn history(&self, card: &CardKey) -> CardHistory {
+        self.0.get(&card.token).cloned().unwrap_or_default()
+    }
 }
 
 /// The in-memory runtime.
@@ -72,13 +93,29 @@ pub struct World {
     pub gateways: GatewayBehaviour,
     pub flexfactor: FfAnswer,
     deliveries: u64,
+    /// The card each order was placed with (by the transition that placed it).
+    pub order_cards: BTreeMap<OrderId, Card>,
+    /// Every committed event, in commit order (the ordered log): the aggregate and the index in
+    /// its history.
+    pub log: Vec<(Source, usize)>,
+    /// Seconds added by transitions so far (see `RefState::tick`).
+    tick: i64,
 }
 
 impl World {
     pub fn new(gateways: GatewayBehaviour, flexfactor: FfAnswer) -> World {
+        World::with_setup(sample_setup(), gateways, flexfactor)
+    }
+
+    /// A world on another setup (a variant of the sample: the model's rules are the sample's).
+    pub fn with_setup(
+        setup: salvage_domain::Setup,
+        gateways: GatewayBehaviour,
+        flexfactor: FfAnswer,
+    ) -> World {
         let clock = Arc::new(ManualClock::new(t0()));
         World {
-            services: DomainServices::new(Arc::new(sample_setup()), clock.clone()),
+            services: DomainServices::new(Arc::new(setup), clock.clone()),
             clock,
             orders: BTreeMap::new(),
             order_history: BTreeMap::new(),
@@ -99,7 +136,71 @@ impl World {
             gateways,
             flexfactor,
             deliveries: 0,
+            order_cards: BTreeMap::new(),
+            log: Vec::new(),
+            tick: 0,
         }
+    }
+
+    /// The services a command is decided with: the card ledger holds every aggregate's card
+    /// facts (N8), as the service reads them from the views.
+    fn services(&self) -> DomainServices {
+        let mut cards: BTreeMap<String, CardHistory> = BTreeMap::new();
+        for (id, o) in &self.orders {
+            if let Some(d) = &o.details {
+                let source = domain_network::source("order", id.as_str());
+                let h = cards.entry(d.card.ledger_key().to_string()).or_default();
+                h.facts
+                    .extend(o.card_facts.iter().map(|f| (source.clone(), f.clone())));
+            }
+        }
+        for (id, s) in &self.subs {
+            if let Some(c) = &s.card {
+                let source = domain_network::source("subscription", id.as_str());
+                let h = cards.entry(c.token.clone()).or_default();
+                h.facts
+                    .extend(s.card_facts.iter().map(|f| (source.clone(), f.clone())));
+            }
+        }
+        self.services.with_cards(Arc::new(WorldLedger(cards)))
+    }
+
+    /// A restart: every aggregate is loaded again from its stored (JSON) events; the timers,
+    /// being stored rows, survive.
+    fn restart(&mut self) {
+        for (id, history) in &self.order_history {
+            let mut o = Order::default();
+            for e in history {
+                if let Ok(back) =
+                    serde_json::to_string(e).and_then(|j| serde_json::from_str::<OrderEvent>(&j))
+                {
+                    o.apply(back);
+                }
+            }
+            self.orders.insert(id.clone(), o);
+        }
+        for (id, history) in &self.sub_history {
+            let mut s = Subscription::default();
+            for e in history {
+                if let Ok(back) = serde_json::to_string(e)
+                    .and_then(|j| serde_json::from_str::<SubscriptionEvent>(&j))
+                {
+                    s.apply(back);
+                }
+            }
+            self.subs.insert(id.clone(), s);
+        }
+    }
+
+    /// The card of subscription `id`: its origin order's.
+    pub fn subscription_card(&self, id: &SubscriptionId) -> Option<Card> {
+        let origin = self.sub_history.get(id)?.iter().find_map(|e| match e {
+            SubscriptionEvent::SubscriptionCreated {
+                origin_order_id, ..
+            } => Some(origin_order_id.clone()),
+            _ => None,
+        })?;
+        self.order_cards.get(&origin).copied()
     }
 
     pub fn now(&self) -> DateTime<Utc> {
@@ -127,24 +228,19 @@ impl World {
     /// Runs one transition of the model on the real aggregates.
     pub fn apply(&mut self, t: &Transition) {
         self.last = Ok(());
+        // Each transition one second after the previous one (see `RefState::tick`).
+        if self.tick < MAX_TICK {
+            self.tick += 1;
+            let to = self.now() + Duration::seconds(1);
+            self.advance_to(to);
+        }
         let result = match t {
-            Transition::PlaceSale(s) => {
-                let cmd = place(
-                    &s.order,
-                    OrderType::NewSale,
-                    s.product,
-                    s.gateway,
-                    s.profile,
-                    s.ip,
-                    s.subscription.as_deref(),
-                    s.result,
-                );
-                self.run_order(&s.order, OrderCommand::Place(Box::new(cmd)))
-            }
+            Transition::PlaceSale(s) => self.place_sale(s),
             Transition::PlaceTrialCompletion {
                 order,
                 subscription,
                 gateway,
+                card,
                 result,
             } => {
                 let cmd = place(
@@ -155,14 +251,17 @@ impl World {
                     None,
                     Ip::Present,
                     Some(subscription),
+                    *card,
                     *result,
                 );
+                self.order_cards.insert(OrderId::new(order.as_str()), *card);
                 self.run_order(order, OrderCommand::Place(Box::new(cmd)))
             }
             Transition::PlaceRebill {
                 order,
                 subscription,
                 gateway,
+                card,
                 result,
             } => {
                 let cmd = place(
@@ -173,9 +272,37 @@ impl World {
                     None,
                     Ip::Missing,
                     Some(subscription),
+                    *card,
                     *result,
                 );
+                self.order_cards.insert(OrderId::new(order.as_str()), *card);
                 self.run_order(order, OrderCommand::Place(Box::new(cmd)))
+            }
+            Transition::CrmDeclines {
+                prefix,
+                card,
+                count,
+                decline,
+            } => {
+                let mut r = Ok(());
+                for i in 1..=*count {
+                    let sale = super::reference::Sale {
+                        order: format!("{prefix}-{i}"),
+                        product: Product::Cleanser,
+                        gateway: super::rules::STRIPE_EU,
+                        profile: None,
+                        ip: Ip::Present,
+                        subscription: None,
+                        card: *card,
+                        result: Attempt::Declined(*decline),
+                    };
+                    r = r.and(self.place_sale(&sale));
+                }
+                r
+            }
+            Transition::Restart => {
+                self.restart();
+                Ok(())
             }
             Transition::Rerun { order, gateway } => self.run_order(
                 order,
@@ -253,6 +380,23 @@ impl World {
         self.last = result;
     }
 
+    fn place_sale(&mut self, s: &super::reference::Sale) -> Result<(), &'static str> {
+        let cmd = place(
+            &s.order,
+            OrderType::NewSale,
+            s.product,
+            s.gateway,
+            s.profile,
+            s.ip,
+            s.subscription.as_deref(),
+            s.card,
+            s.result,
+        );
+        self.order_cards
+            .insert(OrderId::new(s.order.as_str()), s.card);
+        self.run_order(&s.order, OrderCommand::Place(Box::new(cmd)))
+    }
+
     /// Runs a command from outside (the CRM, FlexFactor) and everything that follows from it.
     pub fn run_order(&mut self, id: &str, cmd: OrderCommand) -> Result<(), &'static str> {
         let r = self
@@ -268,7 +412,7 @@ impl World {
         cmd: OrderCommand,
     ) -> Result<(), salvage_domain::order::OrderError> {
         let mut order = self.orders.get(id).cloned().unwrap_or_default();
-        let events = order.decide(cmd, &self.services)?;
+        let events = order.decide(cmd, &self.services())?;
         if events.is_empty() {
             return Ok(());
         }
@@ -276,6 +420,8 @@ impl World {
         for e in events {
             order.apply(e.clone());
             history.push(e.clone());
+            self.log
+                .push((Source::Order(id.clone()), history.len() - 1));
             let follow = on_order_event(&self.services.setup, id, history.len(), &e, &order);
             self.queue.extend(follow);
         }
@@ -289,7 +435,7 @@ impl World {
         cmd: SubscriptionCommand,
     ) -> Result<(), salvage_domain::subscription::SubscriptionError> {
         let mut sub = self.subs.get(id).cloned().unwrap_or_default();
-        let events = sub.decide(cmd, &self.services)?;
+        let events = sub.decide(cmd, &self.services())?;
         if events.is_empty() {
             return Ok(());
         }
@@ -297,6 +443,8 @@ impl World {
         for e in events {
             sub.apply(e.clone());
             history.push(e.clone());
+            self.log
+                .push((Source::Subscription(id.clone()), history.len() - 1));
             let follow = on_subscription_event(id, history.len(), &e, &sub);
             self.queue.extend(follow);
         }
@@ -461,15 +609,31 @@ impl World {
     }
 }
 
-/// The facts of a decline of kind `k` on `gateway` (D1).
-pub fn decline_facts(gateway: &str, k: DeclineKind) -> DeclineFacts {
+/// The facts of decline `d` on `gateway` (D1), with its network advice.
+pub fn decline_facts(gateway: &str, d: Decline) -> DeclineFacts {
     DeclineFacts {
         gateway: gateway.into(),
-        response_code: "05".into(),
-        response_message: k.message().into(),
-        processor_verdict: k.verdict(),
-        visa_category: None,
-        mastercard_advice_code: None,
+        response_code: d.advice.response_code().into(),
+        response_message: d.kind.message().into(),
+        processor_verdict: d.kind.verdict(),
+        visa_category: d
+            .advice
+            .visa_category()
+            .map(salvage_domain::decline::VisaCategory),
+        mastercard_advice_code: d
+            .advice
+            .mastercard_advice_code()
+            .map(|m| salvage_domain::decline::MastercardAdviceCode(m.into())),
+    }
+}
+
+/// The domain's form of a model card.
+pub fn card_token(c: Card) -> CardToken {
+    CardToken {
+        token: c.token().into(),
+        bin: c.bin().into(),
+        last4: c.last4().into(),
+        ..card()
     }
 }
 
@@ -529,6 +693,7 @@ pub fn place(
     profile: Option<&str>,
     ip: Ip,
     subscription: Option<&str>,
+    card: Card,
     result: Attempt,
 ) -> PlaceOrder {
     PlaceOrder {
@@ -543,7 +708,7 @@ pub fn place(
         },
         amount: usd(product.price_minor()),
         customer: customer(),
-        card: card(),
+        card: card_token(card),
         items: vec![OrderItem {
             product_id: product.id().into(),
             quantity: 1,

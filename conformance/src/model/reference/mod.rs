@@ -14,12 +14,12 @@ mod state;
 mod strategies;
 mod vocabulary;
 
-pub use state::{Expect, MOrder, MRecycle, MSalvage, MSub, RefState, Route};
+pub use state::{Expect, MOrder, MRecycle, MSalvage, MSub, RefState, Route, MAX_TICK};
 pub use strategies::{
-    attempt, decline_kind, delivery, ff_answer, gateway_behaviour, likely_soft_decline,
-    transitions, Focus, Reference, Weights,
+    advice, attempt, card, decline, decline_kind, delivery, ff_answer, gateway_behaviour,
+    likely_soft_decline, transitions, Focus, Reference, Weights,
 };
 pub use vocabulary::{
-    Attempt, DeclineKind, Delivery, FfAnswer, GatewayBehaviour, Ip, Product, Sale, Transition,
-    GIVE_UP_AFTER_EXPIRY, MAX_ADVANCE, MINUTES_PER_DAY,
+    Advice, Attempt, Card, Decline, DeclineKind, Delivery, FfAnswer, GatewayBehaviour, Ip, Product,
+    Sale, Transition, GIVE_UP_AFTER_EXPIRY, MAX_ADVANCE, MINUTES_PER_DAY,
 };

@@ -10,10 +10,15 @@ use salvage_domain::subscription::SubscriptionStatus;
 use salvage_domain::OrderType;
 
 use super::vocabulary::{
-    Attempt, DeclineKind, Delivery, FfAnswer, GatewayBehaviour, Ip, Product, Sale, Transition,
+    Attempt, Card, Decline, Delivery, FfAnswer, GatewayBehaviour, Ip, Product, Sale, Transition,
     GIVE_UP_AFTER_EXPIRY, MAX_ADVANCE, MINUTES_PER_DAY,
 };
+use crate::model::network::{self, Fact, Network, Verdict, What, Who};
 use crate::model::rules::{self, PlanStep};
+
+/// The most seconds the ticks of transitions add (each CRM-facing transition happens one second
+/// after the previous one; see [`RefState::tick`]). Below a minute, so minutes stay exact.
+pub const MAX_TICK: i64 = 59;
 
 /// How a salvage reached FlexFactor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,6 +68,10 @@ pub struct MOrder {
     /// O7: refunds and chargebacks that arrived before the salvage's result, in arrival order;
     /// applied when it succeeds, dropped when it fails.
     pub deferred: Vec<Delivery>,
+    /// The card it was paid with.
+    pub card: Card,
+    /// N7: the rules that blocked its attempts (cascade steps, reruns), in order.
+    pub blocked: Vec<&'static str>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +83,8 @@ pub struct MRecycle {
     pub next: u32,
     /// When it is due (minutes); `None` once it ran.
     pub due: Option<i64>,
+    /// The seconds past `due`'s minute at which it is due (the tick it was scheduled at).
+    pub due_tick: i64,
     pub in_flight: Option<u32>,
     pub handed_over: bool,
 }
@@ -89,6 +100,12 @@ pub struct MSub {
     pub settled: Vec<String>,
     /// A trial completion was reported (the model reports one per subscription).
     pub trial_completion: bool,
+    /// The card of the order that created it.
+    pub card: Card,
+    /// N7: the rules that blocked its re-attempts and hand-overs, in order.
+    pub blocked: Vec<&'static str>,
+    /// N4: how many times a re-attempt was moved to the advised time.
+    pub delayed: u32,
 }
 
 /// What the transition's own command should answer: accepted, or refused with this code.
@@ -117,6 +134,15 @@ pub struct RefState {
     /// The transitions that made the initial state (paid sales with subscriptions): the system
     /// under test replays them before the test's own.
     pub seed: Vec<Transition>,
+    /// Every transition happens one second after the previous one (up to [`MAX_TICK`]): on a
+    /// real clock two CRM requests never share an instant, and the card-network rules read a
+    /// card's history in time order. The seconds past `now`'s minute.
+    pub tick: i64,
+    /// The seconds past `now`'s minute of the instant being modelled: `tick`, or while timers
+    /// run, the due time's.
+    sec: i64,
+    /// N1-N5: each card's history, in the order things happened.
+    pub cards: BTreeMap<Card, Vec<Fact>>,
 }
 
 impl RefState {
@@ -132,6 +158,55 @@ impl RefState {
             refusals: 0,
             stale_timers: Vec::new(),
             seed: Vec::new(),
+            tick: 0,
+            sec: 0,
+            cards: BTreeMap::new(),
+        }
+    }
+
+    /// The instant being modelled, in seconds since the start.
+    pub fn instant(&self) -> i64 {
+        self.now * 60 + self.sec
+    }
+
+    /// Records a fact about `card`.
+    fn fact(&mut self, card: Card, what: What, source: String) {
+        let at = self.instant();
+        self.cards
+            .entry(card)
+            .or_default()
+            .push(Fact::new(at, what, source));
+    }
+
+    /// A decline of `card` on `gateway` as the network rules read it (N6: the category from the
+    /// code when none is given).
+    fn declined_fact(&mut self, card: Card, d: Decline, source: String) {
+        let category = d
+            .advice
+            .visa_category()
+            .unwrap_or_else(|| rules::visa_category(d.advice.response_code()));
+        let mac = d
+            .advice
+            .mastercard_advice_code()
+            .and_then(|m| m.trim().parse().ok());
+        self.fact(card, What::Decline { category, mac }, source);
+    }
+
+    /// What the card network allows for an attempt of `who` on `card` now.
+    fn network_verdict(&self, card: Card, who: Who) -> Verdict {
+        let history = self.cards.get(&card).map(Vec::as_slice).unwrap_or(&[]);
+        network::verdict(card.network(), history, self.instant(), who)
+    }
+
+    /// How many attempts `card` still has before its network's limit (N2: Visa reattempts, N5:
+    /// Mastercard attempts, in the last 30 days); `None` for other networks.
+    pub fn left_before_limit(&self, card: Card) -> Option<usize> {
+        let history = self.cards.get(&card).map(Vec::as_slice).unwrap_or(&[]);
+        let (reattempts, attempts) = network::counts(history, self.instant());
+        match card.network() {
+            Network::Visa => Some(network::VISA_REATTEMPTS.saturating_sub(reattempts)),
+            Network::Mastercard => Some(network::MASTERCARD_ATTEMPTS.saturating_sub(attempts)),
+            Network::Other => None,
         }
     }
 
@@ -177,15 +252,23 @@ impl RefState {
             | Transition::Deliver { order, .. }
             | Transition::EvaluateAnswerArrives { order, .. } => self.orders.contains_key(order),
             Transition::Cancel { subscription } => self.subs.contains_key(subscription),
+            Transition::CrmDeclines { prefix, count, .. } => {
+                (1..=*count).all(|i| !self.orders.contains_key(&format!("{prefix}-{i}")))
+            }
             Transition::Advance { .. }
             | Transition::SetGateways(_)
-            | Transition::SetFlexFactor(_) => true,
+            | Transition::SetFlexFactor(_)
+            | Transition::Restart => true,
         }
     }
 
     /// Applies a transition.
     pub fn step(&mut self, t: &Transition) {
         self.last = Expect::Ok;
+        if self.tick < MAX_TICK {
+            self.tick += 1;
+        }
+        self.sec = self.tick;
         match t {
             Transition::PlaceSale(s) => {
                 self.counter += 1;
@@ -195,6 +278,7 @@ impl RefState {
                 order,
                 subscription,
                 gateway,
+                card,
                 result,
             } => {
                 self.counter += 1;
@@ -203,6 +287,7 @@ impl RefState {
                     OrderType::TrialCompletion,
                     subscription,
                     gateway,
+                    *card,
                     *result,
                 )
             }
@@ -210,11 +295,41 @@ impl RefState {
                 order,
                 subscription,
                 gateway,
+                card,
                 result,
             } => {
                 self.counter += 1;
-                self.place_billing(order, OrderType::Recurring, subscription, gateway, *result)
+                self.place_billing(
+                    order,
+                    OrderType::Recurring,
+                    subscription,
+                    gateway,
+                    *card,
+                    *result,
+                )
             }
+            Transition::CrmDeclines {
+                prefix,
+                card,
+                count,
+                decline,
+            } => {
+                self.counter += 1;
+                for i in 1..=*count {
+                    self.place_sale(&Sale {
+                        order: format!("{prefix}-{i}"),
+                        product: Product::Cleanser,
+                        gateway: rules::STRIPE_EU,
+                        profile: None,
+                        ip: Ip::Present,
+                        subscription: None,
+                        card: *card,
+                        result: Attempt::Declined(*decline),
+                    });
+                }
+            }
+            // Nothing the model knows is kept in memory only.
+            Transition::Restart => {}
             Transition::Rerun { order, gateway } => self.rerun(order, gateway),
             Transition::Deliver {
                 order, delivery, ..
@@ -253,6 +368,7 @@ impl RefState {
                 s.profile,
                 s.ip == Ip::Present,
                 subscription,
+                s.card,
             ),
         );
         match s.result {
@@ -270,6 +386,7 @@ impl RefState {
         kind: OrderType,
         subscription: &str,
         gateway: &'static str,
+        card: Card,
         result: Attempt,
     ) {
         if rules::is_flexfactor(gateway) {
@@ -295,6 +412,7 @@ impl RefState {
                 None,
                 true,
                 Some(subscription.to_string()),
+                card,
             ),
         );
         match result {
@@ -304,6 +422,11 @@ impl RefState {
     }
 
     fn paid_at_first_attempt(&mut self, id: &str, gateway: &'static str) {
+        let Some(card) = self.orders.get(id).map(|o| o.card) else {
+            return;
+        };
+        self.fact(card, What::Attempt(Who::Crm), format!("order {id}"));
+        self.fact(card, What::Approval, format!("order {id}"));
         let Some(o) = self.orders.get_mut(id) else {
             return;
         };
@@ -321,7 +444,12 @@ impl RefState {
         }
     }
 
-    fn declined_at_first_attempt(&mut self, id: &str, gateway: &'static str, k: DeclineKind) {
+    fn declined_at_first_attempt(&mut self, id: &str, gateway: &'static str, k: Decline) {
+        let Some(card) = self.orders.get(id).map(|o| o.card) else {
+            return;
+        };
+        self.fact(card, What::Attempt(Who::Crm), format!("order {id}"));
+        self.declined_fact(card, k, format!("order {id}"));
         let Some(o) = self.orders.get_mut(id) else {
             return;
         };
@@ -389,6 +517,31 @@ impl RefState {
             o.status = OrderStatus::Declined;
             return;
         };
+        let card = o.card;
+        let source = format!("order {id} cascade step {step} on {gateway}");
+        // N1-N5, N9: a step the network forbids is recorded and the cascade moves on (N7); a
+        // cascade cannot wait (N4).
+        let who = if rules::is_flexfactor(gateway) {
+            Who::HandOver
+        } else {
+            Who::CascadeStep
+        };
+        let blocked = match self.network_verdict(card, who) {
+            Verdict::Allow => None,
+            Verdict::Block(rule) => Some(rule),
+            Verdict::Wait { .. } => Some("N4"),
+        };
+        if let Some(rule) = blocked {
+            if let Some(o) = self.orders.get_mut(id) {
+                o.blocked.push(rule);
+            }
+            self.cascade_step(id, step + 1);
+            return;
+        }
+        self.fact(card, What::Attempt(who), source.clone());
+        let Some(o) = self.orders.get_mut(id) else {
+            return;
+        };
         if rules::is_flexfactor(gateway) {
             self.submit(id, Route::Cascade { step }, false);
             let answer = self.flexfactor;
@@ -400,15 +553,18 @@ impl RefState {
                 o.paid_by = Some(gateway);
                 o.status = OrderStatus::Complete;
                 o.fulfilled = true;
+                self.fact(card, What::Approval, source);
                 self.create_subscription(id, gateway, CredentialKind::Token);
             }
             GatewayBehaviour::Decline(k) => {
                 let soft = k.soft_on(gateway, OrderType::NewSale);
                 o.last_soft = Some(soft);
+                if !soft {
+                    o.status = OrderStatus::Declined;
+                }
+                self.declined_fact(card, k, source);
                 if soft {
                     self.cascade_step(id, step + 1);
-                } else {
-                    o.status = OrderStatus::Declined;
                 }
             }
             GatewayBehaviour::Unknown => o.status = OrderStatus::Pending,
@@ -459,11 +615,13 @@ impl RefState {
         s.state = SalvageState::Succeeded;
         let route = s.route.clone();
         let deferred = std::mem::take(&mut o.deferred);
+        let card = o.card;
         o.paid_by = Some(rules::FLEXFACTOR);
         o.status = OrderStatus::Complete;
         o.fulfilled = true;
         let declining = o.first_decline.unwrap_or(o.gateway);
         let (kind, sub) = (o.kind, o.subscription.clone());
+        self.fact(card, What::Approval, format!("order {id} salvage"));
         match route {
             // O6: no token on the original gateway: card number without CVV.
             Route::Cascade { .. } => {
@@ -548,6 +706,28 @@ impl RefState {
             self.last = Expect::Refused(code);
             return;
         }
+        // N1, N3 (N9): a rerun the network forbids is recorded, not sent (N7).
+        let card = o.card;
+        match self.network_verdict(card, Who::HandOver) {
+            Verdict::Allow => {}
+            Verdict::Block(rule) => {
+                if let Some(o) = self.orders.get_mut(id) {
+                    o.blocked.push(rule);
+                }
+                return;
+            }
+            Verdict::Wait { .. } => {
+                if let Some(o) = self.orders.get_mut(id) {
+                    o.blocked.push("N4");
+                }
+                return;
+            }
+        }
+        self.fact(
+            card,
+            What::Attempt(Who::HandOver),
+            format!("order {id} rerun"),
+        );
         self.submit(id, Route::Rerun, true);
         let answer = self.flexfactor;
         self.evaluate_answer(id, answer);
@@ -626,6 +806,7 @@ impl RefState {
         } else {
             SubscriptionStatus::Active
         };
+        let card = o.card;
         self.subs.insert(
             sub,
             MSub {
@@ -636,6 +817,9 @@ impl RefState {
                 recycle: None,
                 settled: Vec::new(),
                 trial_completion: false,
+                card,
+                blocked: Vec::new(),
+                delayed: 0,
             },
         );
     }
@@ -649,6 +833,7 @@ impl RefState {
         outcome: Result<&'static str, (&'static str, bool)>,
     ) {
         let now = self.now;
+        let sec = self.sec;
         let Some(m) = self.subs.get_mut(sub) else {
             self.refusals += 1;
             return;
@@ -686,6 +871,7 @@ impl RefState {
                             plan,
                             next: 1,
                             due: Some(due),
+                            due_tick: sec,
                             in_flight: None,
                             handed_over: false,
                         });
@@ -745,21 +931,28 @@ impl RefState {
                 .subs
                 .iter()
                 .filter(|(_, m)| m.status == SubscriptionStatus::RecycleBilling)
-                .filter_map(|(id, m)| Some((m.recycle.as_ref()?.due?, id.clone())))
-                .filter(|(due, _)| *due <= to)
+                .filter_map(|(id, m)| {
+                    let r = m.recycle.as_ref()?;
+                    Some(((r.due?, r.due_tick), id.clone()))
+                })
+                .filter(|((due, _), _)| *due <= to)
                 .min();
             let next_stale = self.stale_timers.iter().copied().filter(|d| *d <= to).min();
             match (next_attempt, next_stale) {
-                (Some((due, _)), Some(stale)) if stale <= due => self.fire_stale(stale),
+                (Some(((due, _), _)), Some(stale)) if stale <= due => self.fire_stale(stale),
                 (None, Some(stale)) => self.fire_stale(stale),
-                (Some((due, sub)), _) => {
-                    self.now = self.now.max(due);
+                (Some(((due, due_tick), sub)), _) => {
+                    if due > self.now || (due == self.now && due_tick > self.sec) {
+                        self.now = due;
+                        self.sec = due_tick;
+                    }
                     self.run_recycle_attempt(&sub);
                 }
                 (None, None) => break,
             }
         }
         self.now = to;
+        self.sec = self.tick;
     }
 
     fn fire_stale(&mut self, at: i64) {
@@ -772,23 +965,62 @@ impl RefState {
 
     fn run_recycle_attempt(&mut self, sub: &str) {
         let now = self.now;
+        let sec = self.sec;
         let gateways = self.gateways;
-        let Some(m) = self.subs.get_mut(sub) else {
+        let Some(m) = self.subs.get(sub) else {
             return;
         };
-        let billing = m.billing;
-        let Some(r) = m.recycle.as_mut() else {
+        let (billing, card) = (m.billing, m.card);
+        let Some(r) = m.recycle.as_ref() else {
             return;
         };
-        r.due = None;
         let n = r.next;
         let Some(step) = r.plan.get(n as usize - 1).copied() else {
             return;
         };
         let order = r.order.clone();
+        let who = if step.flexfactor {
+            Who::HandOver
+        } else {
+            Who::ReAttempt
+        };
+        // N1-N5, N9: the network may forbid the re-attempt (recycling moves on, N7) or move it
+        // to the advised time (N4).
+        let verdict = self.network_verdict(card, who);
+        let Some(m) = self.subs.get_mut(sub) else {
+            return;
+        };
+        let Some(r) = m.recycle.as_mut() else {
+            return;
+        };
+        r.due = None;
+        match verdict {
+            Verdict::Allow => {}
+            Verdict::Wait { until } => {
+                m.delayed += 1;
+                r.due = Some(until.div_euclid(60));
+                r.due_tick = until.rem_euclid(60);
+                return;
+            }
+            Verdict::Block(rule) => {
+                m.blocked.push(rule);
+                match r.plan.get(n as usize).copied() {
+                    Some(next) if rule != "N1" => {
+                        r.next = n + 1;
+                        r.due = Some(now + next.wait_days * MINUTES_PER_DAY);
+                        r.due_tick = sec;
+                    }
+                    // N1: no later attempt can be allowed; or none is left (Y4).
+                    _ => recycle_failed(m, &order),
+                }
+                return;
+            }
+        }
+        let source = format!("subscription {sub} re-attempt {n} of {order}");
         if step.flexfactor {
             // Y3: once.
             r.handed_over = true;
+            self.fact(card, What::Attempt(Who::HandOver), source);
             self.handover(&order, sub, n);
             return;
         }
@@ -803,6 +1035,8 @@ impl RefState {
                         o.fulfilled = true;
                     }
                 }
+                self.fact(card, What::Attempt(Who::ReAttempt), source.clone());
+                self.fact(card, What::Approval, source);
             }
             GatewayBehaviour::Decline(k) => {
                 if !k.soft_on(billing, OrderType::Recurring) {
@@ -810,12 +1044,16 @@ impl RefState {
                 } else if let Some(next) = r.plan.get(n as usize).copied() {
                     r.next = n + 1;
                     r.due = Some(now + next.wait_days * MINUTES_PER_DAY);
+                    r.due_tick = sec;
                     r.in_flight = None;
                 } else {
                     recycle_failed(m, &order); // Y4
                 }
+                self.fact(card, What::Attempt(Who::ReAttempt), source.clone());
+                self.declined_fact(card, k, source);
             }
-            GatewayBehaviour::Unknown => {} // awaits reconciliation; never charged again
+            // Awaits reconciliation; never charged again.
+            GatewayBehaviour::Unknown => self.fact(card, What::Attempt(Who::ReAttempt), source),
         }
     }
 
@@ -851,6 +1089,7 @@ impl MOrder {
         profile: Option<&'static str>,
         ip: bool,
         subscription: Option<String>,
+        card: Card,
     ) -> Self {
         MOrder {
             kind,
@@ -873,6 +1112,8 @@ impl MOrder {
             refunded: false,
             chargeback: false,
             deferred: Vec::new(),
+            card,
+            blocked: Vec::new(),
         }
     }
 }

@@ -12,8 +12,8 @@ use salvage_domain::OrderType;
 
 use super::state::RefState;
 use super::vocabulary::{
-    Attempt, DeclineKind, Delivery, FfAnswer, GatewayBehaviour, Ip, Product, Sale, Transition,
-    MINUTES_PER_DAY,
+    Advice, Attempt, Card, Decline, DeclineKind, Delivery, FfAnswer, GatewayBehaviour, Ip, Product,
+    Sale, Transition, MINUTES_PER_DAY,
 };
 use crate::model::rules;
 
@@ -41,6 +41,17 @@ pub struct Weights {
     pub set_gateways: u32,
     pub set_flexfactor: u32,
     pub cancel: u32,
+    /// Of the declines, how many in ten carry network advice (a Visa category, a raw code, a
+    /// Mastercard advice code; N1-N6).
+    pub advice_in_ten: u32,
+    /// The CRM reports a batch of declined sales of one card (N2, N5, N8).
+    pub crm_declines: u32,
+    /// The service restarts (N8).
+    pub restart: u32,
+    /// Of the sales, how many in ten are declined-or-approved on nmi-main with an ip address
+    /// and no gateway profile, so that a decline cascades through nmi-backup (N1-N5 on cascade
+    /// steps); the others are drawn from every gateway and profile.
+    pub direct_cascade_in_ten: u32,
 }
 
 /// A test's focus: which transitions it favours.
@@ -60,26 +71,66 @@ pub fn likely_soft_decline() -> impl Strategy<Value = DeclineKind> {
     ]
 }
 
+/// The network's advice on a decline: Visa categories (1: never retry), raw codes the shipped
+/// table reads (41 lost card: 1; 51: 2; 54: 3; zz: unknown, 4), Mastercard advice codes (01:
+/// never; 03, 21, 99: not for 30 days; 24-30: wait; 02: none of these).
+pub fn advice() -> impl Strategy<Value = Advice> {
+    prop_oneof![
+        2 => Just(Advice::VisaCategory(1)),
+        3 => (2u8..=4).prop_map(Advice::VisaCategory),
+        2 => proptest::sample::select(vec!["41", "51", "54", "zz"]).prop_map(Advice::VisaCode),
+        1 => Just(Advice::Mac("01")),
+        2 => proptest::sample::select(vec!["03", "21", "99"]).prop_map(Advice::Mac),
+        3 => proptest::sample::select(vec!["24", "25", "26", "27", "28", "29", "30"])
+            .prop_map(Advice::Mac),
+        1 => Just(Advice::Mac("02")),
+    ]
+}
+
+/// A decline, soft ones more often, with network advice `advice_in_ten` times in ten.
+pub fn decline(advice_in_ten: u32) -> impl Strategy<Value = Decline> {
+    let with = advice_in_ten.min(10);
+    let advice = prop_oneof![
+        10 - with => Just(Advice::None),
+        with => advice(),
+    ];
+    (likely_soft_decline(), advice).prop_map(|(kind, advice)| Decline { kind, advice })
+}
+
+/// The card of a sale: mostly one Visa and one Mastercard, so that orders and subscriptions share
+/// them (N8).
+pub fn card() -> impl Strategy<Value = Card> {
+    prop_oneof![
+        4 => Just(Card::VisaA),
+        4 => Just(Card::Mastercard),
+        1 => Just(Card::VisaB),
+        1 => Just(Card::Amex),
+    ]
+}
+
 /// A first attempt: approved `approved_in_ten` times in ten.
-pub fn attempt(approved_in_ten: u32) -> impl Strategy<Value = Attempt> {
+pub fn attempt(approved_in_ten: u32, advice_in_ten: u32) -> impl Strategy<Value = Attempt> {
     let approved = approved_in_ten.clamp(1, 9);
     prop_oneof![
         approved => Just(Attempt::Approved),
-        10 - approved => likely_soft_decline().prop_map(Attempt::Declined),
+        10 - approved => decline(advice_in_ten).prop_map(Attempt::Declined),
     ]
 }
 
 /// How the regular gateways answer, soft declines `soft_in_ten` times in ten on top of the mix.
-pub fn gateway_behaviour(soft_in_ten: u32) -> impl Strategy<Value = GatewayBehaviour> {
+pub fn gateway_behaviour(
+    soft_in_ten: u32,
+    advice_in_ten: u32,
+) -> impl Strategy<Value = GatewayBehaviour> {
     let soft = soft_in_ten.min(9);
     let mix = prop_oneof![
         2 => Just(GatewayBehaviour::Approve),
-        5 => likely_soft_decline().prop_map(GatewayBehaviour::Decline),
+        5 => decline(advice_in_ten).prop_map(GatewayBehaviour::Decline),
         1 => Just(GatewayBehaviour::Unknown),
     ];
     prop_oneof![
         10 - soft => mix,
-        soft.max(1) - 1 + u32::from(soft > 0) => Just(GatewayBehaviour::Decline(DeclineKind::SoftIssuerUnavailable)),
+        soft.max(1) - 1 + u32::from(soft > 0) => Just(GatewayBehaviour::Decline(DeclineKind::SoftIssuerUnavailable.into())),
     ]
 }
 
@@ -121,14 +172,18 @@ fn advance_minutes() -> impl Strategy<Value = i64> {
         2 => 1i64..=(6 * 60),
         4 => (1i64..=6).prop_map(|d| d * MINUTES_PER_DAY),
         1 => (20i64..=26).prop_map(|d| d * MINUTES_PER_DAY),
+        // Past the networks' 30-day windows, and exactly to their end (N2, N3, N5).
+        1 => prop_oneof![
+            (27i64..=45).prop_map(|d| d * MINUTES_PER_DAY),
+            Just(30 * MINUTES_PER_DAY),
+        ],
     ]
 }
 
-fn sale(
-    counter: u32,
-    recurring_in_ten: u32,
-    approved_in_ten: u32,
-) -> impl Strategy<Value = Transition> {
+fn sale(counter: u32, w: &Weights) -> impl Strategy<Value = Transition> {
+    let (recurring_in_ten, approved_in_ten, advice_in_ten) =
+        (w.recurring_sales_in_ten, w.approved_in_ten, w.advice_in_ten);
+    let direct = proptest::bool::weighted(f64::from(w.direct_cascade_in_ten.min(10)) / 10.0);
     let order = format!("o{counter}");
     let sub = format!("s{counter}");
     let product = prop_oneof![
@@ -148,10 +203,17 @@ fn sale(
         profile,
         ip,
         subscription,
-        attempt(approved_in_ten),
+        card(),
+        attempt(approved_in_ten, advice_in_ten),
+        direct,
     )
         .prop_map(
-            move |(product, gateway, profile, ip, subscription, result)| {
+            move |(product, gateway, profile, ip, subscription, card, result, direct)| {
+                let (gateway, profile, ip) = if direct {
+                    (rules::NMI_MAIN, None, Ip::Present)
+                } else {
+                    (gateway, profile, ip)
+                };
                 Transition::PlaceSale(Sale {
                     order: order.clone(),
                     product,
@@ -159,6 +221,7 @@ fn sale(
                     profile,
                     ip,
                     subscription,
+                    card,
                     result,
                 })
             },
@@ -175,12 +238,13 @@ fn seed_sales(max: usize) -> impl Strategy<Value = Vec<Transition>> {
             rules::NMI_BACKUP,
             rules::AUTHNET,
         ]),
+        card(),
     );
     proptest::collection::vec(one, 0..=max).prop_map(|sales| {
         sales
             .into_iter()
             .enumerate()
-            .map(|(i, (product, gateway))| {
+            .map(|(i, (product, gateway, card))| {
                 Transition::PlaceSale(Sale {
                     order: format!("seed-{i}"),
                     product,
@@ -188,6 +252,7 @@ fn seed_sales(max: usize) -> impl Strategy<Value = Vec<Transition>> {
                     profile: None,
                     ip: Ip::Present,
                     subscription: Some(format!("seed-s{i}")),
+                    card,
                     result: Attempt::Approved,
                 })
             })
@@ -203,15 +268,51 @@ pub fn transitions(state: &RefState, w: &Weights) -> BoxedStrategy<Transition> {
             arms.push((weight, s));
         }
     };
+    arm(w.sale, sale(state.counter, w).boxed());
+    let prefix = format!("h{}", state.counter);
+    // Batches of any size, or of the size that brings the card to its network's limit (N2's 15
+    // reattempts, N5's 35 attempts) give or take two, so that Salvage's next attempt on it is
+    // the last allowed or the first forbidden.
+    let batch = |card: Card| {
+        let near: Vec<u32> = match state.left_before_limit(card) {
+            Some(left) => (0..=4)
+                .filter_map(|k| (left + k).checked_sub(2))
+                .filter(|n| (1..=40).contains(n))
+                .map(|n| n as u32)
+                .collect(),
+            None => Vec::new(),
+        };
+        let any = 1u32..=24;
+        if near.is_empty() {
+            any.boxed()
+        } else {
+            prop_oneof![2 => any, 3 => proptest::sample::select(near)].boxed()
+        }
+    };
     arm(
-        w.sale,
-        sale(state.counter, w.recurring_sales_in_ten, w.approved_in_ten).boxed(),
+        w.crm_declines,
+        (
+            prop_oneof![
+                batch(Card::VisaA).prop_map(|n| (Card::VisaA, n)),
+                batch(Card::Mastercard).prop_map(|n| (Card::Mastercard, n)),
+            ],
+            // Less advice than elsewhere: never-retry advice would hide the counts (N2, N5).
+            decline(w.advice_in_ten / 2),
+        )
+            .prop_map(move |((card, count), decline)| Transition::CrmDeclines {
+                prefix: prefix.clone(),
+                card,
+                count,
+                decline,
+            })
+            .boxed(),
     );
-    let in_trial: Vec<String> = state
+    arm(w.restart, Just(Transition::Restart).boxed());
+    let in_trial: Vec<(String, Card)> = state
         .subs
         .iter()
         .filter(|(_, s)| s.status == SubscriptionStatus::Trial && !s.trial_completion)
-        .map(|(id, _)| id.clone())
+        .map(|(id, s)| (id.clone(), s.card))
         .collect();
     if !in_trial.is_empty() {
         let order = format!("t{}", state.counter);
@@ -220,24 +321,25 @@ pub fn transitions(state: &RefState, w: &Weights) -> BoxedStrategy<Transition> {
             (
                 proptest::sample::select(in_trial),
                 first_attempt_gateway(),
-                attempt(w.approved_in_ten),
+                attempt(w.approved_in_ten, w.advice_in_ten),
             )
-                .prop_map(
-                    move |(subscription, gateway, result)| Transition::PlaceTrialCompletion {
+                .prop_map(move |((subscription, card), gateway, result)| {
+                    Transition::PlaceTrialCompletion {
                         order: order.clone(),
                         subscription,
                         gateway,
+                        card,
                         result,
-                    },
-                )
+                    }
+                })
                 .boxed(),
         );
     }
-    let active: Vec<(String, &'static str)> = state
+    let active: Vec<(String, &'static str, Card)> = state
         .subs
         .iter()
         .filter(|(_, s)| s.status == SubscriptionStatus::Active)
-        .map(|(id, s)| (id.clone(), s.billing))
+        .map(|(id, s)| (id.clone(), s.billing, s.card))
         .collect();
     if !active.is_empty() {
         let order = format!("r{}", state.counter);
@@ -251,13 +353,14 @@ pub fn transitions(state: &RefState, w: &Weights) -> BoxedStrategy<Transition> {
             (
                 proptest::sample::select(active),
                 gateway,
-                attempt(w.rebill_approved_in_ten),
+                attempt(w.rebill_approved_in_ten, w.advice_in_ten),
             )
-                .prop_map(move |((subscription, billing), gateway, result)| {
+                .prop_map(move |((subscription, billing, card), gateway, result)| {
                     Transition::PlaceRebill {
                         order: order.clone(),
                         subscription,
                         gateway: gateway.unwrap_or(billing),
+                        card,
                         result,
                     }
                 })
@@ -360,7 +463,7 @@ pub fn transitions(state: &RefState, w: &Weights) -> BoxedStrategy<Transition> {
     );
     arm(
         w.set_gateways,
-        gateway_behaviour(w.gateways_soft_in_ten)
+        gateway_behaviour(w.gateways_soft_in_ten, w.advice_in_ten)
             .prop_map(Transition::SetGateways)
             .boxed(),
     );
@@ -390,7 +493,7 @@ impl<F: Focus> ReferenceStateMachine for Reference<F> {
     fn init_state() -> BoxedStrategy<RefState> {
         let w = F::weights();
         (
-            gateway_behaviour(w.gateways_soft_in_ten),
+            gateway_behaviour(w.gateways_soft_in_ten, w.advice_in_ten),
             ff_answer(),
             seed_sales(w.seed_subscriptions),
         )

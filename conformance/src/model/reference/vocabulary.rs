@@ -5,6 +5,7 @@ use std::fmt;
 
 use salvage_domain::{DeclineType, OrderType};
 
+use crate::model::network::Network;
 use crate::model::rules;
 
 pub const MINUTES_PER_DAY: i64 = 24 * 60;
@@ -60,18 +61,130 @@ impl DeclineKind {
     }
 }
 
+/// The network's advice a decline carries (D1), or the raw code the Visa category is read from
+/// (N6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Advice {
+    /// Response code 05 and no advice: Visa category 4 (05 is in no table).
+    None,
+    /// No category, response code `.0`: the shipped table decides (N6).
+    VisaCode(&'static str),
+    /// A Visa decline category (1-4).
+    VisaCategory(u8),
+    /// A Mastercard merchant advice code.
+    Mac(&'static str),
+}
+
+impl Advice {
+    /// The raw response code.
+    pub fn response_code(self) -> &'static str {
+        match self {
+            Advice::VisaCode(code) => code,
+            _ => "05",
+        }
+    }
+
+    pub fn visa_category(self) -> Option<u8> {
+        match self {
+            Advice::VisaCategory(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    pub fn mastercard_advice_code(self) -> Option<&'static str> {
+        match self {
+            Advice::Mac(m) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+/// A decline: how the processor reports it (D1, D2) and the network's advice (N1-N6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decline {
+    pub kind: DeclineKind,
+    pub advice: Advice,
+}
+
+impl Decline {
+    /// D2/D3 for the sample setup.
+    pub fn soft_on(self, gateway: &str, order_type: OrderType) -> bool {
+        self.kind.soft_on(gateway, order_type)
+    }
+}
+
+impl From<DeclineKind> for Decline {
+    fn from(kind: DeclineKind) -> Decline {
+        Decline {
+            kind,
+            advice: Advice::None,
+        }
+    }
+}
+
+/// The cards the model pays with: several orders and subscriptions share one card (N8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Card {
+    VisaA,
+    VisaB,
+    Mastercard,
+    /// American Express: no network rule of Visa's or Mastercard's applies.
+    Amex,
+}
+
+impl Card {
+    pub const ALL: [Card; 4] = [Card::VisaA, Card::VisaB, Card::Mastercard, Card::Amex];
+
+    /// The card's token (the ledger's key for it).
+    pub fn token(self) -> &'static str {
+        match self {
+            Card::VisaA => "tok_visa_a",
+            Card::VisaB => "tok_visa_b",
+            Card::Mastercard => "tok_mastercard",
+            Card::Amex => "tok_amex",
+        }
+    }
+
+    pub fn bin(self) -> &'static str {
+        match self {
+            Card::VisaA => "411111",
+            Card::VisaB => "400030",
+            Card::Mastercard => "510026",
+            Card::Amex => "378282",
+        }
+    }
+
+    pub fn last4(self) -> &'static str {
+        match self {
+            Card::VisaA => "1111",
+            Card::VisaB => "2220",
+            Card::Mastercard => "5851",
+            Card::Amex => "0005",
+        }
+    }
+
+    /// Its network, by hand (not from the BIN ranges the domain reads).
+    pub fn network(self) -> Network {
+        match self {
+            Card::VisaA | Card::VisaB => Network::Visa,
+            Card::Mastercard => Network::Mastercard,
+            Card::Amex => Network::Other,
+        }
+    }
+}
+
 /// The result of an order's first attempt.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Attempt {
     Approved,
-    Declined(DeclineKind),
+    Declined(Decline),
 }
 
 /// How the regular gateways answer charges (cascade steps, recycle re-attempts) for now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum GatewayBehaviour {
     Approve,
-    Decline(DeclineKind),
+    Decline(Decline),
     /// The answer never comes back (it may have charged).
     Unknown,
 }
@@ -167,6 +280,7 @@ pub struct Sale {
     /// The CRM's subscription id; without it a recurring product's subscription is
     /// `{order}-{product}`.
     pub subscription: Option<String>,
+    pub card: Card,
     pub result: Attempt,
 }
 
@@ -180,6 +294,7 @@ pub enum Transition {
         order: String,
         subscription: String,
         gateway: &'static str,
+        card: Card,
         result: Attempt,
     },
     /// A rebill from the CRM's own billing (Y1, D4).
@@ -187,8 +302,21 @@ pub enum Transition {
         order: String,
         subscription: String,
         gateway: &'static str,
+        card: Card,
         result: Attempt,
     },
+    /// The CRM reports `count` sales of `card` declined on stripe-eu (no cascade) at once: the
+    /// card's history grows by attempts Salvage did not make (N2, N5, N8). Orders
+    /// `h{n}-{i}`.
+    CrmDeclines {
+        prefix: String,
+        card: Card,
+        count: u32,
+        decline: Decline,
+    },
+    /// The service restarts: every aggregate is loaded again from its stored events (N8: the
+    /// card's history comes from them); timers, being stored, survive.
+    Restart,
     /// R1-R5.
     Rerun {
         order: String,
@@ -224,33 +352,43 @@ impl fmt::Debug for Transition {
         match self {
             Transition::PlaceSale(s) => write!(
                 f,
-                "PlaceSale({} {:?} on {}{} ip={:?} sub={:?} {:?})",
+                "PlaceSale({} {:?} on {}{} ip={:?} sub={:?} {:?} {:?})",
                 s.order,
                 s.product,
                 s.gateway,
                 s.profile.map(|p| format!(" via {p}")).unwrap_or_default(),
                 s.ip,
                 s.subscription,
+                s.card,
                 s.result
             ),
             Transition::PlaceTrialCompletion {
                 order,
                 subscription,
                 gateway,
+                card,
                 result,
             } => write!(
                 f,
-                "PlaceTrialCompletion({order} of {subscription} on {gateway} {result:?})"
+                "PlaceTrialCompletion({order} of {subscription} on {gateway} {card:?} {result:?})"
             ),
             Transition::PlaceRebill {
                 order,
                 subscription,
                 gateway,
+                card,
                 result,
             } => write!(
                 f,
-                "PlaceRebill({order} of {subscription} on {gateway} {result:?})"
+                "PlaceRebill({order} of {subscription} on {gateway} {card:?} {result:?})"
             ),
+            Transition::CrmDeclines {
+                prefix,
+                card,
+                count,
+                decline,
+            } => write!(f, "CrmDeclines({prefix}-1..={count} {card:?} {decline:?})"),
+            Transition::Restart => write!(f, "Restart"),
             Transition::Rerun { order, gateway } => write!(f, "Rerun({order} on {gateway})"),
             Transition::Deliver {
                 order,
