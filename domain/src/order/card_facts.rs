@@ -2,7 +2,7 @@
 
 use crate::network::CardFact;
 
-use super::event::{CascadeOutcome, OrderEvent};
+use super::event::{CascadeOutcome, OrderEvent, SalvageRoute};
 
 /// Appends the card facts of `event` to `facts`.
 pub(super) fn record(facts: &mut Vec<CardFact>, event: &OrderEvent) {
@@ -36,6 +36,12 @@ pub(super) fn record(facts: &mut Vec<CardFact>, event: &OrderEvent) {
             at,
         }
         | OrderEvent::SalvageSucceeded { at, .. } => facts.push(CardFact::Approval { at: *at }),
+        // A recycle hand-over is the subscription's attempt (`RecycleHandedToFlexFactor`): it is
+        // counted there, once.
+        OrderEvent::SalvageSubmitted {
+            route: SalvageRoute::Recycle { .. },
+            ..
+        } => {}
         OrderEvent::SalvageSubmitted {
             flexfactor_gateway,
             at,
