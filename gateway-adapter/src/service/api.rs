@@ -157,10 +157,17 @@ async fn tokenize(
         }
         other => ApiError::unavailable(format!("the card could not be tokenized: {other}")),
     })?;
-    token.fingerprint = state
-        .fingerprinter
-        .as_ref()
-        .map(|f| f.fingerprint(details.number.expose_secret()));
+    // The CRM's own fingerprint of the card when it sends one, else Salvage's (N8).
+    token.fingerprint = card
+        .fingerprint
+        .clone()
+        .filter(|f| !f.trim().is_empty())
+        .or_else(|| {
+            state
+                .fingerprinter
+                .as_ref()
+                .map(|f| f.fingerprint(details.number.expose_secret()))
+        });
     Ok(token)
 }
 

@@ -60,9 +60,9 @@ pub struct CardIn {
     pub bin: Option<String>,
     #[serde(default)]
     pub last4: Option<String>,
-    /// With a token: the CRM's own fingerprint of the card (the same for every token of one
-    /// card), so the card-network rules count the card across tokens (N8). With a number,
-    /// Salvage computes its own.
+    /// The CRM's own fingerprint of the card (the same for every token of one card), so the
+    /// card-network rules count the card across orders and tokens (N8). Without it, a card sent
+    /// as a number gets Salvage's keyed fingerprint of the number, and a token counts alone.
     #[serde(default)]
     pub fingerprint: Option<String>,
 }
