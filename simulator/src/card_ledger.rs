@@ -6,9 +6,9 @@
 //! after every commit: when a command that may make an attempt on a card is decided, the
 //! runtime gives it services whose [`LoadedLedger`] holds the facts of every other aggregate of
 //! that card (the deciding aggregate's own facts come from its state, as in the service). The
-//! commands are those the service's `engine/card_services.rs` gives a ledger (a declined sale, a
-//! cascade step's answer, a rerun, a due recycle re-attempt) and the FlexFactor answers and
-//! results of a cascade step, which start the cascade's next step.
+//! commands are those the service's `engine/card_services.rs` gives a ledger (a declined new
+//! sale, a cascade step's answer, a rerun, a due recycle re-attempt) and the FlexFactor answers
+//! and results of a cascade step, which start the cascade's next step.
 //!
 //! Only facts the guard can still read are copied, so the copy stays small however long a
 //! customer's history grows: attempts of the last 30 days (N2 and N5 count those), declines of
@@ -20,7 +20,7 @@ use chrono::{DateTime, Utc};
 use salvage_domain::network::{CardFact, CardHistory, CardKey, CardNetwork, WINDOW};
 use salvage_domain::order::{AttemptResult, Order, OrderCommand, SalvageRoute};
 use salvage_domain::subscription::{Subscription, SubscriptionCommand};
-use salvage_domain::{OrderId, SubscriptionId};
+use salvage_domain::{OrderId, OrderType, SubscriptionId};
 
 use crate::store::Store;
 
@@ -34,7 +34,13 @@ pub(crate) enum Deciding<'a> {
 /// The card `command` may make an attempt on, when the network rules can apply to it.
 pub(crate) fn order_card(command: &OrderCommand, order: Option<&Order>) -> Option<CardKey> {
     let card = match command {
-        OrderCommand::Place(p) if matches!(p.result, AttemptResult::Declined(_)) => &p.card,
+        // Only a new sale cascades on its decline; a rebill's first attempt is the CRM's.
+        OrderCommand::Place(p)
+            if p.order_type == OrderType::NewSale
+                && matches!(p.result, AttemptResult::Declined(_)) =>
+        {
+            &p.card
+        }
         OrderCommand::RecordCascadeStep { .. } | OrderCommand::RequestRerun { .. } => {
             &order?.details.as_ref()?.card
         }
