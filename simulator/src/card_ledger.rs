@@ -13,8 +13,9 @@
 //! Only facts the guard can still read are copied, so the copy stays small however long a
 //! customer's history grows: attempts of the last 30 days (N2 and N5 count those), declines of
 //! the last 60 days (an attempt in the window is a reattempt when a decline at most 30 days
-//! before it exists, N2) or since the card's last approval (N1, N3, N4 read those), and that
-//! approval.
+//! before it exists, N2) or since the card's last approval (N1, N3, N4 read those; its own
+//! instant is kept too, whichever way the guard reads a decline and an approval in one instant),
+//! and that approval.
 
 use chrono::{DateTime, Utc};
 use salvage_domain::network::{CardFact, CardHistory, CardKey, CardNetwork, WINDOW};
@@ -128,7 +129,7 @@ pub(crate) fn history(
     let pairing = window - WINDOW;
     let readable = |f: &CardFact| match f {
         CardFact::Attempt { at, .. } => *at > window,
-        CardFact::Decline { at, .. } => *at > pairing || last_approval.is_none_or(|a| *at > a),
+        CardFact::Decline { at, .. } => *at > pairing || last_approval.is_none_or(|a| *at >= a),
         CardFact::Approval { at } => Some(*at) == last_approval,
     };
     let mut history = CardHistory {
@@ -262,7 +263,8 @@ mod tests {
             let mut facts = Vec::new();
             let mut hour = 0i64;
             for _ in 0..(20 + next(60)) {
-                hour += 1 + next(40) as i64;
+                // Facts in the same instant too (a decline with its attempt, an approval).
+                hour += next(40) as i64;
                 let at = t(0) + Duration::hours(hour);
                 facts.push(match next(10) {
                     0..=4 => CardFact::Attempt {

@@ -120,5 +120,8 @@ mod tests {
         );
         let approved = [mc(0, "03"), CardFact::Approval { at: t(1) }];
         assert_eq!(avoided(NetworkRule::N3, &approved, t(2)), Avoided::Unpriced);
+        // As in the guard, an approval in the same instant as the decline is taken as the later.
+        let same = [mc(1, "03"), CardFact::Approval { at: t(1) }];
+        assert_eq!(avoided(NetworkRule::N3, &same, t(2)), Avoided::Unpriced);
     }
 }
