@@ -28,7 +28,11 @@ impl Engine {
             OrderCommand::Place(p) if matches!(p.result, AttemptResult::Declined(_)) => {
                 Some(p.card.ledger_key().to_string())
             }
-            OrderCommand::RecordCascadeStep { .. } | OrderCommand::RequestRerun { .. } => {
+            // A step's decline, FlexFactor's refusal of a cascade and a rerun may each lead to
+            // another attempt on the card.
+            OrderCommand::RecordCascadeStep { .. }
+            | OrderCommand::RequestRerun { .. }
+            | OrderCommand::RecordFlexFactorAnswer { .. } => {
                 match known.and_then(|o| o.details.as_ref()) {
                     Some(d) => Some(d.card.ledger_key().to_string()),
                     None => self.order_card(id).await?,
