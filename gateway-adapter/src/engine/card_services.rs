@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use salvage_domain::order::{AttemptResult, Order, OrderCommand};
 use salvage_domain::subscription::SubscriptionCommand;
-use salvage_domain::{DomainServices, OrderId, SubscriptionId};
+use salvage_domain::{DomainServices, OrderId, OrderType, SubscriptionId};
 
 use super::Engine;
 use crate::store::card_ledger::{self, ReadLedger};
@@ -25,7 +25,11 @@ impl Engine {
             return Ok(self.services.clone());
         }
         let token = match command {
-            OrderCommand::Place(p) if matches!(p.result, AttemptResult::Declined(_)) => {
+            // Only a declined new sale cascades; a rebill's first attempt is the CRM's.
+            OrderCommand::Place(p)
+                if p.order_type == OrderType::NewSale
+                    && matches!(p.result, AttemptResult::Declined(_)) =>
+            {
                 Some(p.card.ledger_key().to_string())
             }
             // A step's decline, FlexFactor's refusal of a cascade and a rerun may each lead to
