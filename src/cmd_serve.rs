@@ -66,6 +66,7 @@ async fn serve_config(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result
         Err(e) => return Err(anyhow::Error::new(e).context("the service could not start")),
     };
     println!("Salvage listening on {}", running.url());
+    println!("  Console: {}/console  (sign in with an API key)", running.url());
     running.run_until(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

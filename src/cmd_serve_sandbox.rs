@@ -18,13 +18,15 @@ use crate::telemetry::shutdown_signal;
 
 /// The API key of the embedded sandbox (only there).
 pub const SANDBOX_API_KEY: &str = "sandbox-key-0123456789";
+/// The sandbox's read-only key (support staff: sees everything, changes nothing).
+pub const SANDBOX_READ_ONLY_KEY: &str = "sandbox-read-only-0123456789";
 
 const SAMPLE_SETUP: &str = include_str!("../examples/salvage.toml");
 
 /// The sandbox's configuration text: the sample setup, and the service pointed at the fake.
 pub fn sandbox_config(listen: SocketAddr, flexfactor_url: &str) -> String {
     format!(
-        "{SAMPLE_SETUP}\n[service]\nlisten = \"{listen}\"\nstore_url = \"sqlite://salvage.db\"\napi_keys = [\"{SANDBOX_API_KEY}\"]\n\n[flexfactor]\nbase_url = \"{flexfactor_url}\"\n"
+        "{SAMPLE_SETUP}\n[service]\nlisten = \"{listen}\"\nstore_url = \"sqlite://salvage.db\"\napi_keys = [\"{SANDBOX_API_KEY}\"]\nread_only_api_keys = [\"{SANDBOX_READ_ONLY_KEY}\"]\n\n[flexfactor]\nbase_url = \"{flexfactor_url}\"\n"
     )
 }
 
@@ -59,7 +61,9 @@ pub async fn serve_sandbox(listen: Option<SocketAddr>) -> anyhow::Result<ExitCod
         "  FlexFactor:  in-process fake at {} (sandbox test cards; webhooks come back signed)",
         fake.base_url()
     );
+    println!("  Console:     {url}/console  (sign in with the API key)");
     println!("  API key:     {SANDBOX_API_KEY}");
+    println!("  read-only:   {SANDBOX_READ_ONLY_KEY}  (sees everything, changes nothing)");
     println!("  OpenAPI:     {url}/openapi.json");
     println!();
     println!(

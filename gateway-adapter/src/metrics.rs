@@ -9,6 +9,26 @@ use prometheus::{
 
 use salvage_domain::ports::EvaluateAnswer;
 
+/// The FlexFactor operations the service calls, as the metrics name them.
+pub const FLEXFACTOR_OPERATIONS: [&str; 7] = [
+    "tokenize",
+    "evaluate",
+    "capture",
+    "order_status",
+    "cancel",
+    "external_cancel",
+    "refund",
+];
+
+/// One FlexFactor operation's calls since start (the console's health page).
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlexFactorCalls {
+    pub operation: &'static str,
+    pub calls: u64,
+    pub errors: u64,
+    pub mean_seconds: f64,
+}
+
 pub struct Metrics {
     registry: Registry,
     requests: IntCounterVec,
@@ -20,6 +40,8 @@ pub struct Metrics {
     notifications: IntCounterVec,
     network_blocked: IntCounterVec,
     network_delayed: IntCounterVec,
+    flexfactor_calls: IntCounterVec,
+    flexfactor_latency: HistogramVec,
     pub scheduler_lag_seconds: Gauge,
     pub notification_backlog: IntGauge,
     pub outbox_failed: IntGauge,
@@ -95,6 +117,23 @@ impl Metrics {
             ),
             &["rule"],
         )?;
+        let flexfactor_calls = IntCounterVec::new(
+            Opts::new(
+                "flexfactor_calls_total",
+                "Calls to FlexFactor by operation and outcome (ok or the error's kind)",
+            ),
+            &["operation", "outcome"],
+        )?;
+        let flexfactor_latency = HistogramVec::new(
+            HistogramOpts::new(
+                "flexfactor_call_duration_seconds",
+                "FlexFactor call latency by operation (retries included)",
+            )
+            .buckets(vec![
+                0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+            ]),
+            &["operation"],
+        )?;
         let scheduler_lag_seconds = Gauge::new(
             "scheduler_lag_seconds",
             "Age of the oldest due outbox row (0 when nothing is waiting)",
@@ -117,6 +156,8 @@ impl Metrics {
         registry.register(Box::new(notifications.clone()))?;
         registry.register(Box::new(network_blocked.clone()))?;
         registry.register(Box::new(network_delayed.clone()))?;
+        registry.register(Box::new(flexfactor_calls.clone()))?;
+        registry.register(Box::new(flexfactor_latency.clone()))?;
         registry.register(Box::new(scheduler_lag_seconds.clone()))?;
         registry.register(Box::new(notification_backlog.clone()))?;
         registry.register(Box::new(outbox_failed.clone()))?;
@@ -132,6 +173,8 @@ impl Metrics {
             notifications,
             network_blocked,
             network_delayed,
+            flexfactor_calls,
+            flexfactor_latency,
             scheduler_lag_seconds,
             notification_backlog,
             outbox_failed,
@@ -193,6 +236,39 @@ impl Metrics {
                 "not_yet"
             }])
             .inc();
+    }
+
+    /// A call to FlexFactor: its operation, its outcome (`ok` or the error's kind) and how long
+    /// it took.
+    pub fn flexfactor_call(&self, operation: &str, outcome: &str, seconds: f64) {
+        self.flexfactor_calls
+            .with_label_values(&[operation, outcome])
+            .inc();
+        self.flexfactor_latency
+            .with_label_values(&[operation])
+            .observe(seconds);
+    }
+
+    /// Per FlexFactor operation since start: calls, calls that failed, mean latency in seconds.
+    pub fn flexfactor_summary(&self) -> Vec<FlexFactorCalls> {
+        FLEXFACTOR_OPERATIONS
+            .iter()
+            .map(|op| {
+                let h = self.flexfactor_latency.with_label_values(&[op]);
+                let calls = h.get_sample_count();
+                let ok = self.flexfactor_calls.with_label_values(&[op, "ok"]).get();
+                FlexFactorCalls {
+                    operation: op,
+                    calls,
+                    errors: calls.saturating_sub(ok),
+                    mean_seconds: if calls == 0 {
+                        0.0
+                    } else {
+                        h.get_sample_sum() / calls as f64
+                    },
+                }
+            })
+            .collect()
     }
 
     /// The text exposition format.

@@ -36,8 +36,9 @@ impl Aggregate for Order {
     fn apply(&mut self, event: Self::Event) {
         card_facts::record(&mut self.card_facts, &event);
         match event {
-            OrderEvent::OrderPlaced { details, .. } => {
+            OrderEvent::OrderPlaced { details, at } => {
                 self.details = Some(*details);
+                self.placed_at = Some(at);
                 self.status = Some(OrderStatus::Pending);
             }
             OrderEvent::AttemptApproved { gateway, .. } => {
@@ -45,10 +46,14 @@ impl Aggregate for Order {
                 self.status = Some(OrderStatus::Complete);
             }
             OrderEvent::AttemptDeclined {
-                facts, effective, ..
+                facts,
+                effective,
+                at,
+                ..
             } => {
                 if self.first_decline.is_none() {
                     self.first_decline = Some(facts);
+                    self.declined_at = Some(at);
                 }
                 self.last_decline = Some(effective);
                 self.status = Some(OrderStatus::Declined);

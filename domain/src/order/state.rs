@@ -100,6 +100,12 @@ pub struct Order {
     /// approvals.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub card_facts: Vec<CardFact>,
+    /// When the order was placed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placed_at: Option<DateTime<Utc>>,
+    /// When its first attempt was declined (D1): the instant it entered salvage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub declined_at: Option<DateTime<Utc>>,
 }
 
 impl Order {

@@ -190,6 +190,7 @@ pub(crate) async fn outbox_and_view_writes(
     batch: &mut Batch,
 ) -> Result<Vec<Write>, StoreError> {
     let views = projection::view_states(backend, &batch.entries).await?;
+    let before = crate::store::console_view::before(&views);
     let mut states = states_before(backend, batch, views).await?;
     let (rows, cut) = outbox_rows(services, batch, &mut states)?;
     let mut writes = checkpointed::rows(OUTBOX_ROWS, "ON CONFLICT (key) DO NOTHING", rows);
@@ -197,7 +198,7 @@ pub(crate) async fn outbox_and_view_writes(
         // The states hold the event the batch was cut before: the views follow on their own.
         writes.extend(projection::view_writes(backend, batch).await?);
     } else {
-        writes.extend(projection::view_rows(states, batch.last())?);
+        writes.extend(projection::view_rows(&before, states, batch.last())?);
     }
     Ok(writes)
 }

@@ -16,6 +16,7 @@
 pub mod auth;
 pub mod client;
 pub mod error;
+pub mod metered;
 pub mod signer;
 pub mod transformers;
 pub mod webhook;

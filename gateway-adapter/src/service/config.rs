@@ -32,6 +32,13 @@ pub struct ServiceSection {
     /// (comma-separated).
     #[serde(default)]
     pub api_keys: Vec<SecretString>,
+    /// Read-only API keys (support staff): they read the API and the console but change
+    /// nothing (a POST answers 403); env `SALVAGE_READ_ONLY_API_KEYS` (comma-separated).
+    #[serde(default)]
+    pub read_only_api_keys: Vec<SecretString>,
+    /// How long a console sign-in lasts, in minutes. 5 to 10,080 (a week); default 480.
+    #[serde(default = "default_console_session")]
+    pub console_session_minutes: u64,
     #[serde(default = "default_body_limit")]
     pub request_body_limit: usize,
     /// Seconds to finish in-flight work at shutdown.
@@ -118,6 +125,9 @@ pub const MAX_SCHEDULER_POLL_MS: u64 = 60_000;
 fn default_scheduler_poll() -> u64 {
     DEFAULT_SCHEDULER_POLL_MS
 }
+fn default_console_session() -> u64 {
+    480
+}
 fn default_ff_url() -> String {
     crate::flexfactor::SANDBOX_BASE_URL.to_string()
 }
@@ -143,6 +153,8 @@ impl Default for ServiceSection {
             listen: default_listen(),
             store_url: default_store(),
             api_keys: Vec::new(),
+            read_only_api_keys: Vec::new(),
+            console_session_minutes: default_console_session(),
             request_body_limit: DEFAULT_BODY_LIMIT,
             shutdown_grace_seconds: default_shutdown(),
             work_lease_seconds: default_lease(),
@@ -318,6 +330,14 @@ impl ServiceConfig {
                 .map(SecretString::from)
                 .collect();
         }
+        if let Some(keys) = env("SALVAGE_READ_ONLY_API_KEYS") {
+            self.service.read_only_api_keys = keys
+                .split(',')
+                .map(str::trim)
+                .filter(|k| !k.is_empty())
+                .map(SecretString::from)
+                .collect();
+        }
         if let Some(url) = env("SALVAGE_FLEXFACTOR_BASE_URL") {
             self.flexfactor.base_url = url;
         }
@@ -361,6 +381,34 @@ impl ServiceConfig {
                     format!("api_keys[{i}] is shorter than 16 characters"),
                 );
             }
+        }
+        for (i, k) in self.service.read_only_api_keys.iter().enumerate() {
+            if k.expose_secret().len() < 16 {
+                add(
+                    "[service]",
+                    format!("read_only_api_keys[{i}] is shorter than 16 characters"),
+                );
+            }
+            if self
+                .service
+                .api_keys
+                .iter()
+                .any(|a| a.expose_secret() == k.expose_secret())
+            {
+                add(
+                    "[service]",
+                    format!("read_only_api_keys[{i}] is also in api_keys: a key has one role"),
+                );
+            }
+        }
+        if !(5..=10_080).contains(&self.service.console_session_minutes) {
+            add(
+                "[service]",
+                format!(
+                    "console_session_minutes = {}: give 5 to 10080 (a week)",
+                    self.service.console_session_minutes
+                ),
+            );
         }
         let store = self.service.store_url.expose_secret();
         if !(store.starts_with("sqlite:")

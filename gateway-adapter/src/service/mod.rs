@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod config;
+pub mod console;
 pub mod convert;
 pub mod dto;
 pub mod error;
@@ -12,6 +13,7 @@ pub mod ops;
 pub mod preflight;
 pub mod server;
 pub mod state;
+pub mod summary;
 pub mod webhooks;
 
 pub use config::{ConfigError, ServiceConfig};

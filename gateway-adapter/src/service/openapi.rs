@@ -28,6 +28,7 @@ use crate::feed::{FeedEvent, FeedPage};
         super::api::get_subscription,
         super::api::post_rebill,
         super::api::events,
+        super::summary::get_summary,
         super::webhooks::flexfactor_webhook,
         super::ops::healthz,
         super::ops::readyz,
@@ -35,7 +36,8 @@ use crate::feed::{FeedEvent, FeedPage};
     components(schemas(
         OrderIn, AttemptIn, CardIn, CustomerIn, AddressIn, ItemIn, RerunIn, RebillIn,
         OrderOut, SalvageOut, HistoryEntry, SubscriptionOut, RecycleOut, FeedPage, FeedEvent,
-        ErrorBody, ErrorDetail, ChargeHookRequest, ChargeHookAnswer, Notification
+        ErrorBody, ErrorDetail, super::summary::SummaryOut, super::summary::RouteSummary,
+        super::summary::Revenue, ChargeHookRequest, ChargeHookAnswer, Notification
     )),
     modifiers(&BearerKey)
 )]

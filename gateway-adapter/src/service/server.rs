@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
-use axum::http::{header::AUTHORIZATION, HeaderValue, StatusCode};
+use axum::http::{header::AUTHORIZATION, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,11 +26,12 @@ use salvage_domain::DomainServices;
 
 use super::config::{ConfigError, ServiceConfig};
 use super::error::ApiError;
-use super::state::AppState;
-use super::{api, openapi, ops, preflight, webhooks};
+use super::state::{AppState, Role};
+use super::{api, console, openapi, ops, preflight, summary, webhooks};
 use crate::card_fingerprint::CardFingerprinter;
 use crate::crm::SandboxProcessor;
 use crate::engine::effects::ServiceEffects;
+use crate::flexfactor::metered::Metered;
 use crate::engine::{Engine, EngineConfig};
 use crate::metrics::Metrics;
 use crate::store::{webhook_book, Store};
@@ -144,9 +145,20 @@ async fn require_key(State(state): State<Arc<AppState>>, req: Request, next: Nex
             "send your API key as Authorization: Bearer <api key>",
         )
         .into_response(),
-        Some(key) if state.knows_key(key.trim()) => next.run(req).await,
-        Some(_) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown API key")
+        Some(key) => match state.role_of(key.trim()) {
+            Some(Role::Operator) => next.run(req).await,
+            Some(Role::ReadOnly) if req.method() == Method::GET || req.method() == Method::HEAD => {
+                next.run(req).await
+            }
+            Some(Role::ReadOnly) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "forbidden",
+                "this API key is read-only: it cannot change anything",
+            )
             .into_response(),
+            None => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "unknown API key")
+                .into_response(),
+        },
     }
 }
 
@@ -187,9 +199,11 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
             post(api::post_rebill),
         )
         .route("/v1/events", get(api::events))
+        .route("/v1/salvage/summary", get(summary::get_summary))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
     Router::new()
         .merge(v1)
+        .merge(console::router())
         .route("/webhooks/flexfactor", post(webhooks::flexfactor_webhook))
         .route("/healthz", get(ops::healthz))
         .route("/readyz", get(ops::readyz))
@@ -223,7 +237,16 @@ pub async fn start(
 
     // The same parts `check-config` builds (one validation path).
     let parts = preflight::build(&config, clock.clone()).map_err(ServiceError::Config)?;
-    let clients = parts.clients;
+    // Every FlexFactor call is counted and timed (metrics, the console's health page).
+    let clients: std::collections::BTreeMap<_, Arc<dyn salvage_domain::ports::FlexFactor>> = parts
+        .clients
+        .into_iter()
+        .map(|(id, c)| {
+            let metered: Arc<dyn salvage_domain::ports::FlexFactor> =
+                Arc::new(Metered::new(c, metrics.clone()));
+            (id, metered)
+        })
+        .collect();
     let verifiers = parts.verifiers;
     let tokenizer = setup
         .cascade_all_gateway()
@@ -255,6 +278,12 @@ pub async fn start(
         setup,
         clock: clock.clone(),
         api_keys: config.service.api_keys.clone(),
+        read_only_keys: config.service.read_only_api_keys.clone(),
+        console: console::ConsoleSettings::new(
+            &config.service.api_keys,
+            &config.service.read_only_api_keys,
+            config.service.console_session_minutes,
+        ),
         tokenizer,
         fingerprinter,
         verifiers,

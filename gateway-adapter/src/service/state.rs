@@ -17,12 +17,42 @@ use crate::flexfactor::WebhookVerifier;
 use crate::metrics::Metrics;
 use crate::store::Store;
 
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// Reads and changes: the API, the console, retries.
+    Operator,
+    /// Reads everything, changes nothing (support staff).
+    ReadOnly,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Operator => "operator",
+            Role::ReadOnly => "read-only",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "operator" => Some(Role::Operator),
+            "read-only" => Some(Role::ReadOnly),
+            _ => None,
+        }
+    }
+}
+
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub store: Arc<Store>,
     pub setup: Arc<Setup>,
     pub clock: Arc<dyn Clock>,
     pub api_keys: Vec<SecretString>,
+    /// Keys that read but change nothing.
+    pub read_only_keys: Vec<SecretString>,
+    /// The console's sessions and what it shows about the deployment.
+    pub console: crate::service::console::ConsoleSettings,
     /// The FlexFactor client that tokenizes cards.
     pub tokenizer: Option<Arc<dyn FlexFactor>>,
     /// Fingerprints the card numbers it tokenizes (N8).
@@ -35,15 +65,32 @@ pub struct AppState {
 }
 
 impl AppState {
-    /// Whether `key` is one of the API keys, compared in constant time.
+    /// Whether `key` is one of the API keys (of either role), compared in constant time.
     pub fn knows_key(&self, key: &str) -> bool {
-        let mut found = false;
-        for k in &self.api_keys {
-            let eq: bool =
-                subtle::ConstantTimeEq::ct_eq(k.expose_secret().as_bytes(), key.as_bytes()).into();
-            found |= eq;
+        self.role_of(key).is_some()
+    }
+
+    /// The role of `key`, compared in constant time against every key.
+    pub fn role_of(&self, key: &str) -> Option<Role> {
+        let matches = |keys: &[SecretString]| {
+            let mut found = false;
+            for k in keys {
+                let eq: bool =
+                    subtle::ConstantTimeEq::ct_eq(k.expose_secret().as_bytes(), key.as_bytes())
+                        .into();
+                found |= eq;
+            }
+            found
+        };
+        let operator = matches(&self.api_keys);
+        let read_only = matches(&self.read_only_keys);
+        if operator {
+            Some(Role::Operator)
+        } else if read_only {
+            Some(Role::ReadOnly)
+        } else {
+            None
         }
-        found
     }
 
     /// Runs an order's own follow-ups within the request (a cascade answers with its final

@@ -18,6 +18,7 @@ use super::state::AppState;
 use crate::engine::webhook_intake::{Intake, IntakeError};
 use crate::flexfactor::signer::HEADER_NONCE;
 use crate::flexfactor::{WebhookError, WebhookVerifier};
+use crate::store::webhook_book;
 use tracing::warn;
 
 /// Why a delivery was refused, as the log line and `salvage_webhooks_refused_total{reason}`
@@ -44,18 +45,35 @@ fn nonce_of(headers: &HeaderMap) -> String {
         .unwrap_or_default()
 }
 
+/// How much of a refused delivery's body the console's inbox keeps.
+const EXCERPT_CHARS: usize = 512;
+
 /// Answers a refused delivery; it is logged with its reason, its nonce and (once verified) its
-/// event, and counted.
-fn refused(
+/// event, counted, and kept for the console's inbox (the newest few thousand).
+async fn refused(
     state: &AppState,
     headers: &HeaderMap,
+    body: &[u8],
     reason: &'static str,
     e: &WebhookError,
     event: Option<&str>,
 ) -> Response {
-    warn!(reason, nonce = %nonce_of(headers), event = event.unwrap_or(""), error = %e,
+    let nonce = nonce_of(headers);
+    warn!(reason, nonce = %nonce, event = event.unwrap_or(""), error = %e,
           "FlexFactor webhook refused");
     state.metrics.webhook_refused(reason);
+    let detail = e.to_string();
+    let refusal = webhook_book::Refusal {
+        received_at: state.clock.now().timestamp_millis(),
+        reason,
+        detail: &detail,
+        nonce: &nonce,
+        event: event.unwrap_or(""),
+        body_excerpt: webhook_book::excerpt(body, EXCERPT_CHARS),
+    };
+    if let Err(err) = webhook_book::record_refusal(&state.store.backend, &refusal).await {
+        warn!(error = %err, "could not keep the refused delivery for the console");
+    }
     let status = StatusCode::from_u16(e.http_status()).unwrap_or(StatusCode::UNAUTHORIZED);
     let code = match status.as_u16() {
         401 => "unauthorized",
@@ -106,8 +124,21 @@ pub async fn flexfactor_webhook(
     let body = match body {
         Ok(b) => b,
         Err(e) => {
-            warn!(reason = "body_too_large", nonce = %nonce_of(&headers), "FlexFactor webhook refused");
+            let nonce = nonce_of(&headers);
+            warn!(reason = "body_too_large", nonce = %nonce, "FlexFactor webhook refused");
             state.metrics.webhook_refused("body_too_large");
+            let detail = e.body_text();
+            let refusal = webhook_book::Refusal {
+                received_at: state.clock.now().timestamp_millis(),
+                reason: "body_too_large",
+                detail: &detail,
+                nonce: &nonce,
+                event: "",
+                body_excerpt: String::new(),
+            };
+            if let Err(err) = webhook_book::record_refusal(&state.store.backend, &refusal).await {
+                warn!(error = %err, "could not keep the refused delivery for the console");
+            }
             return ApiError::new(
                 e.status(),
                 if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
@@ -134,9 +165,9 @@ pub async fn flexfactor_webhook(
     let delivery = match verifier.verify(&headers, &body, host.as_deref()) {
         Ok(d) => d,
         Err(e @ (WebhookError::BadSignature | WebhookError::BadBodySignature)) if !known_key => {
-            return refused(&state, &headers, "unknown_key", &e, None)
+            return refused(&state, &headers, &body, "unknown_key", &e, None).await
         }
-        Err(e) => return refused(&state, &headers, reason(&e), &e, None),
+        Err(e) => return refused(&state, &headers, &body, reason(&e), &e, None).await,
     };
     match state.engine.take_delivery(&delivery, &body).await {
         Ok(outcome) => {
@@ -149,7 +180,7 @@ pub async fn flexfactor_webhook(
         Err(IntakeError::Replayed) => {
             let e = WebhookError::ReplayedNonce;
             let event = delivery.outcome.event.to_string();
-            refused(&state, &headers, reason(&e), &e, Some(&event))
+            refused(&state, &headers, &body, reason(&e), &e, Some(&event)).await
         }
         // Nothing was stored (the nonce neither): FlexFactor delivers again.
         Err(IntakeError::Command(e)) => ApiError::from(e).into_response(),

@@ -434,6 +434,98 @@ CREATE INDEX salvage_order_view_card ON salvage_order_view (card_token);
 CREATE INDEX salvage_subscription_view_card ON salvage_subscription_view (card_token);
 "#,
     },
+    Migration {
+        version: 10,
+        name: "the console's read side: order columns, the hourly salvage funnel, refused webhooks (views rebuilt from the log)",
+        sqlite: r#"
+ALTER TABLE salvage_order_view ADD COLUMN placed_at INTEGER;
+ALTER TABLE salvage_order_view ADD COLUMN declined_at INTEGER;
+ALTER TABLE salvage_order_view ADD COLUMN customer_email TEXT;
+ALTER TABLE salvage_order_view ADD COLUMN customer_name TEXT;
+ALTER TABLE salvage_order_view ADD COLUMN subscription_id TEXT;
+ALTER TABLE salvage_order_view ADD COLUMN gateway TEXT;
+ALTER TABLE salvage_order_view ADD COLUMN amount_minor INTEGER;
+ALTER TABLE salvage_order_view ADD COLUMN currency TEXT;
+ALTER TABLE salvage_order_view ADD COLUMN route TEXT;
+ALTER TABLE salvage_order_view ADD COLUMN slot TEXT;
+ALTER TABLE salvage_order_view ADD COLUMN outcome TEXT;
+ALTER TABLE salvage_order_view ADD COLUMN expires_at INTEGER;
+ALTER TABLE salvage_order_view ADD COLUMN card_bin TEXT;
+ALTER TABLE salvage_order_view ADD COLUMN card_last4 TEXT;
+CREATE INDEX salvage_order_view_placed ON salvage_order_view (placed_at, order_id);
+CREATE INDEX salvage_order_view_amount ON salvage_order_view (amount_minor, order_id);
+CREATE INDEX salvage_order_view_subscription ON salvage_order_view (subscription_id);
+CREATE INDEX salvage_order_view_email ON salvage_order_view (customer_email);
+CREATE INDEX salvage_order_view_outcome ON salvage_order_view (outcome, placed_at, order_id);
+CREATE TABLE salvage_funnel_hourly (
+  hour         INTEGER NOT NULL,
+  route        TEXT NOT NULL,
+  slot         TEXT NOT NULL,
+  currency     TEXT NOT NULL,
+  outcome      TEXT NOT NULL,
+  orders       INTEGER NOT NULL,
+  amount_minor INTEGER NOT NULL,
+  PRIMARY KEY (hour, route, slot, currency, outcome)
+);
+CREATE TABLE salvage_webhook_refusals (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  received_at INTEGER NOT NULL,
+  reason      TEXT NOT NULL,
+  detail      TEXT NOT NULL,
+  nonce       TEXT NOT NULL,
+  event       TEXT NOT NULL,
+  body_excerpt TEXT NOT NULL
+);
+DELETE FROM salvage_order_view;
+DELETE FROM salvage_subscription_view;
+DELETE FROM salvage_pending_salvage_view;
+UPDATE salvage_checkpoints SET position = 0 WHERE name = 'projections';
+"#,
+        postgres: r#"
+ALTER TABLE salvage_order_view ADD COLUMN placed_at bigint;
+ALTER TABLE salvage_order_view ADD COLUMN declined_at bigint;
+ALTER TABLE salvage_order_view ADD COLUMN customer_email text;
+ALTER TABLE salvage_order_view ADD COLUMN customer_name text;
+ALTER TABLE salvage_order_view ADD COLUMN subscription_id text;
+ALTER TABLE salvage_order_view ADD COLUMN gateway text;
+ALTER TABLE salvage_order_view ADD COLUMN amount_minor bigint;
+ALTER TABLE salvage_order_view ADD COLUMN currency text;
+ALTER TABLE salvage_order_view ADD COLUMN route text;
+ALTER TABLE salvage_order_view ADD COLUMN slot text;
+ALTER TABLE salvage_order_view ADD COLUMN outcome text;
+ALTER TABLE salvage_order_view ADD COLUMN expires_at bigint;
+ALTER TABLE salvage_order_view ADD COLUMN card_bin text;
+ALTER TABLE salvage_order_view ADD COLUMN card_last4 text;
+CREATE INDEX salvage_order_view_placed ON salvage_order_view (placed_at, order_id);
+CREATE INDEX salvage_order_view_amount ON salvage_order_view (amount_minor, order_id);
+CREATE INDEX salvage_order_view_subscription ON salvage_order_view (subscription_id);
+CREATE INDEX salvage_order_view_email ON salvage_order_view (customer_email);
+CREATE INDEX salvage_order_view_outcome ON salvage_order_view (outcome, placed_at, order_id);
+CREATE TABLE salvage_funnel_hourly (
+  hour         bigint NOT NULL,
+  route        text NOT NULL,
+  slot         text NOT NULL,
+  currency     text NOT NULL,
+  outcome      text NOT NULL,
+  orders       bigint NOT NULL,
+  amount_minor bigint NOT NULL,
+  PRIMARY KEY (hour, route, slot, currency, outcome)
+);
+CREATE TABLE salvage_webhook_refusals (
+  id          bigserial PRIMARY KEY,
+  received_at bigint NOT NULL,
+  reason      text NOT NULL,
+  detail      text NOT NULL,
+  nonce       text NOT NULL,
+  event       text NOT NULL,
+  body_excerpt text NOT NULL
+);
+DELETE FROM salvage_order_view;
+DELETE FROM salvage_subscription_view;
+DELETE FROM salvage_pending_salvage_view;
+UPDATE salvage_checkpoints SET position = 0 WHERE name = 'projections';
+"#,
+    },
 ];
 
 /// The newest schema version this build knows.

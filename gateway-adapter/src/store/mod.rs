@@ -8,6 +8,8 @@ mod aggregate_store;
 mod backend;
 pub mod card_ledger;
 pub mod checkpointed;
+pub mod console;
+pub mod console_view;
 mod error;
 pub mod event_log;
 pub mod guarded_commit;

@@ -3,7 +3,8 @@
 //! in one transaction, so a crash between a commit and its projection loses nothing (the batch
 //! is simply read again). `rebuild` empties the views and replays the log from the start.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use salvage_domain::order::{Order, SalvageRoute};
@@ -12,6 +13,7 @@ use sqlx::Row;
 
 use super::aggregate_at::{AggregateAt, Known};
 use super::checkpointed::{self, Batch};
+use super::console_view::{self, FunnelEntry};
 use super::event_log::{self, LogEntry};
 use super::guarded_commit::{self, Bind, CommitError, Write};
 use super::{Backend, StoreError};
@@ -19,12 +21,21 @@ use super::{Backend, StoreError};
 /// The projector's checkpoint name.
 pub const CHECKPOINT: &str = "projections";
 
-const ORDER_ROWS: &str = "INSERT INTO salvage_order_view \
-    (order_id, order_type, status, state, last_sequence, updated_position, card_token)";
-const ORDER_UPSERT: &str =
-    "ON CONFLICT (order_id) DO UPDATE SET order_type = excluded.order_type, \
-    status = excluded.status, state = excluded.state, last_sequence = excluded.last_sequence, \
-    updated_position = excluded.updated_position, card_token = excluded.card_token";
+static ORDER_ROWS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO salvage_order_view \
+         (order_id, order_type, status, state, last_sequence, updated_position, card_token, {})",
+        console_view::ORDER_COLUMNS
+    )
+});
+static ORDER_UPSERT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "ON CONFLICT (order_id) DO UPDATE SET order_type = excluded.order_type, \
+         status = excluded.status, state = excluded.state, last_sequence = excluded.last_sequence, \
+         updated_position = excluded.updated_position, card_token = excluded.card_token, {}",
+        console_view::order_upsert_columns()
+    )
+});
 const SUBSCRIPTION_ROWS: &str = "INSERT INTO salvage_subscription_view \
     (subscription_id, status, billing_gateway, cycle, next_bill_at, state, last_sequence, updated_position, card_token)";
 const SUBSCRIPTION_UPSERT: &str = "ON CONFLICT (subscription_id) DO UPDATE SET \
@@ -101,6 +112,7 @@ pub(crate) async fn view_writes(
     batch: &Batch,
 ) -> Result<Vec<Write>, StoreError> {
     let mut changed = view_states(backend, &batch.entries).await?;
+    let before = console_view::before(&changed);
     for e in &batch.entries {
         let key = (e.event.aggregate_type.clone(), e.event.aggregate_id.clone());
         if !changed.contains_key(&key) {
@@ -112,7 +124,7 @@ pub(crate) async fn view_writes(
             state.apply(e)?;
         }
     }
-    view_rows(changed, batch.last())
+    view_rows(&before, changed, batch.last())
 }
 
 /// The view rows, as they are now, of every aggregate `entries` touch (one query per view).
@@ -161,8 +173,14 @@ pub(crate) async fn view_states(
 }
 
 /// The writes that set the view rows of `changed` (each at its state and sequence), as of log
-/// position `last`.
-pub(crate) fn view_rows(changed: Known, last: i64) -> Result<Vec<Write>, StoreError> {
+/// position `last`; `before` is the funnel as the view rows had it before (see
+/// [`console_view::before`]).
+pub(crate) fn view_rows(
+    before: &BTreeMap<String, FunnelEntry>,
+    changed: Known,
+    last: i64,
+) -> Result<Vec<Write>, StoreError> {
+    let funnel = console_view::funnel_writes(before, &changed);
     let (mut orders, mut subscriptions, mut pending, mut settled) =
         (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for ((_, id), c) in changed {
@@ -188,7 +206,7 @@ pub(crate) fn view_rows(changed: Known, last: i64) -> Result<Vec<Write>, StoreEr
                     ]),
                     None => settled.push(id.clone()),
                 }
-                orders.push(vec![
+                let mut row = vec![
                     Bind::Text(id),
                     Bind::Text(
                         o.details
@@ -202,7 +220,9 @@ pub(crate) fn view_rows(changed: Known, last: i64) -> Result<Vec<Write>, StoreEr
                     Bind::Int(seq),
                     Bind::Int(last),
                     Bind::OptText(o.details.as_ref().map(|d| d.card.ledger_key().to_string())),
-                ]);
+                ];
+                row.extend(console_view::order_binds(&o));
+                orders.push(row);
             }
             AggregateAt::Subscription(s, seq) => subscriptions.push(vec![
                 Bind::Text(id),
@@ -217,7 +237,8 @@ pub(crate) fn view_rows(changed: Known, last: i64) -> Result<Vec<Write>, StoreEr
             ]),
         }
     }
-    let mut writes = checkpointed::rows(ORDER_ROWS, ORDER_UPSERT, orders);
+    let mut writes = checkpointed::rows(&ORDER_ROWS, &ORDER_UPSERT, orders);
+    writes.extend(funnel);
     writes.extend(checkpointed::rows(PENDING_ROWS, PENDING_UPSERT, pending));
     writes.extend(checkpointed::delete_ids(
         "salvage_pending_salvage_view",
@@ -266,6 +287,7 @@ pub async fn reset(backend: &Backend) -> Result<(), StoreError> {
         statement("DELETE FROM salvage_order_view", Vec::new()),
         statement("DELETE FROM salvage_subscription_view", Vec::new()),
         statement("DELETE FROM salvage_pending_salvage_view", Vec::new()),
+        statement("DELETE FROM salvage_funnel_hourly", Vec::new()),
     ];
     match guarded_commit::commit(backend, &[], &writes).await {
         Ok(()) => Ok(()),

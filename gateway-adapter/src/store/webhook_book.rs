@@ -194,3 +194,87 @@ pub async fn delivery_seen(backend: &Backend, delivery_key: &str) -> Result<bool
     });
     Ok(n > 0)
 }
+
+/// How many refused deliveries the inbox keeps (the newest).
+pub const REFUSALS_KEPT: i64 = 5_000;
+
+/// A refused delivery, as the console's inbox shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal<'a> {
+    pub received_at: i64,
+    pub reason: &'a str,
+    pub detail: &'a str,
+    pub nonce: &'a str,
+    pub event: &'a str,
+    /// The first bytes of the body, as text, with long digit runs masked.
+    pub body_excerpt: String,
+}
+
+/// The first `max` characters of `body` as text, every run of 12 or more digits (a card number
+/// sent by mistake) masked but for its first six and last four.
+pub fn excerpt(body: &[u8], max: usize) -> String {
+    let text: String = String::from_utf8_lossy(body).chars().take(max).collect();
+    let mut out = String::with_capacity(text.len());
+    let mut digits = String::new();
+    let flush = |digits: &mut String, out: &mut String| {
+        if digits.len() >= 12 {
+            let n = digits.len();
+            out.push_str(&digits[..6]);
+            out.push_str(&"*".repeat(n - 10));
+            out.push_str(&digits[n - 4..]);
+        } else {
+            out.push_str(digits);
+        }
+        digits.clear();
+    };
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+        } else {
+            flush(&mut digits, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut digits, &mut out);
+    out
+}
+
+/// Records a refused delivery for the inbox, keeping the newest [`REFUSALS_KEPT`].
+pub async fn record_refusal(backend: &Backend, r: &Refusal<'_>) -> Result<(), StoreError> {
+    crate::on_pool!(backend, pool => {
+        let id: i64 = sqlx::query_scalar(
+            "INSERT INTO salvage_webhook_refusals (received_at, reason, detail, nonce, event, body_excerpt) \
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING id",
+        )
+        .bind(r.received_at)
+        .bind(r.reason)
+        .bind(r.detail)
+        .bind(r.nonce)
+        .bind(r.event)
+        .bind(&r.body_excerpt)
+        .fetch_one(pool)
+        .await?;
+        if id % 100 == 0 {
+            sqlx::query("DELETE FROM salvage_webhook_refusals WHERE id <= $1")
+                .bind(id - REFUSALS_KEPT)
+                .execute(pool)
+                .await?;
+        }
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod refusal_tests {
+    use super::excerpt;
+
+    #[test]
+    fn long_digit_runs_are_masked() {
+        assert_eq!(
+            excerpt(b"{\"card\":\"4111111111111111\",\"n\":42}", 100),
+            "{\"card\":\"411111******1111\",\"n\":42}"
+        );
+        assert_eq!(excerpt(b"12345678901", 100), "12345678901");
+        assert_eq!(excerpt(b"abcdef", 3), "abc");
+    }
+}
