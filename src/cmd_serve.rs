@@ -66,7 +66,10 @@ async fn serve_config(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result
         Err(e) => return Err(anyhow::Error::new(e).context("the service could not start")),
     };
     println!("Salvage listening on {}", running.url());
-    println!("  Console: {}/console  (sign in with an API key)", running.url());
+    println!(
+        "  Console: {}/console  (sign in with an API key)",
+        running.url()
+    );
     running.run_until(shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }
@@ -88,6 +91,7 @@ pub fn check_config(file: &Path) -> anyhow::Result<ExitCode> {
             );
             println!("listen: {}", c.service.listen);
             println!("API keys: {}", c.service.api_keys.len());
+            println!("read-only API keys: {}", c.service.read_only_api_keys.len());
             println!(
                 "charge hook: {}",
                 c.charge_hook

@@ -111,7 +111,11 @@ impl Console {
         (cookie, set)
     }
 
-    async fn page(&self, cookie: &str, path: &str) -> (StatusCode, reqwest::header::HeaderMap, String) {
+    async fn page(
+        &self,
+        cookie: &str,
+        path: &str,
+    ) -> (StatusCode, reqwest::header::HeaderMap, String) {
         let r = self
             .http
             .get(self.url(path))
@@ -180,7 +184,10 @@ fn order_rows(html: &str) -> Vec<String> {
 /// The value of the hidden CSRF field of a page.
 fn csrf(html: &str) -> String {
     let marker = "name=\"csrf\" value=\"";
-    let start = html.find(marker).map(|i| i + marker.len()).expect("a csrf field");
+    let start = html
+        .find(marker)
+        .map(|i| i + marker.len())
+        .expect("a csrf field");
     html[start..].split('"').next().unwrap().to_string()
 }
 
@@ -193,7 +200,12 @@ async fn the_console_signs_in_and_shows_the_store_as_the_api_does(place: Place) 
     let c = Console::start(place, "").await;
 
     // Signed out: every page sends the browser to sign in, and says where it was going.
-    let r = c.http.get(c.url("/console/orders?outcome=pending")).send().await.unwrap();
+    let r = c
+        .http
+        .get(c.url("/console/orders?outcome=pending"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert_eq!(
         r.headers()[LOCATION],
@@ -207,11 +219,20 @@ async fn the_console_signs_in_and_shows_the_store_as_the_api_does(place: Place) 
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    assert!(r.text().await.unwrap().contains("not one of this deployment"));
+    assert!(r
+        .text()
+        .await
+        .unwrap()
+        .contains("not one of this deployment"));
 
     // The cookie: HttpOnly, SameSite=Strict, scoped to the console; Secure only over TLS.
     let (cookie, set) = c.sign_in(KEY, false).await;
-    assert!(set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/console"), "{set}");
+    assert!(
+        set.contains("HttpOnly")
+            && set.contains("SameSite=Strict")
+            && set.contains("Path=/console"),
+        "{set}"
+    );
     assert!(!set.contains("Secure"), "{set}");
     assert!(!set.contains(KEY), "the cookie holds no key");
     let (_, tls_set) = c.sign_in(KEY, true).await;
@@ -225,7 +246,15 @@ async fn the_console_signs_in_and_shows_the_store_as_the_api_does(place: Place) 
             _ => "Cure",
         };
         let (s, out) = c
-            .api_post("/v1/orders", &declined(&format!("o-{i:02}"), name, &format!("c{i}@example.com"), 1000 + i))
+            .api_post(
+                "/v1/orders",
+                &declined(
+                    &format!("o-{i:02}"),
+                    name,
+                    &format!("c{i}@example.com"),
+                    1000 + i,
+                ),
+            )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{out}");
     }
@@ -243,11 +272,25 @@ async fn the_console_signs_in_and_shows_the_store_as_the_api_does(place: Place) 
     assert_eq!(figure(&html, "declines_seen"), "60");
     assert_eq!(figure(&html, "sent"), api["sent"].to_string());
     assert!(html.contains("<svg class=\"chart\""));
-    let r = c.http.get(c.url("/v1/salvage/summary?window=1y")).bearer_auth(KEY).send().await.unwrap();
+    // The funnel kept by deltas equals the funnel rebuilt from the log.
+    let month = c.api_get("/v1/salvage/summary?window=30d").await;
+    salvage_gateway::store::projection::rebuild(&c.running.state.store.backend)
+        .await
+        .unwrap();
+    assert_eq!(c.api_get("/v1/salvage/summary?window=30d").await, month);
+    let r = c
+        .http
+        .get(c.url("/v1/salvage/summary?window=1y"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 
     // Orders: 50 per page by keyset, the next page continues with no overlap.
-    let (_, _, first) = c.page(&cookie, "/console/orders?outcome=not_sent&sort=amount_desc").await;
+    let (_, _, first) = c
+        .page(&cookie, "/console/orders?outcome=not_sent&sort=amount_desc")
+        .await;
     let page1 = order_rows(&first);
     assert_eq!(page1.len(), 50);
     assert_eq!(page1[0], "o-59", "highest amount first");
@@ -272,22 +315,32 @@ async fn the_console_signs_in_and_shows_the_store_as_the_api_does(place: Place) 
     let (_, _, detail) = c.page(&cookie, "/console/orders/o-07").await;
     assert!(!detail.contains("<script>"));
     assert!(detail.contains("OrderPlaced") && detail.contains("AttemptDeclined"));
-    assert!(detail.contains("411111") && !detail.contains("tok_test"), "card: BIN and last four only");
+    assert!(
+        detail.contains("411111") && !detail.contains("tok_test"),
+        "card: BIN and last four only"
+    );
 
     // A bad filter says what is wrong.
-    let (s, _, bad) = c.page(&cookie, "/console/orders?outcome=won&from=yesterday").await;
+    let (s, _, bad) = c
+        .page(&cookie, "/console/orders?outcome=won&from=yesterday")
+        .await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(bad.contains("unknown outcome") && bad.contains("not a date"));
 
     // CSV: every order the filter shows (all pages), defused and quoted.
-    let (s, h, csv) = c.page(&cookie, "/console/orders.csv?outcome=not_sent").await;
+    let (s, h, csv) = c
+        .page(&cookie, "/console/orders.csv?outcome=not_sent")
+        .await;
     assert_eq!(s, StatusCode::OK);
     assert!(h["content-type"].to_str().unwrap().starts_with("text/csv"));
     let lines: Vec<&str> = csv.lines().collect();
     assert_eq!(lines.len(), 61, "header and 60 orders");
     assert!(lines[0].starts_with("order_id,order_type,status,placed_at"));
     let o08 = lines.iter().find(|l| l.starts_with("o-08,")).unwrap();
-    assert!(o08.contains("\"'=HYPERLINK(\"\"http://x\"\") Tester\""), "{o08}");
+    assert!(
+        o08.contains("\"'=HYPERLINK(\"\"http://x\"\") Tester\""),
+        "{o08}"
+    );
     let o59 = lines.iter().find(|l| l.starts_with("o-59,")).unwrap();
     assert!(o59.contains(",1059,10.59,USD,none,,not_sent,"), "{o59}");
 
@@ -327,7 +380,10 @@ async fn receiver(r: Arc<Receiver>) -> String {
                 if !r.up.load(Ordering::SeqCst) {
                     return AxStatus::SERVICE_UNAVAILABLE;
                 }
-                r.delivered.lock().unwrap().push(serde_json::from_str(&body).unwrap_or(Value::Null));
+                r.delivered
+                    .lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&body).unwrap_or(Value::Null));
                 AxStatus::OK
             }
         }),
@@ -369,13 +425,25 @@ async fn a_retry_needs_an_operator_and_the_sessions_csrf_token_and_goes_through_
     let token = csrf(&page);
 
     // Without the session's token: refused, nothing done.
-    let r = c.form(&cookie, "/console/outbox/retry", &[("csrf", "forged"), ("key", &key)]).await;
+    let r = c
+        .form(
+            &cookie,
+            "/console/outbox/retry",
+            &[("csrf", "forged"), ("key", &key)],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     // A token from another session: refused.
     c.clock.advance(Duration::seconds(5));
     let (other, _) = c.sign_in(KEY, false).await;
     assert_ne!(other, cookie);
-    let r = c.form(&other, "/console/outbox/retry", &[("csrf", &token), ("key", &key)]).await;
+    let r = c
+        .form(
+            &other,
+            "/console/outbox/retry",
+            &[("csrf", &token), ("key", &key)],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
 
     // A read-only key sees the row but no button, and cannot retry even with its own token.
@@ -384,7 +452,13 @@ async fn a_retry_needs_an_operator_and_the_sessions_csrf_token_and_goes_through_
     assert!(ro_page.contains(&key));
     assert!(!ro_page.contains("Retry now"));
     let ro_token = csrf(&ro_page);
-    let r = c.form(&ro, "/console/outbox/retry", &[("csrf", &ro_token), ("key", &key)]).await;
+    let r = c
+        .form(
+            &ro,
+            "/console/outbox/retry",
+            &[("csrf", &ro_token), ("key", &key)],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
     assert!(r.text().await.unwrap().contains("read-only"));
     // Nor through the API.
@@ -397,13 +471,25 @@ async fn a_retry_needs_an_operator_and_the_sessions_csrf_token_and_goes_through_
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = c.http.get(c.url("/v1/orders/o-n")).bearer_auth(READ_ONLY).send().await.unwrap();
+    let r = c
+        .http
+        .get(c.url("/v1/orders/o-n"))
+        .bearer_auth(READ_ONLY)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
 
     // The CRM is back; the operator retries now: the row is due at once and delivered by the
     // worker, without waiting for its back-off.
     crm.up.store(true, Ordering::SeqCst);
-    let r = c.form(&cookie, "/console/outbox/retry", &[("csrf", &token), ("key", &key)]).await;
+    let r = c
+        .form(
+            &cookie,
+            "/console/outbox/retry",
+            &[("csrf", &token), ("key", &key)],
+        )
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     let to = r.headers()[LOCATION].to_str().unwrap().to_string();
     assert!(to.ends_with("result=due"), "{to}");
@@ -411,19 +497,38 @@ async fn a_retry_needs_an_operator_and_the_sessions_csrf_token_and_goes_through_
     assert_eq!(crm.delivered.lock().unwrap().len(), 1, "delivered once");
     let (_, _, after) = c.page(&cookie, &to).await;
     assert!(after.contains("is due now"));
-    assert!(!after.contains(&format!("data-key=\"{key}\"")), "no longer pending");
+    assert!(
+        !after.contains(&format!("data-key=\"{key}\"")),
+        "no longer pending"
+    );
     // Asking again: it is done, nothing happens.
-    let r = c.form(&cookie, "/console/outbox/retry", &[("csrf", &token), ("key", &key)]).await;
-    assert!(r.headers()[LOCATION].to_str().unwrap().ends_with("result=done"));
+    let r = c
+        .form(
+            &cookie,
+            "/console/outbox/retry",
+            &[("csrf", &token), ("key", &key)],
+        )
+        .await;
+    assert!(r.headers()[LOCATION]
+        .to_str()
+        .unwrap()
+        .ends_with("result=done"));
     c.settle().await;
     assert_eq!(crm.delivered.lock().unwrap().len(), 1);
 
     // Signing out needs the token too.
-    let r = c.form(&cookie, "/console/sign-out", &[("csrf", "nope")]).await;
+    let r = c
+        .form(&cookie, "/console/sign-out", &[("csrf", "nope")])
+        .await;
     assert_eq!(r.status(), StatusCode::FORBIDDEN);
-    let r = c.form(&cookie, "/console/sign-out", &[("csrf", &token)]).await;
+    let r = c
+        .form(&cookie, "/console/sign-out", &[("csrf", &token)])
+        .await;
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
-    assert!(r.headers()[SET_COOKIE].to_str().unwrap().contains("Max-Age=0"));
+    assert!(r.headers()[SET_COOKIE]
+        .to_str()
+        .unwrap()
+        .contains("Max-Age=0"));
     c.stop().await;
 }
 
@@ -442,6 +547,9 @@ async fn a_session_ends_at_its_expiry() {
     assert_eq!(h[LOCATION], "/console/sign-in?next=/console/health");
     // A tampered cookie is no session either.
     let tampered = cookie.replace("operator", "read-only");
-    assert_eq!(c.page(&tampered, "/console/").await.0, StatusCode::SEE_OTHER);
+    assert_eq!(
+        c.page(&tampered, "/console/").await.0,
+        StatusCode::SEE_OTHER
+    );
     c.stop().await;
 }

@@ -30,11 +30,8 @@ impl Metered {
     }
 
     fn record<T>(&self, operation: &str, started: Instant, r: &Result<T, FlexFactorError>) {
-        self.metrics.flexfactor_call(
-            operation,
-            outcome(r),
-            started.elapsed().as_secs_f64(),
-        );
+        self.metrics
+            .flexfactor_call(operation, outcome(r), started.elapsed().as_secs_f64());
     }
 }
 

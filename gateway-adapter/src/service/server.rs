@@ -31,8 +31,8 @@ use super::{api, console, openapi, ops, preflight, summary, webhooks};
 use crate::card_fingerprint::CardFingerprinter;
 use crate::crm::SandboxProcessor;
 use crate::engine::effects::ServiceEffects;
-use crate::flexfactor::metered::Metered;
 use crate::engine::{Engine, EngineConfig};
+use crate::flexfactor::metered::Metered;
 use crate::metrics::Metrics;
 use crate::store::{webhook_book, Store};
 

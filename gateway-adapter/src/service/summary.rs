@@ -199,9 +199,10 @@ pub fn summarize(window: Window, since: DateTime<Utc>, rows: &[FunnelRow]) -> Su
             continue;
         }
         add(&mut total, &r.outcome, r.orders);
-        for s in routes.iter_mut().filter(|s| {
-            s.route == r.route && s.slot.as_deref().is_none_or(|slot| slot == r.slot)
-        }) {
+        for s in routes
+            .iter_mut()
+            .filter(|s| s.route == r.route && s.slot.as_deref().is_none_or(|slot| slot == r.slot))
+        {
             add(s, &r.outcome, r.orders);
         }
         if r.outcome == "recovered" {

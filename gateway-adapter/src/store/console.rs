@@ -83,7 +83,12 @@ pub enum Sort {
 }
 
 impl Sort {
-    pub const ALL: [Sort; 4] = [Sort::Newest, Sort::Oldest, Sort::AmountHigh, Sort::AmountLow];
+    pub const ALL: [Sort; 4] = [
+        Sort::Newest,
+        Sort::Oldest,
+        Sort::AmountHigh,
+        Sort::AmountLow,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -222,7 +227,12 @@ pub async fn orders_page(
         let n = next(&mut params, Param::Int(t));
         clauses.push(format!("placed_at < {n}"));
     }
-    if let Some(s) = filter.search.as_ref().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+    if let Some(s) = filter
+        .search
+        .as_ref()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+    {
         let a = next(&mut params, Param::Text(s.to_string()));
         let b = next(&mut params, Param::Text(s.to_string()));
         let c = next(&mut params, Param::Text(s.to_lowercase()));
@@ -507,10 +517,7 @@ outbox_row_source!(sqlx::sqlite::SqliteRow);
 
 /// Effects (FlexFactor calls, charges, CRM notifications) pending or failed, and any row that
 /// failed for good: failed first, then by due time. At most `limit`.
-pub async fn outbox_attention(
-    backend: &Backend,
-    limit: i64,
-) -> Result<Vec<OutboxRow>, StoreError> {
+pub async fn outbox_attention(backend: &Backend, limit: i64) -> Result<Vec<OutboxRow>, StoreError> {
     let sql = format!(
         "SELECT {OUTBOX_COLUMNS} FROM salvage_outbox \
           WHERE state = 'failed' OR (state = 'pending' AND kind = 'effect') \

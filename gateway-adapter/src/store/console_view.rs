@@ -106,8 +106,8 @@ pub(crate) fn funnel_entry(order: &Order) -> Option<FunnelEntry> {
     let outcome = outcome(order)?;
     let (route, slot) = route_and_slot(order);
     let amount = match &order.salvage {
-        Some(s) => s.amount.clone(),
-        None => order.details.as_ref()?.amount.clone(),
+        Some(s) => s.amount,
+        None => order.details.as_ref()?.amount,
     };
     Some(FunnelEntry {
         key: FunnelKey {
@@ -132,13 +132,14 @@ pub(crate) fn before(views: &Known) -> BTreeMap<String, FunnelEntry> {
         .collect()
 }
 
-/// The funnel writes that take the table from `before` to the orders of `after`.
-pub(crate) fn funnel_writes(before: &BTreeMap<String, FunnelEntry>, after: &Known) -> Vec<Write> {
+/// Per funnel cell, the change in (orders, amount) that takes the table from `before` to the
+/// orders of `after` (cells that do not change are absent).
+pub(crate) fn funnel_deltas<'a>(
+    before: &BTreeMap<String, FunnelEntry>,
+    after: impl IntoIterator<Item = (&'a String, &'a Order)>,
+) -> BTreeMap<FunnelKey, (i64, i64)> {
     let mut delta: BTreeMap<FunnelKey, (i64, i64)> = BTreeMap::new();
-    for ((_, id), at) in after {
-        let AggregateAt::Order(o, _) = at else {
-            continue;
-        };
+    for (id, o) in after {
         let new = funnel_entry(o);
         let old = before.get(id);
         if new.as_ref() == old {
@@ -155,9 +156,18 @@ pub(crate) fn funnel_writes(before: &BTreeMap<String, FunnelEntry>, after: &Know
             d.1 += new.amount_minor;
         }
     }
-    let rows = delta
+    delta.retain(|_, d| *d != (0, 0));
+    delta
+}
+
+/// The funnel writes that take the table from `before` to the orders of `after`.
+pub(crate) fn funnel_writes(before: &BTreeMap<String, FunnelEntry>, after: &Known) -> Vec<Write> {
+    let orders = after.iter().filter_map(|((_, id), at)| match at {
+        AggregateAt::Order(o, _) => Some((id, &**o)),
+        AggregateAt::Subscription(..) => None,
+    });
+    let rows = funnel_deltas(before, orders)
         .into_iter()
-        .filter(|(_, d)| *d != (0, 0))
         .map(|(k, (n, amount))| {
             vec![
                 Bind::Int(k.hour),
@@ -258,6 +268,94 @@ mod tests {
         let n = ORDER_COLUMNS.split(',').count();
         assert_eq!(order_binds(&Order::default()).len(), n);
         assert_eq!(order_upsert_columns().split(", ").count(), n);
+    }
+
+    /// An order state from a few choices: never declined, not sent, or a salvage on one route
+    /// in one state (amounts and hours vary).
+    fn state(choice: u8, hour: i64, amount: i64, usd: bool) -> Order {
+        let at = |h: i64| {
+            chrono::DateTime::<chrono::Utc>::from_timestamp(h * 3600, 0)
+                .unwrap_or_default()
+                .to_rfc3339()
+        };
+        let currency = if usd { "USD" } else { "EUR" };
+        if choice == 0 {
+            return Order::default();
+        }
+        let mut v = serde_json::to_value(Order::default()).expect("an order as JSON");
+        v["declined_at"] = serde_json::json!(at(hour));
+        if choice > 1 {
+            let route = match choice % 3 {
+                0 => serde_json::json!({"route": "cascade", "step": 1}),
+                1 => serde_json::json!({"route": "rerun"}),
+                _ => {
+                    serde_json::json!({"route": "recycle", "subscription_id": "s-1", "recycle_attempt": 5, "slot": if choice % 2 == 0 { "4-6" } else { "final" }})
+                }
+            };
+            let (state, failure) = match choice % 5 {
+                0 => ("succeeded", serde_json::Value::Null),
+                1 => ("failed", serde_json::json!("expired")),
+                2 => ("failed", serde_json::json!("declined")),
+                3 => ("accepted", serde_json::Value::Null),
+                _ => ("failed", serde_json::json!("expired_unreconciled")),
+            };
+            v["salvage"] = serde_json::json!({
+                "attempt": 1, "route": route, "flexfactor_gateway": "ff", "idempotency_key": "k",
+                "mode": {"kind": "cit", "customer_ip": "203.0.113.7"},
+                "amount": {"amount_minor": amount, "currency": currency},
+                "state": state, "submitted_at": at(hour), "failure": failure,
+            });
+        }
+        serde_json::from_value(v).expect("an order state")
+    }
+
+    proptest::proptest! {
+        /// Whatever batches move orders between cells, the funnel table kept by deltas equals
+        /// a recount of the final states.
+        #[test]
+        fn deltas_keep_the_funnel_equal_to_a_recount(
+            batches in proptest::collection::vec(
+                proptest::collection::vec((0usize..12, 0u8..12, 0i64..5, 1i64..5_000, proptest::bool::ANY), 1..8),
+                1..12,
+            )
+        ) {
+            let mut views: BTreeMap<String, Order> = BTreeMap::new();
+            let mut table: BTreeMap<FunnelKey, (i64, i64)> = BTreeMap::new();
+            for batch in batches {
+                let mut after: BTreeMap<String, Order> = BTreeMap::new();
+                for (id, choice, hour, amount, usd) in batch {
+                    after.insert(format!("o-{id}"), state(choice, 490_000 + hour, amount, usd));
+                }
+                let before: BTreeMap<String, FunnelEntry> = after
+                    .keys()
+                    .filter_map(|id| views.get(id).and_then(funnel_entry).map(|e| (id.clone(), e)))
+                    .collect();
+                for (k, (n, m)) in funnel_deltas(&before, after.iter()) {
+                    let cell = table.entry(k).or_default();
+                    cell.0 += n;
+                    cell.1 += m;
+                }
+                views.extend(after);
+            }
+            table.retain(|_, c| *c != (0, 0));
+            let mut recount: BTreeMap<FunnelKey, (i64, i64)> = BTreeMap::new();
+            for o in views.values() {
+                if let Some(e) = funnel_entry(o) {
+                    let cell = recount.entry(e.key).or_default();
+                    cell.0 += 1;
+                    cell.1 += e.amount_minor;
+                }
+            }
+            proptest::prop_assert_eq!(table, recount);
+        }
+    }
+
+    #[test]
+    fn the_state_templates_cover_every_outcome() {
+        let outcomes: std::collections::BTreeSet<_> = (0..12u8)
+            .filter_map(|c| outcome(&state(c, 490_000, 100, true)))
+            .collect();
+        assert_eq!(outcomes.len(), Outcome::ALL.len(), "{outcomes:?}");
     }
 
     #[test]

@@ -99,6 +99,9 @@ mod tests {
         assert_eq!(svg.matches("<circle").count(), 2);
         assert_eq!(svg.matches("<rect").count(), 3);
         assert!(svg.contains("&lt;c&gt;"), "labels are escaped");
-        assert!(!svg.contains("style="), "no inline styles (the CSP forbids them)");
+        assert!(
+            !svg.contains("style="),
+            "no inline styles (the CSP forbids them)"
+        );
     }
 }

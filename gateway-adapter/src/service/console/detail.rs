@@ -205,7 +205,7 @@ pub async fn order_page(
 ) -> Result<Response, PageError> {
     let session = match session::require(&state, &headers, &uri) {
         Ok(s) => s,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(r.into_response()),
     };
     let csrf = session.csrf(state.console.key());
     let backend = &state.store.backend;
@@ -258,7 +258,14 @@ pub async fn order_page(
         p class="hint" { "Events, FlexFactor's webhook deliveries and the follow-ups (FlexFactor calls, charges, CRM notifications), by time." }
         (timeline(&events, &webhooks, &outbox, now))
     };
-    Ok(layout::page(&format!("Order {order_id}"), Section::Orders, &session, &csrf, body).into_response())
+    Ok(layout::page(
+        &format!("Order {order_id}"),
+        Section::Orders,
+        &session,
+        &csrf,
+        body,
+    )
+    .into_response())
 }
 
 /// `GET /console/subscriptions/{subscription_id}`.
@@ -270,7 +277,7 @@ pub async fn subscription_page(
 ) -> Result<Response, PageError> {
     let session = match session::require(&state, &headers, &uri) {
         Ok(s) => s,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(r.into_response()),
     };
     let csrf = session.csrf(state.console.key());
     let backend = &state.store.backend;

@@ -26,7 +26,7 @@ pub async fn page(
 ) -> Result<Response, PageError> {
     let session = match session::require(&state, &headers, &uri) {
         Ok(s) => s,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(r.into_response()),
     };
     let csrf = session.csrf(state.console.key());
     let refused = reads::refusals(&state.store.backend, SHOWN).await?;

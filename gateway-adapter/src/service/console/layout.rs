@@ -215,7 +215,10 @@ mod tests {
     fn relative_times_say_which_way() {
         let now = DateTime::<Utc>::from_timestamp(1_000_000, 0).unwrap_or_default();
         let ms = now.timestamp_millis();
-        assert_eq!(relative(ms + 3 * 86_400_000 + 4 * 3_600_000, now), "in 3 d 4 h");
+        assert_eq!(
+            relative(ms + 3 * 86_400_000 + 4 * 3_600_000, now),
+            "in 3 d 4 h"
+        );
         assert_eq!(relative(ms - 125 * 60_000, now), "2 h 5 min ago");
         assert_eq!(relative(ms + 30_000, now), "in 30 s");
     }

@@ -145,9 +145,17 @@ fn select(name: &str, label: &str, current: Option<&str>, options: &[(&str, &str
 
 fn filters(q: &OrdersQuery, gateways: &[String]) -> Markup {
     let mut outcomes: Vec<(&str, &str)> = vec![("", "Any")];
-    outcomes.extend(Outcome::ALL.iter().map(|o| (o.as_str(), outcome_label(o.as_str()))));
+    outcomes.extend(
+        Outcome::ALL
+            .iter()
+            .map(|o| (o.as_str(), outcome_label(o.as_str()))),
+    );
     let mut routes: Vec<(&str, &str)> = vec![("", "Any")];
-    routes.extend(ROUTES.iter().map(|r| (*r, if *r == "none" { "not sent" } else { *r })));
+    routes.extend(
+        ROUTES
+            .iter()
+            .map(|r| (*r, if *r == "none" { "not sent" } else { *r })),
+    );
     let mut gws: Vec<(&str, &str)> = vec![("", "Any")];
     gws.extend(gateways.iter().map(|g| (g.as_str(), g.as_str())));
     let sorts = [
@@ -218,7 +226,7 @@ pub async fn page(
 ) -> Result<Response, PageError> {
     let session = match session::require(&state, &headers, &uri) {
         Ok(s) => s,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(r.into_response()),
     };
     let csrf = session.csrf(state.console.key());
     let gateways = reads::gateways(&state.store.backend).await?;
@@ -247,8 +255,16 @@ pub async fn page(
     let now = state.clock.now();
     let base = q.filter_query(None);
     let sort_link = |s: Sort| format!("/console/orders?{}", q.filter_query(Some(s.as_str())));
-    let placed_sort = if filter.sort == Sort::Newest { Sort::Oldest } else { Sort::Newest };
-    let amount_sort = if filter.sort == Sort::AmountHigh { Sort::AmountLow } else { Sort::AmountHigh };
+    let placed_sort = if filter.sort == Sort::Newest {
+        Sort::Oldest
+    } else {
+        Sort::Newest
+    };
+    let amount_sort = if filter.sort == Sort::AmountHigh {
+        Sort::AmountLow
+    } else {
+        Sort::AmountHigh
+    };
     let body = html! {
         h1 { "Orders in salvage" }
         (filters(&q, &gateways))
@@ -359,7 +375,7 @@ pub async fn csv(
     Query(q): Query<OrdersQuery>,
 ) -> Response {
     if let Err(r) = session::require(&state, &headers, &uri) {
-        return r;
+        return r.into_response();
     }
     let filter = match q.filter() {
         Ok(f) => f,
@@ -389,8 +405,13 @@ pub async fn csv(
         if c.done {
             return None;
         }
-        match reads::orders_page(&c.state.store.backend, &c.filter, c.after.as_ref(), CSV_CHUNK)
-            .await
+        match reads::orders_page(
+            &c.state.store.backend,
+            &c.filter,
+            c.after.as_ref(),
+            CSV_CHUNK,
+        )
+        .await
         {
             Ok((rows, more)) => {
                 c.done = !more;

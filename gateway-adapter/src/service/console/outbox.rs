@@ -90,7 +90,7 @@ pub async fn page(
 ) -> Result<Response, PageError> {
     let session = match session::require(&state, &headers, &uri) {
         Ok(s) => s,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(r.into_response()),
     };
     let csrf = session.csrf(state.console.key());
     let rows = reads::outbox_attention(&state.store.backend, SHOWN).await?;
@@ -160,7 +160,7 @@ pub async fn retry(
 ) -> Result<Response, PageError> {
     let session = match session::require(&state, &headers, &uri) {
         Ok(s) => s,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(r.into_response()),
     };
     if !session.csrf_ok(state.console.key(), &form.csrf) {
         return Ok(session::csrf_refused());
@@ -216,7 +216,10 @@ mod tests {
             "CRM notification order_recovered"
         );
         assert_eq!(
-            describe(&row("effect", r#"{"follow_up":"effect","effect":"capture"}"#)),
+            describe(&row(
+                "effect",
+                r#"{"follow_up":"effect","effect":"capture"}"#
+            )),
             "capture"
         );
         assert_eq!(describe(&row("effect", "not json")), "effect");
@@ -225,7 +228,10 @@ mod tests {
     #[test]
     fn the_subject_comes_from_the_key_even_with_colons_in_the_id() {
         assert_eq!(subject("order:o-1:3:0"), Some(("order", "o-1")));
-        assert_eq!(subject("subscription:a:b:12:1"), Some(("subscription", "a:b")));
+        assert_eq!(
+            subject("subscription:a:b:12:1"),
+            Some(("subscription", "a:b"))
+        );
         assert_eq!(subject("nonsense"), None);
     }
 }

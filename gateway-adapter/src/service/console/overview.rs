@@ -150,7 +150,7 @@ pub async fn page(
 ) -> Result<Response, PageError> {
     let session = match session::require(&state, &headers, &uri) {
         Ok(s) => s,
-        Err(r) => return Ok(r),
+        Err(r) => return Ok(r.into_response()),
     };
     let window = q
         .window
@@ -160,5 +160,12 @@ pub async fn page(
     let s = summary::read(&state, window).await?;
     let points = points(&state, window).await?;
     let csrf = session.csrf(state.console.key());
-    Ok(layout::page("Overview", Section::Overview, &session, &csrf, body(&s, &points)).into_response())
+    Ok(layout::page(
+        "Overview",
+        Section::Overview,
+        &session,
+        &csrf,
+        body(&s, &points),
+    )
+    .into_response())
 }

@@ -180,18 +180,30 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-/// The session of the request, or the answer that sends the browser to sign in.
-pub fn require(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Session, Response> {
+/// No session: the browser is sent to sign in, and back to `next` afterwards.
+#[derive(Debug)]
+pub struct SignInFirst {
+    next: String,
+}
+
+impl IntoResponse for SignInFirst {
+    fn into_response(self) -> Response {
+        see_other(&format!("/console/sign-in?next={}", encode(&self.next)))
+    }
+}
+
+/// The session of the request, or what sends the browser to sign in.
+pub fn require(state: &AppState, headers: &HeaderMap, uri: &Uri) -> Result<Session, SignInFirst> {
     let now = state.clock.now().timestamp();
     match cookie_in(headers).and_then(|c| Session::from_cookie(state.console.key(), &c, now)) {
         Some(s) => Ok(s),
-        None => {
-            let next = uri
+        None => Err(SignInFirst {
+            next: uri
                 .path_and_query()
                 .map(|p| p.as_str())
-                .unwrap_or("/console/");
-            Err(see_other(&format!("/console/sign-in?next={}", encode(next))))
-        }
+                .unwrap_or("/console/")
+                .to_string(),
+        }),
     }
 }
 
@@ -284,7 +296,10 @@ pub async fn sign_in(
         tracing::warn!("console sign-in refused: unknown key");
         return (
             StatusCode::UNAUTHORIZED,
-            sign_in_page(&next, Some("That key is not one of this deployment's API keys.")),
+            sign_in_page(
+                &next,
+                Some("That key is not one of this deployment's API keys."),
+            ),
         )
             .into_response();
     };
@@ -322,7 +337,7 @@ pub async fn sign_out(
 ) -> Response {
     let session = match require(&state, &headers, &uri) {
         Ok(s) => s,
-        Err(r) => return r,
+        Err(r) => return r.into_response(),
     };
     if !session.csrf_ok(state.console.key(), &form.csrf) {
         return csrf_refused();
@@ -388,7 +403,10 @@ mod tests {
 
     #[test]
     fn next_stays_in_the_console() {
-        assert_eq!(safe_next(Some("/console/orders?x=1")), "/console/orders?x=1");
+        assert_eq!(
+            safe_next(Some("/console/orders?x=1")),
+            "/console/orders?x=1"
+        );
         assert_eq!(safe_next(Some("https://evil.example/")), "/console/");
         assert_eq!(safe_next(Some("//evil.example/console")), "/console/");
         assert_eq!(safe_next(None), "/console/");
