@@ -65,7 +65,14 @@ async fn serve_config(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result
         }
         Err(e) => return Err(anyhow::Error::new(e).context("the service could not start")),
     };
-    println!("Salvage listening on {}", running.url());
+    if running.state.test_mode {
+        println!(
+            "Salvage listening on {}  (TEST MODE: not for production)",
+            running.url()
+        );
+    } else {
+        println!("Salvage listening on {}", running.url());
+    }
     println!(
         "  Console: {}/console  (sign in with an API key)",
         running.url()

@@ -26,7 +26,7 @@ const SAMPLE_SETUP: &str = include_str!("../examples/salvage.toml");
 /// The sandbox's configuration text: the sample setup, and the service pointed at the fake.
 pub fn sandbox_config(listen: SocketAddr, flexfactor_url: &str) -> String {
     format!(
-        "{SAMPLE_SETUP}\n[service]\nlisten = \"{listen}\"\nstore_url = \"sqlite://salvage.db\"\napi_keys = [\"{SANDBOX_API_KEY}\"]\nread_only_api_keys = [\"{SANDBOX_READ_ONLY_KEY}\"]\n\n[flexfactor]\nbase_url = \"{flexfactor_url}\"\n"
+        "{SAMPLE_SETUP}\n[service]\nlisten = \"{listen}\"\nstore_url = \"sqlite://salvage.db\"\napi_keys = [\"{SANDBOX_API_KEY}\"]\nread_only_api_keys = [\"{SANDBOX_READ_ONLY_KEY}\"]\n\n[flexfactor]\nbase_url = \"{flexfactor_url}\"\n\n[test_mode]\nenabled = true\n"
     )
 }
 
@@ -54,7 +54,7 @@ pub async fn serve_sandbox(listen: Option<SocketAddr>) -> anyhow::Result<ExitCod
     fake.set_webhook_url(Some(&format!("{}/webhooks/flexfactor", running.url())))
         .context("cannot point the fake FlexFactor at the service")?;
     let url = running.url();
-    println!("Salvage sandbox listening on {url}");
+    println!("Salvage sandbox listening on {url}  (TEST MODE: not for production)");
     println!("  store:       sqlite://salvage.db (in the working directory)");
     println!("  setup:       the sample setup (examples/salvage.toml)");
     println!(

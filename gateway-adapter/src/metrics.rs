@@ -46,6 +46,8 @@ pub struct Metrics {
     pub notification_backlog: IntGauge,
     pub outbox_failed: IntGauge,
     pub sqlite_lock_retries: IntGauge,
+    /// 1 when the service runs in test mode.
+    pub test_mode: IntGauge,
 }
 
 impl Metrics {
@@ -162,6 +164,11 @@ impl Metrics {
         registry.register(Box::new(notification_backlog.clone()))?;
         registry.register(Box::new(outbox_failed.clone()))?;
         registry.register(Box::new(sqlite_lock_retries.clone()))?;
+        let test_mode = IntGauge::new(
+            "test_mode",
+            "1 when the service runs in test mode ([test_mode] enabled): not for production",
+        )?;
+        registry.register(Box::new(test_mode.clone()))?;
         Ok(Metrics {
             registry,
             requests,
@@ -179,6 +186,7 @@ impl Metrics {
             notification_backlog,
             outbox_failed,
             sqlite_lock_retries,
+            test_mode,
         })
     }
 

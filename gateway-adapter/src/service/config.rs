@@ -185,6 +185,30 @@ struct ServiceTables {
     charge_hook: Option<ChargeHookSection>,
     #[serde(default)]
     notifications: Option<NotificationsSection>,
+    #[serde(default)]
+    test_mode: Option<TestModeSection>,
+}
+
+/// `[test_mode]`: a service for tests (the embedded default runs in it). It is said in every
+/// answer's `x-salvage-test-mode` header, in `/readyz`, in the metrics and in the banner, and
+/// refused against FlexFactor's production API.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestModeSection {
+    #[serde(default)]
+    pub enabled: bool,
+}
+
+/// Whether `url` is FlexFactor's production API (any path, any case, with or without a port).
+pub fn is_flexfactor_production(url: &str) -> bool {
+    let rest = url.trim().to_ascii_lowercase();
+    let rest = rest
+        .strip_prefix("https://")
+        .or_else(|| rest.strip_prefix("http://"))
+        .unwrap_or(&rest)
+        .to_string();
+    let host = rest.split(['/', ':', '?', '#']).next().unwrap_or("");
+    host.trim_end_matches('.') == "api.flexfactor.io"
 }
 
 /// The whole configuration.
@@ -195,6 +219,7 @@ pub struct ServiceConfig {
     pub flexfactor: FlexFactorSection,
     pub charge_hook: Option<ChargeHookSection>,
     pub notifications: Option<NotificationsSection>,
+    pub test_mode: TestModeSection,
     /// Where it was read from (for messages).
     pub source: PathBuf,
 }
@@ -229,7 +254,13 @@ fn render(file: &str, v: &[SetupViolation]) -> String {
         .join("\n")
 }
 
-const SERVICE_TABLES: [&str; 4] = ["service", "flexfactor", "charge_hook", "notifications"];
+const SERVICE_TABLES: [&str; 5] = [
+    "service",
+    "flexfactor",
+    "charge_hook",
+    "notifications",
+    "test_mode",
+];
 
 /// Reads environment variables through a function, so tests need not touch the process env.
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -307,6 +338,7 @@ impl ServiceConfig {
             flexfactor: tables.flexfactor.unwrap_or_default(),
             charge_hook: tables.charge_hook,
             notifications: tables.notifications,
+            test_mode: tables.test_mode.unwrap_or_default(),
             source: source.to_path_buf(),
         };
         config.apply_env(env);
@@ -381,6 +413,16 @@ impl ServiceConfig {
                     format!("api_keys[{i}] is shorter than 16 characters"),
                 );
             }
+        }
+        if self.test_mode.enabled && is_flexfactor_production(&self.flexfactor.base_url) {
+            add(
+                "[test_mode]",
+                format!(
+                    "test mode is refused against FlexFactor's production API ({}): point \
+                     [flexfactor] base_url at the sandbox or a fake, or turn test mode off",
+                    self.flexfactor.base_url
+                ),
+            );
         }
         for (i, k) in self.service.read_only_api_keys.iter().enumerate() {
             if k.expose_secret().len() < 16 {
@@ -501,6 +543,40 @@ mod tests {
                 .find(|(n, _)| *n == k)
                 .map(|(_, v)| v.to_string())
         }
+    }
+
+    #[test]
+    fn test_mode_is_refused_against_production_flexfactor() {
+        for url in [
+            "https://api.flexfactor.io/v1/",
+            "https://API.FlexFactor.io:443/v1",
+            "http://api.flexfactor.io./",
+        ] {
+            assert!(is_flexfactor_production(url), "{url}");
+        }
+        for url in [
+            "https://api-sandbox.flexfactor.io/v1/",
+            "http://127.0.0.1:9/v1",
+            "https://api.flexfactor.io.example.com/",
+        ] {
+            assert!(!is_flexfactor_production(url), "{url}");
+        }
+        let base = format!("{SAMPLE}\n[service]\napi_keys = [\"0123456789abcdef0123\"]\n");
+        let prod = format!("{base}[flexfactor]\nbase_url = \"https://api.flexfactor.io/v1/\"\n");
+        let on = format!("{prod}[test_mode]\nenabled = true\n");
+        let err = ServiceConfig::from_str(&on, Path::new("t.toml"), &|_| None)
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            err.contains("[test_mode]") && err.contains("production"),
+            "{err}"
+        );
+        let off = ServiceConfig::from_str(&prod, Path::new("t.toml"), &|_| None);
+        assert!(off.is_ok_and(|c| !c.test_mode.enabled));
+        let sandbox = format!("{base}[test_mode]\nenabled = true\n");
+        let c = ServiceConfig::from_str(&sandbox, Path::new("t.toml"), &|_| None);
+        assert!(c.is_ok_and(|c| c.test_mode.enabled));
     }
 
     #[test]

@@ -180,6 +180,16 @@ async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -
     response
 }
 
+/// The header every answer of a service in test mode carries.
+pub const TEST_MODE_HEADER: &str = "x-salvage-test-mode";
+
+async fn say_test_mode(req: Request, next: Next) -> Response {
+    let mut res = next.run(req).await;
+    res.headers_mut()
+        .insert(TEST_MODE_HEADER, HeaderValue::from_static("true"));
+    res
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint; see /openapi.json")
 }
@@ -201,7 +211,8 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/v1/events", get(api::events))
         .route("/v1/salvage/summary", get(summary::get_summary))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
-    Router::new()
+    let test_mode = state.test_mode;
+    let app = Router::new()
         .merge(v1)
         .merge(console::router())
         .route("/webhooks/flexfactor", post(webhooks::flexfactor_webhook))
@@ -215,7 +226,12 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(Ids::default()))
-        .with_state(state)
+        .with_state(state);
+    if test_mode {
+        app.layer(middleware::from_fn(say_test_mode))
+    } else {
+        app
+    }
 }
 
 /// Builds everything and starts serving.
@@ -234,6 +250,7 @@ pub async fn start(
     let setup = Arc::new(config.setup.clone());
     let services = DomainServices::new(setup.clone(), clock.clone());
     let metrics = Arc::new(Metrics::new().map_err(|e| ServiceError::Metrics(e.to_string()))?);
+    metrics.test_mode.set(i64::from(config.test_mode.enabled));
 
     // The same parts `check-config` builds (one validation path).
     let parts = preflight::build(&config, clock.clone()).map_err(ServiceError::Config)?;
@@ -278,6 +295,7 @@ pub async fn start(
         setup,
         clock: clock.clone(),
         api_keys: config.service.api_keys.clone(),
+        test_mode: config.test_mode.enabled,
         read_only_keys: config.service.read_only_api_keys.clone(),
         console: console::ConsoleSettings::new(
             &config.service.api_keys,

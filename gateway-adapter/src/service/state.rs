@@ -49,6 +49,8 @@ pub struct AppState {
     pub setup: Arc<Setup>,
     pub clock: Arc<dyn Clock>,
     pub api_keys: Vec<SecretString>,
+    /// `[test_mode] enabled`: said in every answer's header, `/readyz` and the metrics.
+    pub test_mode: bool,
     /// Keys that read but change nothing.
     pub read_only_keys: Vec<SecretString>,
     /// The console's sessions and what it shows about the deployment.
