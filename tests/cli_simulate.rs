@@ -54,7 +54,7 @@ fn simulate_writes_the_json_and_html_reports_and_prints_a_table() {
     assert!(stdout.contains("no-flexfactor-recycle"), "{stdout}");
     let json = std::fs::read_to_string(out.join("report.json")).unwrap();
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
-    assert!(json.contains("\"format\": \"salvage-sim/report/v1\""));
+    assert!(json.contains("\"format\": \"salvage-sim/report/v2\""));
     assert!(html.starts_with("<!DOCTYPE html>") && html.contains("<svg"));
     // Self-contained: no script, no external stylesheet, image or font.
     for external in ["<script", "<link", "src=", "@import", "url("] {

@@ -118,8 +118,10 @@ fn slot_index(route: &SalvageRoute) -> Option<usize> {
 }
 
 impl<'a> CustomerDriver<'a> {
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         scenario: &'a Scenario,
+        seed: u64,
         gateways: &'a GatewayModel,
         flexfactor: &'a FlexFactorModel,
         variant: &'a Variant,
@@ -132,7 +134,7 @@ impl<'a> CustomerDriver<'a> {
             gateways,
             flexfactor,
             variant,
-            seed: scenario.spec.seed,
+            seed,
             start: scenario.start,
             horizon_days: scenario.spec.horizon_days as usize,
             customer: profile.customer(),

@@ -20,7 +20,7 @@ use salvage_domain::{Money, OrderId, OrderType};
 use crate::customer::CustomerDriver;
 use crate::flexfactor_model::FlexFactorModel;
 use crate::gateway_model::{ChargedCard, GatewayModel, Purpose};
-use crate::population::Population;
+use crate::population::{CustomerProfile, Population};
 use crate::rng::{stream, Site};
 use crate::runtime::{Driver, Refused, Runtime};
 use crate::scenario::Scenario;
@@ -60,41 +60,55 @@ impl<'s> Engine<'s> {
         }
     }
 
-    /// The work of a whole run: customers × variants.
+    /// The work of a whole run of one seed: customers × variants.
     pub fn total_work(&self) -> u64 {
         u64::from(self.scenario.spec.population.customers) * self.scenario.variants.len() as u64
     }
 
-    /// Runs every customer through every variant; one tally per variant, in scenario order.
+    /// Runs every customer through every variant with the scenario's seed; one tally per
+    /// variant, in scenario order.
     pub fn run(&self, options: &RunOptions<'_>) -> Vec<Tally> {
+        self.run_seeds(&[self.scenario.spec.seed], options)
+            .pop()
+            .unwrap_or_default()
+    }
+
+    /// Runs every customer through every variant once per seed: for each seed (in the order
+    /// given), one tally per variant. Each customer's traffic (its profile) is drawn once per
+    /// seed and run through every variant in turn; the tallies do not depend on the threads.
+    pub fn run_seeds(&self, seeds: &[u64], options: &RunOptions<'_>) -> Vec<Vec<Tally>> {
         let customers = u64::from(self.scenario.spec.population.customers);
-        let variants = self.scenario.variants.len() as u64;
-        let items = customers.div_ceil(CHUNK) * variants;
+        let variants = self.scenario.variants.len();
+        let chunks = customers.div_ceil(CHUNK);
+        let items = chunks * seeds.len() as u64;
         let threads = options.threads.clamp(1, items.max(1) as usize);
         let next = AtomicU64::new(0);
         let work = || {
-            let mut runners: Vec<Option<VariantRunner<'_, 's>>> =
-                (0..variants).map(|_| None).collect();
-            let mut tallies = vec![Tally::default(); variants as usize];
+            let mut runners: Vec<VariantRunner<'_, 's>> =
+                (0..variants).map(|v| self.runner(v)).collect();
+            let mut tallies = vec![vec![Tally::default(); variants]; seeds.len()];
             loop {
                 let item = next.fetch_add(1, Ordering::Relaxed);
                 if item >= items {
                     break;
                 }
-                let (chunk, v) = ((item / variants), (item % variants) as usize);
-                let runner = runners[v].get_or_insert_with(|| self.runner(v));
+                let (s, chunk) = ((item / chunks) as usize, item % chunks);
+                let seed = seeds[s];
                 let lo = chunk * CHUNK;
                 let hi = (lo + CHUNK).min(customers);
                 for customer in lo..hi {
-                    runner.customer(customer, &mut tallies[v], None);
+                    let profile = self.population.customer_of(self.scenario, seed, customer);
+                    for (runner, tally) in runners.iter_mut().zip(tallies[s].iter_mut()) {
+                        runner.run_profile(seed, &profile, tally, None);
+                    }
                 }
                 if let Some(progress) = options.progress {
-                    progress(hi - lo);
+                    progress((hi - lo) * variants as u64);
                 }
             }
             tallies
         };
-        let shards: Vec<Vec<Tally>> = if threads == 1 {
+        let shards: Vec<Vec<Vec<Tally>>> = if threads == 1 {
             vec![work()]
         } else {
             std::thread::scope(|s| {
@@ -105,10 +119,12 @@ impl<'s> Engine<'s> {
                     .collect()
             })
         };
-        let mut total = vec![Tally::default(); variants as usize];
+        let mut total = vec![vec![Tally::default(); variants]; seeds.len()];
         for shard in &shards {
-            for (t, s) in total.iter_mut().zip(shard) {
-                t.merge(s);
+            for (per_seed, shard_seed) in total.iter_mut().zip(shard) {
+                for (t, s) in per_seed.iter_mut().zip(shard_seed) {
+                    t.merge(s);
+                }
             }
         }
         total
@@ -136,12 +152,26 @@ pub struct VariantRunner<'e, 's> {
 }
 
 impl VariantRunner<'_, '_> {
-    /// Simulates customer `index` from its sale to the horizon, counting into `tally` and, when
-    /// asked, recording every committed event.
+    /// Simulates customer `index` of the scenario's seed from its sale to the horizon, counting
+    /// into `tally` and, when asked, recording every committed event.
     pub fn customer(&mut self, index: u64, tally: &mut Tally, record: Option<&mut Vec<Recorded>>) {
+        let scenario = self.engine.scenario;
+        let profile = self.engine.population.customer(scenario, index);
+        self.run_profile(scenario.spec.seed, &profile, tally, record);
+    }
+
+    /// Simulates the customer `profile` (of the traffic of `seed`) from its sale to the
+    /// horizon.
+    pub fn run_profile(
+        &mut self,
+        seed: u64,
+        profile: &CustomerProfile,
+        tally: &mut Tally,
+        record: Option<&mut Vec<Recorded>>,
+    ) {
         let engine = self.engine;
         let scenario = engine.scenario;
-        let profile = engine.population.customer(scenario, index);
+        let index = profile.index;
         let end = scenario.end();
         tally.customers += 1;
         if profile.arrival >= end {
@@ -159,10 +189,11 @@ impl VariantRunner<'_, '_> {
 
         let mut driver = CustomerDriver::new(
             scenario,
+            seed,
             &engine.gateways,
             &engine.flexfactor,
             self.variant,
-            &profile,
+            profile,
             tally,
             record,
         );
@@ -172,7 +203,7 @@ impl VariantRunner<'_, '_> {
             Purpose::NewSale,
             CredentialKind::Token,
             ChargedCard::new(profile.network),
-            &mut stream(scenario.spec.seed, index, Site::SaleAttempt),
+            &mut stream(seed, index, Site::SaleAttempt),
         );
         let place = PlaceOrder {
             order_id: order_id.clone(),

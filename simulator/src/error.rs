@@ -48,7 +48,9 @@ fn render(problems: &[ScenarioProblem]) -> String {
 /// Why a scenario could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ScenarioError {
-    #[error("cannot read {}: {source}", path.display())]
+    /// The OS error is the source, not part of the message: a chain printer (anyhow's `{:#}`)
+    /// shows it once.
+    #[error("cannot read {}", path.display())]
     Read {
         path: PathBuf,
         source: std::io::Error,

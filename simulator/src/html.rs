@@ -340,6 +340,103 @@ fn network_section(out: &mut String, report: &Report, names: &[String]) -> Resul
     Ok(())
 }
 
+/// How sure the headline figures are: per run, each variant's mean ± the 95% interval, and
+/// each variant against the first in words.
+fn uncertainty_section(out: &mut String, report: &Report) {
+    let u = &report.uncertainty;
+    let _ = write!(
+        out,
+        "<h2>How sure</h2><p>Per run of {} customers, {}: the mean and its 95% interval.</p>",
+        u.customers_per_run,
+        esc(&report.seeds_words())
+    );
+    if u.seeds.len() < 2 {
+        out.push_str("<p class=\"note\">One seed: no interval. Run with <code>--seeds N</code> (N of 2 or more) to know whether a difference is larger than the noise.</p>");
+    }
+    let shown = [
+        ("recovered_minor", "recovered revenue"),
+        ("recovered_orders", "recovered orders"),
+        ("flexfactor_recovered_minor", "by FlexFactor"),
+        ("gateway_recovered_minor", "by regular gateways"),
+        ("recycle_failed", "recycle failed"),
+        ("chargebacks", "chargebacks"),
+        (
+            "active_subscriptions_at_horizon",
+            "active subscriptions at horizon",
+        ),
+    ];
+    out.push_str("<table><tr><th>variant</th>");
+    for (_, label) in shown {
+        let _ = write!(out, "<th>{label}</th>");
+    }
+    out.push_str("</tr>");
+    for (i, v) in report.variants.iter().enumerate() {
+        let _ = write!(out, "<tr><td>{}</td>", esc(&v.name));
+        for (key, _) in shown {
+            let cell = u
+                .figure(i, key)
+                .map(|f| report.figure_interval(key, &f.interval))
+                .unwrap_or_default();
+            let _ = write!(out, "<td>{}</td>", esc(&cell));
+        }
+        out.push_str("</tr>");
+    }
+    out.push_str("</table>");
+    if let Some(first) = report.variants.first() {
+        out.push_str("<ul>");
+        for (i, v) in report.variants.iter().enumerate().skip(1) {
+            let Some(d) = u.difference(i, "recovered_minor") else {
+                continue;
+            };
+            let _ = write!(
+                out,
+                "<li><b>{}</b> against <b>{}</b>, recovered revenue: {}.</li>",
+                esc(&v.name),
+                esc(&first.name),
+                esc(&sentence(report, d))
+            );
+        }
+        out.push_str("</ul>");
+    }
+    let _ = write!(out, "<p class=\"note\">{}</p>", esc(u.method));
+}
+
+/// A difference in a sentence.
+fn sentence(report: &Report, d: &crate::stats::Difference) -> String {
+    use crate::stats::Verdict;
+    let i = &d.interval;
+    let amount = |x: f64| report.figure_value("recovered_minor", x.abs());
+    let interval = match (i.low, i.high) {
+        (Some(lo), Some(hi)) => format!(
+            " (95% interval {} to {})",
+            report.figure_value("recovered_minor", lo),
+            report.figure_value("recovered_minor", hi)
+        ),
+        _ => String::new(),
+    };
+    match d.verdict {
+        Verdict::Higher => format!(
+            "{} more per run{interval}, a difference beyond the noise of the seeds",
+            amount(i.mean)
+        ),
+        Verdict::Lower => format!(
+            "{} less per run{interval}, a difference beyond the noise of the seeds",
+            amount(i.mean)
+        ),
+        Verdict::WithinNoise => format!(
+            "{} {} per run{interval}: within noise, these seeds cannot tell the two apart",
+            amount(i.mean),
+            if i.mean < 0.0 { "less" } else { "more" }
+        ),
+        Verdict::Same => "the same on every seed".to_string(),
+        Verdict::Unknown => format!(
+            "{} {} on the one seed run; no interval, so no telling whether it is more than noise",
+            amount(i.mean),
+            if i.mean < 0.0 { "less" } else { "more" }
+        ),
+    }
+}
+
 /// The whole page.
 pub fn render(report: &Report) -> Result<String, ReportError> {
     let scale = 10f64.powi(report.currency.minor_exponent() as i32);
@@ -415,17 +512,32 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
     );
     let _ = write!(
         out,
-        "<h1>Salvage simulation: {}</h1><p>{}</p><p class=\"note\">Seed {}, {} customers, {} days from {}, base setup <code>{}</code>. Amounts in {cur}. The same scenario and seed give the same report.</p>",
+        "<h1>Salvage simulation: {}</h1><p>{}</p><p class=\"note\">{}, {} customers per seed, {} days from {}, base setup <code>{}</code>. Amounts in {cur}. The same scenario and seeds give the same report.</p>",
         esc(&s.name),
         esc(&s.description),
-        s.seed,
+        esc(&report.seeds_words()),
         s.population.customers,
         s.horizon_days,
         esc(&s.start),
         esc(&s.setup),
     );
 
-    out.push_str("<h2>Comparison</h2><table><tr><th>variant</th><th>recovered orders</th><th>recovered revenue</th><th>by FlexFactor</th><th>by regular gateways</th><th>declined amount</th><th>median hours to asynchronous FlexFactor recovery</th><th>recycle failed</th><th>chargebacks</th><th>refunds</th><th>active subscriptions at horizon</th></tr>");
+    uncertainty_section(&mut out, report);
+
+    let _ = write!(
+        out,
+        "<h2>Comparison</h2><p class=\"note\">{}</p><table>",
+        if report.uncertainty.seeds.len() > 1 {
+            format!(
+                "Totals over the {} seeds ({} customers in all); the figures per run, with their intervals, are above.",
+                report.uncertainty.seeds.len(),
+                report.variants.first().map_or(0, |v| v.customers)
+            )
+        } else {
+            "One seed: the figures of one run.".to_string()
+        }
+    );
+    out.push_str("<tr><th>variant</th><th>recovered orders</th><th>recovered revenue</th><th>by FlexFactor</th><th>by regular gateways</th><th>declined amount</th><th>median hours to asynchronous FlexFactor recovery</th><th>recycle failed</th><th>chargebacks</th><th>refunds</th><th>active subscriptions at horizon</th></tr>");
     for v in &report.variants {
         let m = &v.summary;
         let _ = write!(

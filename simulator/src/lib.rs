@@ -28,9 +28,12 @@ pub mod report;
 pub mod rng;
 pub mod runtime;
 pub mod scenario;
+pub mod shipped;
+pub mod stats;
 pub mod store;
 pub mod tally;
 pub mod trace;
+pub mod uncertainty;
 pub mod variant;
 
 pub use engine::{Engine, RunOptions};

@@ -91,9 +91,14 @@ impl Population {
         }
     }
 
-    /// Customer number `index` of the scenario.
+    /// Customer number `index` of the scenario, with the scenario's seed.
     pub fn customer(&self, scenario: &Scenario, index: u64) -> CustomerProfile {
-        let mut rng = stream(scenario.spec.seed, index, Site::Profile);
+        self.customer_of(scenario, scenario.spec.seed, index)
+    }
+
+    /// Customer number `index` of the traffic of `seed`.
+    pub fn customer_of(&self, scenario: &Scenario, seed: u64, index: u64) -> CustomerProfile {
+        let mut rng = stream(seed, index, Site::Profile);
         // Sales arrive within the horizon, whatever the window says.
         let window = scenario
             .spec

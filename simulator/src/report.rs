@@ -20,10 +20,11 @@ use crate::tally::{
     NetworkTally, RecycleTally, RerunTally, RouteTally, SaleTally, SubscriptionTally, Tally,
     ROUTES, SLOTS,
 };
+use crate::uncertainty::{self, Uncertainty};
 use crate::variant::VariantSpec;
 
 /// The report's format name; bumped when a field changes meaning.
-pub const FORMAT: &str = "salvage-sim/report/v1";
+pub const FORMAT: &str = "salvage-sim/report/v2";
 
 /// The whole report.
 #[derive(Debug, Clone, Serialize)]
@@ -32,9 +33,14 @@ pub struct Report {
     pub scenario: ScenarioEcho,
     /// The currency of every amount (`*_minor` fields are integer minor units of it).
     pub currency: Currency,
+    /// Every variant's figures over all the seeds together (sums: `customers` is the
+    /// population times the seeds).
     pub variants: Vec<VariantReport>,
-    /// Each variant against the first one.
+    /// Each variant against the first one, over all the seeds together.
     pub comparison: Vec<Comparison>,
+    /// Per run (one seed): each headline figure's mean and 95% interval, and each variant's
+    /// paired difference against the first.
+    pub uncertainty: Uncertainty,
 }
 
 /// The scenario's parameters as run (after command-line overrides).
@@ -42,6 +48,7 @@ pub struct Report {
 pub struct ScenarioEcho {
     pub name: String,
     pub description: String,
+    /// The first seed; the run's seeds are in `uncertainty.seeds`.
     pub seed: u64,
     pub horizon_days: u32,
     pub start: String,
@@ -133,6 +140,43 @@ pub struct Summary {
     /// Median hours from the first decline to an asynchronous FlexFactor recovery (reruns and
     /// recycle hand-overs; cascades recover at once).
     pub async_median_hours_to_recovery: Option<u64>,
+}
+
+impl Summary {
+    /// The headline figures of a tally.
+    pub fn of(t: &Tally) -> Summary {
+        let mut total = RouteTally::default();
+        for r in &t.routes {
+            total.merge(r);
+        }
+        let gateway_orders = t.cascade.approved_by_regular_gateway + t.recycle.recovered_by_gateway;
+        let gateway_minor =
+            t.cascade.approved_by_regular_gateway_minor + t.recycle.recovered_by_gateway_minor;
+        Summary {
+            recovered_orders: total.recovered + gateway_orders,
+            recovered_minor: total.recovered_minor + gateway_minor,
+            flexfactor_recovered_orders: total.recovered,
+            flexfactor_recovered_minor: total.recovered_minor,
+            gateway_recovered_orders: gateway_orders,
+            gateway_recovered_minor: gateway_minor,
+            declined_minor: t.new_sales.declined_minor + t.subscriptions.declined_minor,
+            recycle_failed: t.recycle.failed.values().sum(),
+            chargebacks: t.after_sale.chargebacks_recorded,
+            refunds: t.after_sale.refunds,
+            active_subscriptions_at_horizon: t
+                .subscriptions
+                .status_at_horizon
+                .get("active")
+                .copied()
+                .unwrap_or(0),
+            collected_minor: t.collected_minor,
+            async_median_hours_to_recovery: {
+                let mut h = t.routes[1].from_decline.clone();
+                h.merge(&t.routes[2].from_decline);
+                h.percentile_hours(500)
+            },
+        }
+    }
 }
 
 /// Money checked against the orders' final states.
@@ -358,8 +402,44 @@ fn series(v: &[i64], len: usize) -> Vec<i64> {
 }
 
 impl Report {
-    /// Builds the report of a run: `tallies` holds one tally per variant, in scenario order.
+    /// Builds the report of a run of the scenario's seed: `tallies` holds one tally per
+    /// variant, in scenario order.
     pub fn build(scenario: &Scenario, tallies: &[Tally]) -> Report {
+        Report::build_seeds(scenario, &[scenario.spec.seed], &[tallies.to_vec()])
+    }
+
+    /// Builds the report of a run of several seeds: `runs[i]` holds one tally per variant, in
+    /// scenario order, for `seeds[i]`. The detailed sections add the seeds up; `uncertainty`
+    /// gives the headline figures per run with their intervals.
+    pub fn build_seeds(scenario: &Scenario, seeds: &[u64], runs: &[Vec<Tally>]) -> Report {
+        let names: Vec<String> = scenario
+            .variants
+            .iter()
+            .map(|v| v.spec.name.clone())
+            .collect();
+        let per_seed: Vec<Vec<[i64; 12]>> = runs
+            .iter()
+            .map(|run| {
+                scenario
+                    .variants
+                    .iter()
+                    .zip(run)
+                    .map(|(v, t)| {
+                        let n = NetworkReport::of(v.setup.network_rules.enabled, &t.network);
+                        uncertainty::figures(&Summary::of(t), n.blocked.total, network_fees(&n))
+                    })
+                    .collect()
+            })
+            .collect();
+        let mut tallies = vec![Tally::default(); scenario.variants.len()];
+        for run in runs {
+            for (t, r) in tallies.iter_mut().zip(run) {
+                t.merge(r);
+            }
+        }
+        let uncertainty =
+            Uncertainty::of(seeds, scenario.spec.population.customers, &names, &per_seed);
+        let tallies = &tallies[..];
         let spec = &scenario.spec;
         let days = spec.horizon_days as usize + 1;
         let variants: Vec<VariantReport> = scenario
@@ -381,10 +461,6 @@ impl Report {
                     .zip(&t.slots)
                     .map(|(n, r)| (*n, RouteReport::of(r)))
                     .collect();
-                let gateway_orders =
-                    t.cascade.approved_by_regular_gateway + t.recycle.recovered_by_gateway;
-                let gateway_minor = t.cascade.approved_by_regular_gateway_minor
-                    + t.recycle.recovered_by_gateway_minor;
                 let within_submissions =
                     t.routes.iter().chain(&t.slots).all(|r| {
                         r.recovered <= r.submitted && r.recovered_minor <= r.submitted_minor
@@ -398,30 +474,7 @@ impl Report {
                         && total.recovered_minor == total.audit_salvaged_minor
                         && total.recovered == total.audit_salvaged,
                 };
-                let summary = Summary {
-                    recovered_orders: total.recovered + gateway_orders,
-                    recovered_minor: total.recovered_minor + gateway_minor,
-                    flexfactor_recovered_orders: total.recovered,
-                    flexfactor_recovered_minor: total.recovered_minor,
-                    gateway_recovered_orders: gateway_orders,
-                    gateway_recovered_minor: gateway_minor,
-                    declined_minor: t.new_sales.declined_minor + t.subscriptions.declined_minor,
-                    recycle_failed: t.recycle.failed.values().sum(),
-                    chargebacks: t.after_sale.chargebacks_recorded,
-                    refunds: t.after_sale.refunds,
-                    active_subscriptions_at_horizon: t
-                        .subscriptions
-                        .status_at_horizon
-                        .get("active")
-                        .copied()
-                        .unwrap_or(0),
-                    collected_minor: t.collected_minor,
-                    async_median_hours_to_recovery: {
-                        let mut h = t.routes[1].from_decline.clone();
-                        h.merge(&t.routes[2].from_decline);
-                        h.percentile_hours(500)
-                    },
-                };
+                let summary = Summary::of(t);
                 VariantReport {
                     name: v.spec.name.clone(),
                     description: v.spec.description.clone(),
@@ -507,6 +560,7 @@ impl Report {
             currency: scenario.currency,
             variants,
             comparison,
+            uncertainty,
         }
     }
 
@@ -526,8 +580,131 @@ impl Report {
         .to_string()
     }
 
-    /// The comparison as a text table, for a terminal.
+    /// An amount in minor units that need not be whole (a mean), for people ("1234.56 USD").
+    pub fn money_f(&self, minor: f64) -> String {
+        let exp = self.currency.minor_exponent() as usize;
+        let major = minor / 10f64.powi(exp as i32);
+        format!("{major:.exp$} {}", self.currency)
+    }
+
+    /// A figure's value for people: money for `*_minor` figures, else a count.
+    pub fn figure_value(&self, figure: &str, value: f64) -> String {
+        if figure == "network_fees_usd_minor" {
+            format!("USD {:.2}", value / 100.0)
+        } else if figure.ends_with("_minor") {
+            self.money_f(value)
+        } else if value.fract() == 0.0 {
+            format!("{value:.0}")
+        } else {
+            format!("{value:.1}")
+        }
+    }
+
+    /// A figure's mean with its interval ("67833.91 USD ± 812.22 USD").
+    pub fn figure_interval(&self, figure: &str, i: &crate::stats::Interval) -> String {
+        match i.half_width {
+            Some(h) => format!(
+                "{} ± {}",
+                self.figure_value(figure, i.mean),
+                self.figure_value(figure, h)
+            ),
+            None => self.figure_value(figure, i.mean),
+        }
+    }
+
+    /// A variant's difference against the first in words ("-9941.77 USD ± 310.20 USD: lower,
+    /// beyond the noise"), or "" for the first variant.
+    pub fn difference_words(&self, v: usize, figure: &str) -> String {
+        self.uncertainty
+            .difference(v, figure)
+            .map(|d| uncertainty::difference_words(d, &|x| self.figure_value(figure, x)))
+            .unwrap_or_default()
+    }
+
+    /// The seeds, said briefly ("seed 42", "5 seeds: 42 to 46", "3 seeds: 1, 7, 9").
+    pub fn seeds_words(&self) -> String {
+        let s = &self.uncertainty.seeds;
+        match s.as_slice() {
+            [] => "no seed".into(),
+            [one] => format!("seed {one}"),
+            [first, .., last] if s.windows(2).all(|w| w[1] == w[0].wrapping_add(1)) => {
+                format!("{} seeds: {first} to {last}", s.len())
+            }
+            _ => format!(
+                "{} seeds: {}",
+                s.len(),
+                s.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }
+    }
+
+    /// How sure the headline figures are, as a text table: per run, the mean ± the 95%
+    /// interval's half width, and each variant against the first in words.
+    pub fn uncertainty_table(&self) -> String {
+        let u = &self.uncertainty;
+        let first = self.variants.first().map(|v| v.name.as_str()).unwrap_or("");
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Per run of {} customers, {}: mean ± 95% interval{}",
+            u.customers_per_run,
+            self.seeds_words(),
+            if u.seeds.len() < 2 {
+                " (one seed: no interval; --seeds N runs N)"
+            } else {
+                ""
+            }
+        );
+        let against = format!("recovered revenue vs {first}");
+        let mut rows = vec![[
+            "variant",
+            "recovered revenue",
+            "recovered orders",
+            "FlexFactor revenue",
+            &against,
+        ]
+        .map(String::from)
+        .to_vec()];
+        for (i, v) in self.variants.iter().enumerate() {
+            let cell = |f: &str| {
+                u.figure(i, f)
+                    .map(|x| self.figure_interval(f, &x.interval))
+                    .unwrap_or_default()
+            };
+            rows.push(vec![
+                v.name.clone(),
+                cell("recovered_minor"),
+                cell("recovered_orders"),
+                cell("flexfactor_recovered_minor"),
+                self.difference_words(i, "recovered_minor"),
+            ]);
+        }
+        out.push_str(&text_table(&rows));
+        out
+    }
+
+    /// The comparison as a text table, for a terminal: how sure the headline figures are, then
+    /// the totals over the seeds.
     pub fn summary_table(&self) -> String {
+        let mut out = self.uncertainty_table();
+        out.push('\n');
+        if self.uncertainty.seeds.len() > 1 {
+            let _ = writeln!(
+                out,
+                "Totals over the {} seeds ({} customers in all):",
+                self.uncertainty.seeds.len(),
+                self.variants.first().map_or(0, |v| v.customers)
+            );
+        }
+        out.push_str(&self.totals_table());
+        out
+    }
+
+    /// The totals of every variant as a text table.
+    pub fn totals_table(&self) -> String {
         let headers = [
             "variant",
             "recovered",

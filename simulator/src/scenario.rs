@@ -383,12 +383,35 @@ impl Scenario {
         Scenario::from_toml_str(&text, path, overrides)
     }
 
+    /// Checks a shipped scenario ([`crate::shipped`]), its setup read from the embedded files.
+    pub fn shipped(
+        shipped: &crate::shipped::ShippedScenario,
+        overrides: ScenarioOverrides,
+    ) -> Result<Scenario, ScenarioError> {
+        Scenario::from_toml_in(
+            shipped.file.text,
+            Path::new(shipped.file.path),
+            overrides,
+            Files::Shipped,
+        )
+    }
+
     /// Checks a scenario given as text; `path` names it in messages and anchors a relative setup
-    /// path.
+    /// path (on the disk).
     pub fn from_toml_str(
         text: &str,
         path: &Path,
         overrides: ScenarioOverrides,
+    ) -> Result<Scenario, ScenarioError> {
+        Scenario::from_toml_in(text, path, overrides, Files::Disk)
+    }
+
+    /// Checks a scenario given as text, reading the files it names from `files`.
+    pub fn from_toml_in(
+        text: &str,
+        path: &Path,
+        overrides: ScenarioOverrides,
+        files: Files,
     ) -> Result<Scenario, ScenarioError> {
         let mut spec: ScenarioSpec = toml::from_str(text).map_err(|e| ScenarioError::Parse {
             path: path.to_path_buf(),
@@ -420,7 +443,7 @@ impl Scenario {
             }
         };
         check_numbers(&spec, &mut p);
-        let base = load_setup(&spec.setup, path, &mut p)?;
+        let base = load_setup(&spec.setup, path, files, &mut p)?;
         let Some(base) = base else {
             return Err(invalid(p));
         };
@@ -634,16 +657,38 @@ fn check_numbers(spec: &ScenarioSpec, p: &mut Problems) {
     }
 }
 
+/// Where the files a scenario names (its setup) are read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Files {
+    /// The file system, relative to the scenario file.
+    Disk,
+    /// The files compiled into the binary ([`crate::shipped`]), relative to the scenario's
+    /// path in the repository.
+    Shipped,
+}
+
+impl Files {
+    fn read(self, path: &Path) -> Result<String, String> {
+        match self {
+            Files::Disk => std::fs::read_to_string(path).map_err(|e| e.to_string()),
+            Files::Shipped => crate::shipped::file(path)
+                .map(str::to_string)
+                .ok_or_else(|| "not a shipped file".to_string()),
+        }
+    }
+}
+
 fn load_setup(
     source: &SetupSource,
     scenario: &Path,
+    files: Files,
     p: &mut Problems,
 ) -> Result<Option<Setup>, ScenarioError> {
     let (label, text) = match (&source.path, &source.inline) {
         (Some(rel), None) => {
             let dir = scenario.parent().unwrap_or_else(|| Path::new(""));
             let full = dir.join(rel);
-            let text = std::fs::read_to_string(&full).map_err(|e| ScenarioError::Invalid {
+            let text = files.read(&full).map_err(|e| ScenarioError::Invalid {
                 path: scenario.to_path_buf(),
                 problems: vec![ScenarioProblem {
                     field: "setup.path".into(),

@@ -83,6 +83,6 @@ fn the_report_holds_no_wall_clock_time_and_money_is_integer() {
     let summary = &json["variants"][0]["summary"];
     assert!(summary["recovered_minor"].is_i64());
     assert!(summary["collected_minor"].is_i64());
-    assert_eq!(json["format"], "salvage-sim/report/v1");
+    assert_eq!(json["format"], "salvage-sim/report/v2");
     assert_eq!(json["scenario"]["start"], "2026-01-05T00:00:00+00:00");
 }
