@@ -1,5 +1,6 @@
 //! `salvage`: the one command-line entry point of Salvage.
 
+mod cmd_calibrate;
 mod cmd_conform;
 mod cmd_export_trace;
 mod cmd_fake;
@@ -43,6 +44,7 @@ enum Command {
     RebuildProjections(cmd_store::RebuildArgs),
     Simulate(cmd_simulate::SimulateArgs),
     Replay(cmd_replay::ReplayArgs),
+    Calibrate(cmd_calibrate::CalibrateArgs),
     ExportTrace(cmd_export_trace::ExportTraceArgs),
     /// Run the fake FlexFactor server: FlexFactor's endpoints and payloads, sandbox-like outcomes
     /// from scenario rules, signed webhooks to --webhook-url, a real or driven clock, fault
@@ -73,6 +75,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::RebuildProjections(args) => cmd_store::rebuild_projections(args),
         Command::Simulate(args) => cmd_simulate::run(args),
         Command::Replay(args) => cmd_replay::run(args),
+        Command::Calibrate(args) => cmd_calibrate::run(args),
         Command::ExportTrace(args) => cmd_export_trace::run(args),
         Command::FakeFlexfactor(args) => cmd_fake::run(args),
         Command::Conform(args) => cmd_conform::run(args),

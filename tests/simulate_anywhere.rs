@@ -138,3 +138,43 @@ fn a_missing_scenario_is_named_once_with_the_shipped_names() {
     assert_eq!(stderr.matches("bad.toml").count(), 1, "{stderr}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn calibrate_writes_a_scenario_that_simulate_runs() {
+    let dir = temp_dir("calibrate");
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = Command::new(env!("CARGO_BIN_EXE_salvage"))
+        .current_dir(&dir)
+        .arg("calibrate")
+        .arg(repo.join("simulator/traces/example.jsonl"))
+        .arg("--setup")
+        .arg(repo.join("examples/salvage.toml"))
+        .args(["--out", "fitted.toml"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let fitted = std::fs::read_to_string(dir.join("fitted.toml")).unwrap();
+    assert!(
+        fitted.contains("# Fitted by `salvage calibrate`"),
+        "{fitted}"
+    );
+    assert!(fitted.contains("new_sale_approval = "), "{fitted}");
+    assert!(
+        fitted.contains("first attempts of new sales approved"),
+        "{fitted}"
+    );
+    let run = simulate(&dir, &["fitted.toml"]);
+    assert!(run.status.success(), "{}\n{fitted}", text(&run.stderr));
+    assert!(text(&run.stdout).starts_with("calibrated:"));
+
+    // A missing trace is named once.
+    let out = Command::new(env!("CARGO_BIN_EXE_salvage"))
+        .current_dir(&dir)
+        .args(["calibrate", "missing.jsonl"])
+        .output()
+        .unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr.matches("missing.jsonl").count(), 1, "{stderr}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

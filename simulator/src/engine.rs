@@ -46,7 +46,8 @@ pub struct RunOptions<'a> {
 pub struct Engine<'s> {
     pub scenario: &'s Scenario,
     pub gateways: GatewayModel,
-    pub flexfactor: FlexFactorModel,
+    /// FlexFactor's model per variant (a variant may change its rates).
+    pub flexfactor: Vec<FlexFactorModel>,
     pub population: Population,
 }
 
@@ -55,7 +56,11 @@ impl<'s> Engine<'s> {
         Engine {
             scenario,
             gateways: GatewayModel::new(&scenario.spec.gateways),
-            flexfactor: FlexFactorModel::new(&scenario.spec.flexfactor),
+            flexfactor: scenario
+                .variants
+                .iter()
+                .map(|v| FlexFactorModel::new(&v.flexfactor))
+                .collect(),
             population: Population::new(scenario),
         }
     }
@@ -139,6 +144,7 @@ impl<'s> Engine<'s> {
         VariantRunner {
             engine: self,
             variant: v,
+            flexfactor: &self.flexfactor[variant],
             runtime,
         }
     }
@@ -148,6 +154,7 @@ impl<'s> Engine<'s> {
 pub struct VariantRunner<'e, 's> {
     engine: &'e Engine<'s>,
     variant: &'e Variant,
+    flexfactor: &'e FlexFactorModel,
     runtime: Runtime,
 }
 
@@ -191,7 +198,7 @@ impl VariantRunner<'_, '_> {
             scenario,
             seed,
             &engine.gateways,
-            &engine.flexfactor,
+            self.flexfactor,
             self.variant,
             profile,
             tally,

@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use plotters::prelude::*;
 
 use crate::error::ReportError;
-use crate::report::{usd, Report, RouteReport, BLOCKED_ATTEMPTS, NETWORK_RULES};
+use crate::report::{usd, Report, RouteReport, SweepReport, BLOCKED_ATTEMPTS, NETWORK_RULES};
 use crate::tally::{ROUTES, SLOTS};
 
 const STYLE: &str =
@@ -437,6 +437,148 @@ fn sentence(report: &Report, d: &crate::stats::Difference) -> String {
     }
 }
 
+/// A sweep's chart: recovered revenue per run (the mean, and its 95% interval as a bar)
+/// against the swept value, with FlexFactor's part.
+fn sweep_chart(report: &Report, sweep: &SweepReport) -> Result<String, ReportError> {
+    let err = chart_error("sweep");
+    let scale = 10f64.powi(report.currency.minor_exponent() as i32);
+    let n = sweep.points.len();
+    let top = |i: &crate::stats::Interval| i.high.unwrap_or(i.mean);
+    let max_y = sweep
+        .points
+        .iter()
+        .map(|p| top(&p.recovered_minor) / scale)
+        .fold(0.0, f64::max)
+        .max(1.0)
+        * 1.3;
+    let labels: Vec<String> = sweep.points.iter().map(|p| p.value.clone()).collect();
+    let title = format!("Recovered revenue per run against {}", sweep.parameter);
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (900, 420)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| err(e.to_string()))?;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title.as_str(), ("sans-serif", 18))
+            .margin(14)
+            .x_label_area_size(44)
+            .y_label_area_size(90)
+            .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), 0f64..max_y)
+            .map_err(|e| err(e.to_string()))?;
+        chart
+            .configure_mesh()
+            .disable_x_mesh()
+            .x_desc(sweep.parameter.as_str())
+            .y_desc(report.currency.as_str())
+            .x_labels(n.max(2))
+            .x_label_formatter(&|x| {
+                let i = x.round();
+                if (x - i).abs() < 0.01 && i >= 0.0 {
+                    labels.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
+            })
+            .y_label_formatter(&|y| format!("{y:.0}"))
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        for (k, (name, pick)) in [
+            (
+                "recovered revenue",
+                (|p: &crate::report::SweepPoint| p.recovered_minor)
+                    as fn(&crate::report::SweepPoint) -> crate::stats::Interval,
+            ),
+            ("by FlexFactor", |p: &crate::report::SweepPoint| {
+                p.flexfactor_recovered_minor
+            }),
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            let c = color(k);
+            chart
+                .draw_series(LineSeries::new(
+                    sweep
+                        .points
+                        .iter()
+                        .enumerate()
+                        .map(|(i, p)| (i as f64, pick(p).mean / scale)),
+                    c.stroke_width(2),
+                ))
+                .map_err(|e| err(e.to_string()))?
+                .label(name)
+                .legend(move |(x, y)| {
+                    PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(3))
+                });
+            // The 95% interval of each point: a vertical bar with caps.
+            for (i, p) in sweep.points.iter().enumerate() {
+                let iv = pick(p);
+                let (Some(lo), Some(hi)) = (iv.low, iv.high) else {
+                    continue;
+                };
+                let x = i as f64;
+                let (lo, hi) = (lo / scale, hi / scale);
+                let cap = 0.08;
+                chart
+                    .draw_series(
+                        [
+                            vec![(x, lo), (x, hi)],
+                            vec![(x - cap, lo), (x + cap, lo)],
+                            vec![(x - cap, hi), (x + cap, hi)],
+                        ]
+                        .into_iter()
+                        .map(|pts| PathElement::new(pts, c.stroke_width(2))),
+                    )
+                    .map_err(|e| err(e.to_string()))?;
+            }
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::UpperRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(|e| err(e.to_string()))?;
+        root.present().map_err(|e| err(e.to_string()))?;
+    }
+    Ok(svg)
+}
+
+/// Every sweep: its chart and its table.
+fn sweeps_section(out: &mut String, report: &Report) -> Result<(), ReportError> {
+    for sweep in &report.sweeps {
+        let _ = write!(
+            out,
+            "<h2>Sweep over {}{}</h2><p>{}</p><figure>",
+            esc(&sweep.parameter),
+            sweep
+                .profile
+                .as_ref()
+                .map(|p| format!(" (recycle profile <code>{}</code>)", esc(p)))
+                .unwrap_or_default(),
+            esc(&sweep.description)
+        );
+        out.push_str(&sweep_chart(report, sweep)?);
+        out.push_str("</figure><table><tr><th>value</th><th>recovered revenue per run</th><th>by FlexFactor</th><th>recovered orders</th></tr>");
+        for p in &sweep.points {
+            let _ = write!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&p.value),
+                esc(&report.figure_interval("recovered_minor", &p.recovered_minor)),
+                esc(&report
+                    .figure_interval("flexfactor_recovered_minor", &p.flexfactor_recovered_minor)),
+                esc(&report.figure_interval("recovered_orders", &p.recovered_orders)),
+            );
+        }
+        out.push_str("</table>");
+        if let Some(best) = report.sweep_best(sweep) {
+            let _ = write!(out, "<p>{}</p>", esc(&best));
+        }
+        out.push_str("<p class=\"note\">The bars are the 95% intervals of the mean per run over the seeds; every value ran on the same seeds.</p>");
+    }
+    Ok(())
+}
+
 /// The whole page.
 pub fn render(report: &Report) -> Result<String, ReportError> {
     let scale = 10f64.powi(report.currency.minor_exponent() as i32);
@@ -523,6 +665,7 @@ pub fn render(report: &Report) -> Result<String, ReportError> {
     );
 
     uncertainty_section(&mut out, report);
+    sweeps_section(&mut out, report)?;
 
     let _ = write!(
         out,

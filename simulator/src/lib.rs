@@ -9,6 +9,7 @@
 //! See `docs/simulation.md` for the scenario format, the models and their sources, the trace
 //! format and the benchmark.
 
+pub mod calibrate;
 mod card_ledger;
 mod crm;
 mod customer;
@@ -29,8 +30,10 @@ pub mod rng;
 pub mod runtime;
 pub mod scenario;
 pub mod shipped;
+pub mod sim_trace;
 pub mod stats;
 pub mod store;
+pub mod sweep;
 pub mod tally;
 pub mod trace;
 pub mod uncertainty;

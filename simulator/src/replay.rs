@@ -18,6 +18,7 @@ use salvage_domain::subscription::{
 use salvage_domain::{Money, OrderId, OrderType, Setup, SubscriptionId};
 use serde::Serialize;
 
+use crate::recorded::Recorded;
 use crate::runtime::{Driver, Refused, Runtime, Store};
 use crate::trace::{NumberedLine, TraceEntry};
 
@@ -72,6 +73,9 @@ pub struct ReplayOutcome {
     pub refused: Vec<Refusal>,
     /// Timers set and not yet due at the end (next bills, re-attempts, reconciliations).
     pub pending_timers: usize,
+    /// Every committed event, in commit order (for `salvage calibrate`; not in the JSON).
+    #[serde(skip)]
+    pub events: Vec<Recorded>,
 }
 
 #[derive(Default)]
@@ -83,6 +87,7 @@ struct ReplayDriver {
     order_history: BTreeMap<OrderId, Vec<&'static str>>,
     subscription_history: BTreeMap<SubscriptionId, Vec<&'static str>>,
     origins: BTreeMap<SubscriptionId, OrderId>,
+    events: Vec<Recorded>,
 }
 
 impl Driver for ReplayDriver {
@@ -114,6 +119,7 @@ impl Driver for ReplayDriver {
             .entry(id.clone())
             .or_default()
             .push(event.name());
+        self.events.push(Recorded::Order(id.clone(), event.clone()));
     }
 
     fn subscription_event(
@@ -133,6 +139,8 @@ impl Driver for ReplayDriver {
             .entry(id.clone())
             .or_default()
             .push(event.name());
+        self.events
+            .push(Recorded::Subscription(id.clone(), event.clone()));
     }
 
     fn refused(&mut self, refused: Refused) {
@@ -398,6 +406,7 @@ pub fn replay(setup: Arc<Setup>, lines: &[NumberedLine]) -> ReplayOutcome {
         effects: d.effects,
         refused: d.refused,
         pending_timers: rt.pending_timers(),
+        events: d.events,
     }
 }
 

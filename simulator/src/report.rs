@@ -15,6 +15,7 @@ use crate::error::ReportError;
 use crate::scenario::{
     AfterSaleSpec, CrmPolicy, FlexFactorModelSpec, GatewayModelSpec, PopulationSpec, Scenario,
 };
+use crate::stats::Interval;
 use crate::tally::{
     AfterSaleTally, CascadeTally, Counts, ForbiddenAttempts, Hist, InvariantTally, Merge,
     NetworkTally, RecycleTally, RerunTally, RouteTally, SaleTally, SubscriptionTally, Tally,
@@ -41,6 +42,31 @@ pub struct Report {
     /// Per run (one seed): each headline figure's mean and 95% interval, and each variant's
     /// paired difference against the first.
     pub uncertainty: Uncertainty,
+    /// Each sweep: recovered revenue per run, with its interval, against the parameter.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sweeps: Vec<SweepReport>,
+}
+
+/// One value of a sweep.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepPoint {
+    /// The value as written in the scenario.
+    pub value: String,
+    pub variant: String,
+    /// Per run: mean and 95% interval.
+    pub recovered_minor: Interval,
+    pub flexfactor_recovered_minor: Interval,
+    pub recovered_orders: Interval,
+}
+
+/// A sweep's results.
+#[derive(Debug, Clone, Serialize)]
+pub struct SweepReport {
+    pub parameter: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    pub description: String,
+    pub points: Vec<SweepPoint>,
 }
 
 /// The scenario's parameters as run (after command-line overrides).
@@ -382,6 +408,35 @@ pub struct Comparison {
     pub network_fees_usd_minor: i64,
 }
 
+/// Each sweep's points, from the variants' figures per run.
+fn sweep_reports(scenario: &Scenario, u: &Uncertainty) -> Vec<SweepReport> {
+    let interval = |v: usize, f: &str| {
+        u.figure(v, f)
+            .map(|x| x.interval)
+            .unwrap_or_else(|| Interval::of(&[]))
+    };
+    scenario
+        .sweeps
+        .iter()
+        .map(|s| SweepReport {
+            parameter: s.parameter.clone(),
+            profile: s.profile.as_ref().map(|p| p.as_str().to_string()),
+            description: s.description.clone(),
+            points: s
+                .points
+                .iter()
+                .map(|(value, v)| SweepPoint {
+                    value: value.clone(),
+                    variant: scenario.variants[*v].spec.name.clone(),
+                    recovered_minor: interval(*v, "recovered_minor"),
+                    flexfactor_recovered_minor: interval(*v, "flexfactor_recovered_minor"),
+                    recovered_orders: interval(*v, "recovered_orders"),
+                })
+                .collect(),
+        })
+        .collect()
+}
+
 /// The network fees a variant incurred (estimates, US cents).
 fn network_fees(n: &NetworkReport) -> i64 {
     n.unguarded.fees.total_minor
@@ -560,6 +615,7 @@ impl Report {
             currency: scenario.currency,
             variants,
             comparison,
+            sweeps: sweep_reports(scenario, &uncertainty),
             uncertainty,
         }
     }
@@ -700,7 +756,98 @@ impl Report {
             );
         }
         out.push_str(&self.totals_table());
+        for sweep in &self.sweeps {
+            out.push('\n');
+            out.push_str(&self.sweep_table(sweep));
+        }
         out
+    }
+
+    /// A sweep as a text table: recovered revenue per run against the parameter.
+    pub fn sweep_table(&self, sweep: &SweepReport) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "Sweep over {}{}: recovered revenue per run, mean ± 95% interval",
+            sweep.parameter,
+            sweep
+                .profile
+                .as_ref()
+                .map(|p| format!(" (recycle profile {p})"))
+                .unwrap_or_default()
+        );
+        let mut rows = vec![[
+            "value",
+            "recovered revenue",
+            "by FlexFactor",
+            "recovered orders",
+        ]
+        .map(String::from)
+        .to_vec()];
+        for p in &sweep.points {
+            rows.push(vec![
+                p.value.clone(),
+                self.figure_interval("recovered_minor", &p.recovered_minor),
+                self.figure_interval("flexfactor_recovered_minor", &p.flexfactor_recovered_minor),
+                self.figure_interval("recovered_orders", &p.recovered_orders),
+            ]);
+        }
+        out.push_str(&text_table(&rows));
+        if let Some(best) = self.sweep_best(sweep) {
+            let _ = writeln!(out, "{best}");
+        }
+        out
+    }
+
+    /// Which value of a sweep recovers the most, and whether that is beyond the noise: the
+    /// paired difference (seed by seed) between it and every other value.
+    pub fn sweep_best(&self, sweep: &SweepReport) -> Option<String> {
+        let best = sweep
+            .points
+            .iter()
+            .max_by(|a, b| a.recovered_minor.mean.total_cmp(&b.recovered_minor.mean))?;
+        let per_seed = |variant: &str| -> Option<Vec<f64>> {
+            let f = self
+                .uncertainty
+                .variants
+                .iter()
+                .find(|v| v.variant == variant)?
+                .figures
+                .get("recovered_minor")?;
+            Some(f.per_seed.iter().map(|x| *x as f64).collect())
+        };
+        let top = per_seed(&best.variant)?;
+        if top.len() < 2 {
+            return Some(format!(
+                "{} = {} recovers the most on this one seed; run --seeds 2 or more to know whether that is more than noise.",
+                sweep.parameter, best.value
+            ));
+        }
+        let close: Vec<&str> = sweep
+            .points
+            .iter()
+            .filter(|p| p.value != best.value)
+            .filter(|p| {
+                per_seed(&p.variant).is_none_or(|other| {
+                    crate::stats::Difference::paired(&other, &top).verdict
+                        != crate::stats::Verdict::Higher
+                })
+            })
+            .map(|p| p.value.as_str())
+            .collect();
+        Some(if close.is_empty() {
+            format!(
+                "{} = {} recovers the most, beyond the noise against every other value (paired differences).",
+                sweep.parameter, best.value
+            )
+        } else {
+            format!(
+                "{} = {} recovers the most on these seeds, but not beyond the noise against {}.",
+                sweep.parameter,
+                best.value,
+                close.join(", ")
+            )
+        })
     }
 
     /// The totals of every variant as a text table.

@@ -14,6 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crm::check_crm;
 use crate::error::{Problems, ScenarioError, ScenarioProblem};
+use crate::sweep::{Sweep, SweepSpec};
 use crate::variant::{Variant, VariantSpec};
 
 pub use crate::crm::CrmPolicy;
@@ -48,9 +49,13 @@ pub struct ScenarioSpec {
     pub crm: CrmPolicy,
     #[serde(default)]
     pub after_sale: AfterSaleSpec,
-    /// The setup variants compared; none means one variant, "base", the setup as it is.
+    /// The setup variants compared; none (and no sweep) means one variant, "base", the setup
+    /// as it is.
     #[serde(default)]
     pub variants: Vec<VariantSpec>,
+    /// Sweeps over one parameter each; every value is a variant, after `variants`.
+    #[serde(default, rename = "sweep", skip_serializing_if = "Vec::is_empty")]
+    pub sweeps: Vec<SweepSpec>,
 }
 
 fn default_start() -> String {
@@ -371,6 +376,8 @@ pub struct Scenario {
     pub base_setup: Arc<Setup>,
     pub products: Vec<ResolvedProduct>,
     pub variants: Vec<Variant>,
+    /// The sweeps, each naming its variants.
+    pub sweeps: Vec<Sweep>,
 }
 
 impl Scenario {
@@ -484,7 +491,12 @@ impl Scenario {
                 Some(_) => {}
             }
         }
-        let variants = crate::variant::build_all(&spec.variants, &spec.crm, &base, &mut p);
+        let (swept, sweeps) =
+            crate::sweep::expand(&spec.sweeps, spec.variants.len(), &base, &mut p);
+        let mut specs = spec.variants.clone();
+        specs.extend(swept);
+        let variants =
+            crate::variant::build_all(&specs, &spec.crm, &spec.flexfactor, &base, &mut p);
         if !p.0.is_empty() {
             return Err(invalid(p));
         }
@@ -501,6 +513,7 @@ impl Scenario {
             base_setup: Arc::new(base),
             products,
             variants,
+            sweeps,
         })
     }
 

@@ -27,6 +27,7 @@ pub const FILES: &[ShippedFile] = shipped! {
     "simulator/scenarios/cascade_all.toml" => "../scenarios/cascade_all.toml",
     "simulator/scenarios/expiry_days.toml" => "../scenarios/expiry_days.toml",
     "simulator/scenarios/network_rules.toml" => "../scenarios/network_rules.toml",
+    "simulator/scenarios/sweep_slot.toml" => "../scenarios/sweep_slot.toml",
     "simulator/scenarios/setup.toml" => "../scenarios/setup.toml",
     "examples/salvage.toml" => "../../examples/salvage.toml",
 };

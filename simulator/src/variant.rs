@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::crm::{check_crm, CrmPolicy};
 use crate::error::Problems;
+use crate::scenario::FlexFactorModelSpec;
 
 /// A re-attempt named by its number (1-based) or as `"final"` (the profile's last).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,6 +67,54 @@ pub struct VariantSpec {
     /// N9: the FlexFactor gateway's `network_rules` (`never_retry`, `enforce`, `ignore`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flexfactor_network_rules: Option<FlexFactorNetworkRules>,
+    /// FlexFactor's model rates in this variant (what FlexFactor would do, not the setup: a
+    /// what-if on its performance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flexfactor_model: Option<FlexFactorChange>,
+}
+
+/// What a variant changes in the FlexFactor model (`[flexfactor]` of the scenario).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FlexFactorChange {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cascade_approval: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_recovery: Option<f64>,
+    #[serde(
+        default,
+        rename = "recycle_recovery_4-6",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub recycle_recovery_4_6: Option<f64>,
+    #[serde(
+        default,
+        rename = "recycle_recovery_7-9",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub recycle_recovery_7_9: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recycle_recovery_final: Option<f64>,
+}
+
+impl FlexFactorChange {
+    /// `spec` with these changes.
+    pub fn apply(&self, spec: &FlexFactorModelSpec) -> FlexFactorModelSpec {
+        let mut s = spec.clone();
+        let r = &mut s.recycle_recovery;
+        for (to, from) in [
+            (&mut s.cascade_approval, self.cascade_approval),
+            (&mut s.rerun_recovery, self.rerun_recovery),
+            (&mut r.attempts_4_to_6, self.recycle_recovery_4_6),
+            (&mut r.attempts_7_to_9, self.recycle_recovery_7_9),
+            (&mut r.final_attempt, self.recycle_recovery_final),
+        ] {
+            if let Some(x) = from {
+                *to = x;
+            }
+        }
+        s
+    }
 }
 
 /// What a variant changes in the setup's `[network_rules]`.
@@ -84,6 +133,8 @@ pub struct Variant {
     pub crm: CrmPolicy,
     /// The FlexFactor gateway reruns name, if reruns can happen at all.
     pub rerun_gateway: Option<GatewayId>,
+    /// The FlexFactor model of this variant: the scenario's, with `flexfactor_model`.
+    pub flexfactor: FlexFactorModelSpec,
 }
 
 impl Variant {
@@ -97,6 +148,7 @@ impl Variant {
 pub(crate) fn build_all(
     variants: &[VariantSpec],
     policy: &CrmPolicy,
+    flexfactor: &FlexFactorModelSpec,
     base: &Setup,
     p: &mut Problems,
 ) -> Vec<Variant> {
@@ -131,6 +183,23 @@ pub(crate) fn build_all(
             ..policy.clone()
         };
         check_crm(&crm, &field, p);
+        let model = match &v.flexfactor_model {
+            Some(change) => change.apply(flexfactor),
+            None => flexfactor.clone(),
+        };
+        if let Some(c) = &v.flexfactor_model {
+            for (name, x) in [
+                ("cascade_approval", c.cascade_approval),
+                ("rerun_recovery", c.rerun_recovery),
+                ("recycle_recovery_4-6", c.recycle_recovery_4_6),
+                ("recycle_recovery_7-9", c.recycle_recovery_7_9),
+                ("recycle_recovery_final", c.recycle_recovery_final),
+            ] {
+                if let Some(x) = x {
+                    p.share(format!("{field}.flexfactor_model.{name}"), x);
+                }
+            }
+        }
         if p.0.len() > before {
             continue;
         }
@@ -166,6 +235,7 @@ pub(crate) fn build_all(
             setup: Arc::new(setup),
             crm,
             rerun_gateway,
+            flexfactor: model,
         });
     }
     out
