@@ -16,11 +16,14 @@ use salvage_conformance::{setup, Suite, SCENARIO_DIR};
 #[derive(Debug, clap::Args)]
 pub struct ConformArgs {
     /// The deployment to check (its base URL, e.g. http://127.0.0.1:8080). Without it the
-    /// scenarios run in-process: a service and a fake FlexFactor on one manual clock.
-    #[arg(long, value_name = "URL", requires = "flexfactor")]
+    /// scenarios run in-process: a service and a fake FlexFactor on one manual clock. A
+    /// deployment in test mode ([test_mode] enabled) runs each scenario in its own sandbox
+    /// (its setup, its clock, its fake FlexFactor): none is skipped.
+    #[arg(long, value_name = "URL")]
     pub target: Option<String>,
     /// The fake FlexFactor the deployment talks to (its /v1 URL or its root); its admin
-    /// endpoints drive deliveries, faults and the call log.
+    /// endpoints drive deliveries, faults and the call log. Needed unless the deployment is in
+    /// test mode (then each sandbox has its own).
     #[arg(long, value_name = "URL", requires = "target")]
     pub flexfactor: Option<String>,
     /// The deployment's API key.
@@ -55,9 +58,13 @@ pub struct ConformArgs {
     /// The scenario files' directory.
     #[arg(long, value_name = "DIR", default_value = SCENARIO_DIR)]
     pub scenarios: PathBuf,
-    /// In-process: how many services run at once.
+    /// How many services (in-process) or sandboxes (a deployment in test mode) run at once.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub jobs: usize,
+    /// A deployment in test mode: leave each scenario's sandbox (and its data) for a look;
+    /// the report names them.
+    #[arg(long, requires = "target")]
+    pub keep: bool,
 }
 
 pub fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
@@ -76,7 +83,15 @@ pub fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
         .context("cannot start the async runtime")?;
     let result = runtime.block_on(async {
         match (&args.target, &args.flexfactor) {
-            (Some(target), Some(flexfactor)) => {
+            (Some(target), flexfactor) => {
+                let sandboxed = salvage_conformance::target::in_test_mode(target)
+                    .await
+                    .map_err(anyhow::Error::msg)?;
+                if flexfactor.is_none() && !sandboxed {
+                    bail!(
+                        "{target} is not in test mode: give --flexfactor URL, the fake FlexFactor it talks to"
+                    );
+                }
                 let deployment = match &args.setup {
                     Some(path) => {
                         let text = std::fs::read_to_string(path)
@@ -96,11 +111,13 @@ pub fn run(args: ConformArgs) -> anyhow::Result<ExitCode> {
                 };
                 let options = RemoteOptions {
                     target: target.clone(),
-                    flexfactor: flexfactor.clone(),
+                    flexfactor: flexfactor.clone().unwrap_or_default(),
                     api_key: args.api_key.clone(),
                     setup: deployment,
                     hmac_key: args.hmac_key.clone(),
                     notifications: receiver.as_ref().map(|r| r.inbox.clone()),
+                    keep: args.keep,
+                    jobs: args.jobs,
                 };
                 Ok::<_, anyhow::Error>(run_remote(&suite, options).await?)
             }

@@ -56,7 +56,9 @@ async fn serve_config(path: &Path, listen: Option<SocketAddr>) -> anyhow::Result
     for w in config.setup.warnings() {
         tracing::warn!("{w}");
     }
-    let running = match start(config, ServeOptions::new(Arc::new(SystemClock))).await {
+    let mut options = ServeOptions::new(Arc::new(SystemClock));
+    options.sandbox_flexfactor = Some(Arc::new(salvage_sim::fake_flexfactor::FakeStarter));
+    let running = match start(config, options).await {
         Ok(r) => r,
         // The same problems, worded the same, as `check-config` reports.
         Err(ServiceError::Config(e)) => {

@@ -48,6 +48,7 @@ pub async fn serve_sandbox(listen: Option<SocketAddr>) -> anyhow::Result<ExitCod
     };
     let mut options = ServeOptions::new(Arc::new(SystemClock));
     options.sandbox_charges = true;
+    options.sandbox_flexfactor = Some(Arc::new(salvage_sim::fake_flexfactor::FakeStarter));
     let running = start(config, options)
         .await
         .context("the service could not start")?;

@@ -1,7 +1,8 @@
 //! `salvage conform`, run as a user would: its help; the in-process scenario suite filtered by
 //! rule, with JUnit XML and Markdown reports; refusals of bad options and unreachable targets;
-//! and a run against a deployment (the embedded sandbox of `salvage serve`, with its fake
-//! FlexFactor), where scenarios needing another setup or a driven clock are skipped.
+//! a run against a deployment in test mode (the embedded default of `salvage serve`), where
+//! each scenario runs in its own sandbox and none is skipped; and against one not in test
+//! mode, where scenarios needing another setup or a driven clock are skipped.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -171,10 +172,12 @@ fn start_sandbox(dir: &PathBuf) -> (Killed, String, String) {
 }
 
 #[test]
-fn against_a_deployment_runs_what_it_can_and_skips_the_rest() {
+fn against_a_deployment_in_test_mode_every_scenario_runs_in_its_own_sandbox() {
     let dir = temp_dir("deployment");
     let (_sandbox, service, fake) = start_sandbox(&dir);
     let markdown = dir.join("remote.md");
+    // C1, C3, W1, W4 run on the sample setup; O4 and Y1 move the clock; S3 is checked locally;
+    // N9 needs another setup.
     let out = salvage()
         .args([
             "conform",
@@ -183,7 +186,7 @@ fn against_a_deployment_runs_what_it_can_and_skips_the_rest() {
             "--flexfactor",
             &fake,
             "--only",
-            "C1,C3,W1,W4,S3",
+            "C1,C3,W1,W4,S3,O4,Y1,N9",
             "--markdown",
         ])
         .arg(&markdown)
@@ -195,21 +198,105 @@ fn against_a_deployment_runs_what_it_can_and_skips_the_rest() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(stdout.contains("(a sandbox per scenario)"), "{stdout}");
+    for rule in ["W1", "W4", "C1", "O4", "Y1", "N9"] {
+        assert!(
+            stdout.contains(&format!("{rule}    passed")),
+            "{rule}: {stdout}"
+        );
+    }
+    assert!(stdout.contains(" 0 failed, 0 skipped"), "{stdout}");
+    let md = std::fs::read_to_string(&markdown).unwrap();
+    assert!(md.contains("0 skipped"), "{md}");
+    drop(_sandbox);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn against_a_deployment_not_in_test_mode_what_needs_the_clock_or_another_setup_is_skipped() {
+    let dir = temp_dir("production");
+    let (_sandbox, _, fake) = start_sandbox(&dir);
+    // A deployment without test mode, on the sample setup, talking to the sandbox's fake.
+    let config = dir.join("production.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[service]\nlisten = \"127.0.0.1:0\"\nstore_url = \"sqlite://{}\"\napi_keys = [\"sandbox-key-0123456789\"]\n[flexfactor]\nbase_url = \"{fake}\"\n",
+            include_str!("../examples/salvage.toml"),
+            dir.join("production.db").display()
+        ),
+    )
+    .unwrap();
+    let (_production, service) = start_configured(&dir, &config);
+    // (It has no charge hook: scenarios cascading through regular gateways need one, so they
+    // are not asked for here.)
+    let out = salvage()
+        .args([
+            "conform",
+            "--target",
+            &service,
+            "--flexfactor",
+            &fake,
+            "--only",
+            "W1,W4,S3,O4,C2",
+        ])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains(&format!("scenarios against {service}")),
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!stdout.contains("a sandbox per scenario"), "{stdout}");
+    assert!(
+        stdout.contains("W1    passed") && stdout.contains("W4    passed"),
         "{stdout}"
     );
-    assert!(stdout.contains("W1    passed"), "{stdout}");
-    assert!(stdout.contains("W4    passed"), "{stdout}");
-    assert!(stdout.contains("C1    passed"), "{stdout}");
-    // The sandbox runs the sample setup: a scenario needing another one is skipped, saying why.
     assert!(
         stdout.contains("needs a setup the deployment does not have"),
         "{stdout}"
     );
+    assert!(stdout.contains("moves the clock"), "{stdout}");
     assert!(stdout.contains("0 failed"), "{stdout}");
-    let md = std::fs::read_to_string(&markdown).unwrap();
-    assert!(md.contains("skipped"), "{md}");
+    drop(_production);
     drop(_sandbox);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Starts `salvage serve --config FILE` in `dir`: the service URL.
+fn start_configured(dir: &PathBuf, config: &std::path::Path) -> (Killed, String) {
+    let mut child = Killed(
+        salvage()
+            .args(["serve", "--config"])
+            .arg(config)
+            .current_dir(dir)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = child.0.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("salvage serve --config did not print its URL"));
+        if line.contains("Salvage listening on") {
+            let url = line
+                .split_whitespace()
+                .find(|w| w.starts_with("http://127.0.0.1:"))
+                .map(str::to_string)
+                .unwrap();
+            return (child, url);
+        }
+    }
 }

@@ -100,6 +100,10 @@ pub struct RemoteOptions {
     pub hmac_key: Option<String>,
     /// Where the deployment's notifications arrive, when the runner receives them.
     pub notifications: Option<Arc<Inbox>>,
+    /// A deployment in test mode: leave each scenario's sandbox at the end.
+    pub keep: bool,
+    /// A deployment in test mode: how many sandboxes run at once.
+    pub jobs: usize,
 }
 
 /// How scenarios see a target.
@@ -252,6 +256,12 @@ async fn reachable(env: &Env) -> Result<(), RunError> {
 /// Runs every scenario against a deployment, one after the other.
 pub async fn run_remote(suite: &Suite, options: RemoteOptions) -> Result<SuiteResult, RunError> {
     let started = Instant::now();
+    if target::in_test_mode(&options.target)
+        .await
+        .map_err(RunError::Target)?
+    {
+        return Ok(run_sandboxed(suite, &options, started).await);
+    }
     let hmac = options
         .hmac_key
         .clone()
@@ -319,6 +329,59 @@ pub async fn run_remote(suite: &Suite, options: RemoteOptions) -> Result<SuiteRe
         results,
         duration: started.elapsed(),
     })
+}
+
+/// Runs every scenario against a deployment in test mode, each in its own sandbox (its setup,
+/// its clock), several at once: none is skipped for the clock or the setup.
+async fn run_sandboxed(suite: &Suite, options: &RemoteOptions, started: Instant) -> SuiteResult {
+    let mut results: Vec<(usize, ScenarioResult)> = Vec::new();
+    let mut work = Vec::new();
+    for (i, s) in suite.scenarios().enumerate() {
+        if s.is_setup_check() {
+            let mut r = run_setup_check(s).await;
+            r.notes.push(
+                "setup validation checked locally (this binary), not on the deployment".into(),
+            );
+            results.push((i, r));
+            continue;
+        }
+        match setup::edited_setup(&s.setup) {
+            Ok(t) => work.push((i, s, t)),
+            Err(e) => results.push((i, failed(s, vec![format!("given.setup: {e}")]))),
+        }
+    }
+    let ran: Vec<(usize, ScenarioResult)> = futures::stream::iter(work)
+        .map(|(i, s, setup)| async move {
+            let env =
+                match Env::sandbox(&options.target, &options.api_key, &setup, options.keep).await {
+                    Ok(env) => env,
+                    Err(e) => {
+                        return (i, failed(s, vec![format!("no sandbox for it: {e}")]));
+                    }
+                };
+            let ctx = Context {
+                env: &env,
+                prefix: String::new(),
+            };
+            let mut r = run_scenario(&ctx, s).await;
+            if let target::Driver::Sandbox(w) = &env.driver {
+                if options.keep {
+                    r.notes.push(format!("sandbox {} kept", w.id));
+                }
+            }
+            env.shutdown().await;
+            (i, r)
+        })
+        .buffer_unordered(options.jobs.max(1))
+        .collect()
+        .await;
+    results.extend(ran);
+    results.sort_by_key(|(i, _)| *i);
+    SuiteResult {
+        target: format!("{} (a sandbox per scenario)", options.target),
+        results: results.into_iter().map(|(_, r)| r).collect(),
+        duration: started.elapsed(),
+    }
 }
 
 fn base_result(s: &Scenario, status: Status) -> ScenarioResult {
@@ -771,7 +834,7 @@ async fn check_notifications(
         all && count && last
     };
     let deadline =
-        Instant::now() + StdDuration::from_secs(if env.is_in_process() { 3 } else { 10 });
+        Instant::now() + StdDuration::from_secs(if env.settles_on_request() { 3 } else { 10 });
     let mut list = inbox.about(key, &id);
     while !enough(&list) && Instant::now() < deadline {
         env.settle().await?;

@@ -54,11 +54,38 @@ pub struct World {
     _crm: CrmReceiver,
 }
 
+/// A sandbox of a deployment in test mode: its clock moves on request.
+pub struct SandboxWorld {
+    pub id: String,
+    now: std::sync::Mutex<DateTime<Utc>>,
+    /// Leave the sandbox at the end (for a look).
+    keep: bool,
+    _crm: CrmReceiver,
+}
+
 /// How time and background work are driven.
 pub enum Driver {
     InProcess(Box<World>),
     /// A deployment: its own clock; background work runs on its own.
     Remote,
+    /// A sandbox of a deployment in test mode (`/v1/test/sandboxes`).
+    Sandbox(Box<SandboxWorld>),
+}
+
+/// The header that names a sandbox (the service's `SANDBOX_HEADER`).
+pub const SANDBOX_HEADER: &str = salvage_gateway::service::sandbox::SANDBOX_HEADER;
+
+/// Whether the deployment at `api` runs in test mode (its answers say so).
+pub async fn in_test_mode(api: &str) -> Result<bool, String> {
+    let http = http_client()?;
+    let r = http
+        .get(format!("{}/readyz", api.trim().trim_end_matches('/')))
+        .send()
+        .await
+        .map_err(|e| format!("cannot reach the service at {api}: {}", e.without_url()))?;
+    Ok(r.headers()
+        .get(salvage_gateway::service::server::TEST_MODE_HEADER)
+        .is_some())
 }
 
 /// Everything a scenario talks to.
@@ -167,6 +194,108 @@ impl Env {
         })
     }
 
+    /// A new sandbox of the deployment at `api` (in test mode) for `setup`, its clock at the
+    /// in-process worlds' start, its notifications received here.
+    pub async fn sandbox(
+        api: &str,
+        api_key: &str,
+        setup: &toml::Table,
+        keep: bool,
+    ) -> Result<Env, String> {
+        let api = api.trim().trim_end_matches('/').to_string();
+        let crm = CrmReceiver::start(([127, 0, 0, 1], 0).into()).await?;
+        let setup_text = toml::to_string(setup)
+            .map_err(|e| format!("the setup cannot be written as TOML: {e}"))?;
+        let create = http_client()?
+            .post(format!("{api}/v1/test/sandboxes"))
+            .bearer_auth(api_key)
+            .json(&serde_json::json!({
+                "setup": setup_text,
+                "start": world_start(),
+                "notifications_url": crm.url(),
+            }))
+            .send()
+            .await
+            .map_err(|e| format!("creating a sandbox: {}", e.without_url()))?;
+        let status = create.status();
+        let body: Value = create
+            .json()
+            .await
+            .map_err(|e| format!("creating a sandbox: {}", e.without_url()))?;
+        if !status.is_success() {
+            return Err(format!("creating a sandbox: {status}: {body}"));
+        }
+        let id = body["id"]
+            .as_str()
+            .ok_or_else(|| format!("creating a sandbox: no id in {body}"))?
+            .to_string();
+        let now = body["now"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or_else(world_start);
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            SANDBOX_HEADER,
+            reqwest::header::HeaderValue::from_str(&id)
+                .map_err(|e| format!("sandbox id {id}: {e}"))?,
+        );
+        let http = reqwest::Client::builder()
+            .timeout(StdDuration::from_secs(30))
+            .default_headers(headers)
+            .build()
+            .map_err(|e| format!("HTTP client: {e}"))?;
+        Ok(Env {
+            webhook_host: host_of(&api)?,
+            fake: format!("{api}/v1/test/sandboxes/{id}/flexfactor"),
+            api,
+            api_key: api_key.to_string(),
+            hmac_key: setup::hmac_key(setup).unwrap_or_default(),
+            secrets: setup::secrets(setup),
+            crm: Some(crm.inbox.clone()),
+            http,
+            driver: Driver::Sandbox(Box::new(SandboxWorld {
+                id,
+                now: std::sync::Mutex::new(now),
+                keep,
+                _crm: crm,
+            })),
+        })
+    }
+
+    /// Moves a sandbox's clock to `to` (the service runs what falls due on the way).
+    async fn sandbox_advance(&self, w: &SandboxWorld, to: DateTime<Utc>) -> Result<(), String> {
+        let r = self
+            .http
+            .post(format!("{}/v1/test/sandboxes/{}/advance", self.api, w.id))
+            .bearer_auth(&self.api_key)
+            .json(&serde_json::json!({ "to": to }))
+            .send()
+            .await
+            .map_err(|e| format!("advancing the sandbox: {}", e.without_url()))?;
+        let status = r.status();
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            return Err(format!("advancing the sandbox: {status}: {body}"));
+        }
+        let now = body["now"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.with_timezone(&Utc))
+            .unwrap_or(to);
+        match w.now.lock() {
+            Ok(mut g) => *g = now,
+            Err(p) => *p.into_inner() = now,
+        }
+        Ok(())
+    }
+
+    /// True when background work runs when the runner settles it (in-process or a sandbox),
+    /// not on the deployment's own time.
+    pub fn settles_on_request(&self) -> bool {
+        matches!(self.driver, Driver::InProcess(_) | Driver::Sandbox(_))
+    }
+
     /// True for an in-process world.
     pub fn is_in_process(&self) -> bool {
         matches!(self.driver, Driver::InProcess(_))
@@ -176,7 +305,7 @@ impl Env {
     pub fn store(&self) -> Option<&Arc<Store>> {
         match &self.driver {
             Driver::InProcess(w) => Some(&w.svc.state.store),
-            Driver::Remote => None,
+            Driver::Remote | Driver::Sandbox(_) => None,
         }
     }
 
@@ -185,6 +314,7 @@ impl Env {
         match &self.driver {
             Driver::InProcess(w) => w.clock.now(),
             Driver::Remote => Utc::now(),
+            Driver::Sandbox(w) => w.now.lock().map(|g| *g).unwrap_or_else(|p| *p.into_inner()),
         }
     }
 
@@ -196,6 +326,7 @@ impl Env {
                 self.settle().await
             }
             Driver::Remote => Err("the deployment's clock cannot be moved from here".into()),
+            Driver::Sandbox(w) => self.sandbox_advance(w, self.now() + by).await,
         }
     }
 
@@ -212,6 +343,7 @@ impl Env {
                 }
                 Ok(())
             }
+            Driver::Sandbox(w) => self.sandbox_advance(w, self.now()).await,
             Driver::Remote => {
                 for _ in 0..3 {
                     self.admin("POST", "/admin/deliver", None).await?;
@@ -237,6 +369,11 @@ impl Env {
                 "DELETE" => self.http.delete(&url),
                 "PUT" => self.http.put(&url),
                 other => return Err(format!("method {other}")),
+            };
+            // A sandbox's fake is reached through the service, with the API key.
+            let req = match &self.driver {
+                Driver::Sandbox(_) => req.bearer_auth(&self.api_key),
+                _ => req,
             };
             Ok(match body {
                 Some(b) => req.json(b),
@@ -270,10 +407,21 @@ impl Env {
 
     /// Stops what was started here.
     pub async fn shutdown(self) {
-        if let Driver::InProcess(w) = self.driver {
-            let w = *w;
-            let _ = w.svc.shutdown().await;
-            w.fake.shutdown().await;
+        match self.driver {
+            Driver::InProcess(w) => {
+                let w = *w;
+                let _ = w.svc.shutdown().await;
+                w.fake.shutdown().await;
+            }
+            Driver::Sandbox(w) if !w.keep => {
+                let _ = self
+                    .http
+                    .delete(format!("{}/v1/test/sandboxes/{}", self.api, w.id))
+                    .bearer_auth(&self.api_key)
+                    .send()
+                    .await;
+            }
+            Driver::Sandbox(_) | Driver::Remote => {}
         }
     }
 }

@@ -1,5 +1,6 @@
 //! Test mode (`[test_mode] enabled = true`): said in every answer's header, in `/readyz` and in
-//! the metrics; off, none of it, and no `/v1/test` route exists.
+//! the metrics; off, none of it, no `/v1/test` route exists, and a request naming a sandbox is
+//! refused. (Sandboxes themselves: `tests/conform_sandboxes.rs` at the workspace root.)
 
 mod support;
 
@@ -78,6 +79,17 @@ async fn test_mode_is_said_everywhere_and_production_says_nothing() {
                 .await
                 .unwrap();
             assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND);
+            // A request that believes it is in a sandbox never reaches production.
+            let r = http
+                .get(format!("{}/v1/orders/nope", svc.url()))
+                .bearer_auth(KEY)
+                .header("x-salvage-sandbox", "sbx-1")
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), reqwest::StatusCode::BAD_REQUEST);
+            let body: serde_json::Value = r.json().await.unwrap();
+            assert_eq!(body["error"]["code"], "not_test_mode");
         }
         svc.shutdown().await.unwrap();
         place.cleanup().await;

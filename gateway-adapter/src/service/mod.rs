@@ -11,6 +11,7 @@ pub mod error;
 pub mod openapi;
 pub mod ops;
 pub mod preflight;
+pub mod sandbox;
 pub mod server;
 pub mod state;
 pub mod summary;

@@ -10,7 +10,7 @@ use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header::AUTHORIZATION, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::Router;
 use secrecy::ExposeSecret;
 use tokio::sync::{oneshot, watch, Notify};
@@ -27,7 +27,7 @@ use salvage_domain::DomainServices;
 use super::config::{ConfigError, ServiceConfig};
 use super::error::ApiError;
 use super::state::{AppState, Role};
-use super::{api, console, openapi, ops, preflight, summary, webhooks};
+use super::{api, console, openapi, ops, preflight, sandbox, summary, webhooks};
 use crate::card_fingerprint::CardFingerprinter;
 use crate::crm::SandboxProcessor;
 use crate::engine::effects::ServiceEffects;
@@ -73,6 +73,8 @@ pub struct ServeOptions {
     /// it then handles them in one batch, and a burst of requests is not slowed by background
     /// work between each (notifications and projections come this much later).
     pub worker_settle: Duration,
+    /// In test mode, what starts each sandbox's fake FlexFactor (the binary gives it).
+    pub sandbox_flexfactor: Option<Arc<dyn sandbox::SandboxFlexFactorStarter>>,
 }
 
 impl ServeOptions {
@@ -83,6 +85,7 @@ impl ServeOptions {
             pg_schema: None,
             poll_interval: None,
             worker_settle: Duration::from_millis(25),
+            sandbox_flexfactor: None,
         }
     }
 }
@@ -162,6 +165,35 @@ async fn require_key(State(state): State<Arc<AppState>>, req: Request, next: Nex
     }
 }
 
+/// The sandbox routes change things: an operator's key only.
+async fn require_operator(
+    State(state): State<Arc<AppState>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let key = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    match key.and_then(|k| state.role_of(k)) {
+        Some(Role::Operator) => next.run(req).await,
+        Some(Role::ReadOnly) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            "this API key is read-only: it cannot change anything",
+        )
+        .into_response(),
+        None => ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "send your API key as Authorization: Bearer <api key>",
+        )
+        .into_response(),
+    }
+}
+
 async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req
@@ -211,6 +243,27 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .route("/v1/events", get(api::events))
         .route("/v1/salvage/summary", get(summary::get_summary))
         .route_layer(middleware::from_fn_with_state(state.clone(), require_key));
+    let v1 = if state.sandboxes.is_some() {
+        v1.merge(
+            Router::new()
+                .route("/v1/test/sandboxes", post(sandbox::create))
+                .route(
+                    "/v1/test/sandboxes/{id}",
+                    get(sandbox::show).delete(sandbox::delete),
+                )
+                .route("/v1/test/sandboxes/{id}/advance", post(sandbox::advance))
+                .route(
+                    "/v1/test/sandboxes/{id}/flexfactor/{*path}",
+                    any(sandbox::flexfactor),
+                )
+                .route_layer(middleware::from_fn_with_state(
+                    state.clone(),
+                    require_operator,
+                )),
+        )
+    } else {
+        v1
+    };
     let test_mode = state.test_mode;
     let app = Router::new()
         .merge(v1)
@@ -226,7 +279,8 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
         .layer(TraceLayer::new_for_http())
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(Ids::default()))
-        .with_state(state);
+        .with_state(state.clone())
+        .layer(middleware::from_fn_with_state(state, sandbox::dispatch));
     if test_mode {
         app.layer(middleware::from_fn(say_test_mode))
     } else {
@@ -296,6 +350,18 @@ pub async fn start(
         clock: clock.clone(),
         api_keys: config.service.api_keys.clone(),
         test_mode: config.test_mode.enabled,
+        sandboxes: config.test_mode.enabled.then(|| {
+            Arc::new(sandbox::Sandboxes::new(
+                options.sandbox_flexfactor.clone(),
+                config.service.store_url.clone(),
+                config.service.api_keys.clone(),
+                config.service.read_only_api_keys.clone(),
+                config.service.request_body_limit,
+                store.backend.clone(),
+                clock.clone(),
+                options.pg_schema.as_deref(),
+            ))
+        }),
         read_only_keys: config.service.read_only_api_keys.clone(),
         console: console::ConsoleSettings::new(
             &config.service.api_keys,
@@ -332,6 +398,7 @@ pub async fn start(
         config.flexfactor.webhook_tolerance_seconds as i64,
     ));
     let grace = Duration::from_secs(config.service.shutdown_grace_seconds);
+    let sandboxes = state.sandboxes.clone();
     let handle = tokio::spawn(async move {
         let served = axum::serve(listener, app)
             .with_graceful_shutdown(async {
@@ -340,6 +407,9 @@ pub async fn start(
             })
             .await;
         let _ = stop_tx.send(true);
+        if let Some(s) = &sandboxes {
+            s.remove_all().await;
+        }
         if tokio::time::timeout(grace, worker).await.is_err() {
             warn!("the background worker did not finish within the grace period");
         }

@@ -51,6 +51,8 @@ pub struct AppState {
     pub api_keys: Vec<SecretString>,
     /// `[test_mode] enabled`: said in every answer's header, `/readyz` and the metrics.
     pub test_mode: bool,
+    /// The sandboxes (test mode only).
+    pub sandboxes: Option<Arc<crate::service::sandbox::Sandboxes>>,
     /// Keys that read but change nothing.
     pub read_only_keys: Vec<SecretString>,
     /// The console's sessions and what it shows about the deployment.

@@ -542,30 +542,17 @@ pub async fn migrate(backend: &Backend) -> Result<Vec<i64>, StoreError> {
 /// schema.
 #[doc(hidden)]
 pub async fn migrate_up_to(backend: &Backend, last: i64) -> Result<Vec<i64>, StoreError> {
-    const TABLE: &str = "CREATE TABLE IF NOT EXISTS salvage_schema_migrations (
-        version bigint PRIMARY KEY, name text NOT NULL, applied_at text NOT NULL)";
     let mut applied_now = Vec::new();
     match backend {
         Backend::Sqlite(pool) => {
             sqlx::raw_sql(TABLE).execute(pool).await?;
-            for m in MIGRATIONS.iter().filter(|m| m.version <= last) {
-                let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-                let done: Option<i64> = sqlx::query_scalar(
-                    "SELECT version FROM salvage_schema_migrations WHERE version = $1",
-                )
-                .bind(m.version)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if done.is_some() {
+            for m in MIGRATIONS {
+                if m.version > last {
                     continue;
                 }
-                sqlx::raw_sql(m.sqlite)
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| fail(m, e))?;
-                record(m).execute(&mut *tx).await.map_err(|e| fail(m, e))?;
-                tx.commit().await?;
-                applied_now.push(m.version);
+                if apply_sqlite(pool, m).await? {
+                    applied_now.push(m.version);
+                }
             }
         }
         Backend::Postgres(pool) => {
@@ -574,36 +561,76 @@ pub async fn migrate_up_to(backend: &Backend, last: i64) -> Result<Vec<i64>, Sto
                 .bind(MIGRATION_LOCK)
                 .execute(&mut *conn)
                 .await?;
-            let result: Result<(), StoreError> = async {
-                sqlx::raw_sql(TABLE).execute(&mut *conn).await?;
-                for m in MIGRATIONS.iter().filter(|m| m.version <= last) {
-                    let done: Option<i64> = sqlx::query_scalar(
-                        "SELECT version FROM salvage_schema_migrations WHERE version = $1",
-                    )
-                    .bind(m.version)
-                    .fetch_optional(&mut *conn)
-                    .await?;
-                    if done.is_some() {
-                        continue;
-                    }
-                    let mut tx = sqlx::Connection::begin(&mut *conn).await?;
-                    sqlx::raw_sql(m.postgres)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| fail(m, e))?;
-                    record(m).execute(&mut *tx).await.map_err(|e| fail(m, e))?;
-                    tx.commit().await?;
-                    applied_now.push(m.version);
-                }
-                Ok(())
-            }
-            .await;
+            let result = apply_postgres(&mut conn, last).await;
             sqlx::query("SELECT pg_advisory_unlock($1)")
                 .bind(MIGRATION_LOCK)
                 .execute(&mut *conn)
                 .await?;
-            result?;
+            applied_now = result?;
         }
+    }
+    Ok(applied_now)
+}
+
+const TABLE: &str = "CREATE TABLE IF NOT EXISTS salvage_schema_migrations (
+    version bigint PRIMARY KEY, name text NOT NULL, applied_at text NOT NULL)";
+
+const RECORD: &str = "INSERT INTO salvage_schema_migrations (version, name, applied_at) \
+     VALUES ($1, $2, CAST(CURRENT_TIMESTAMP AS TEXT))";
+
+const DONE: &str = "SELECT version FROM salvage_schema_migrations WHERE version = $1";
+
+/// Applies `m` on SQLite in its own transaction unless it was; whether it was applied now.
+async fn apply_sqlite(pool: &sqlx::SqlitePool, m: &'static Migration) -> Result<bool, StoreError> {
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let done: Option<i64> = sqlx::query_scalar(DONE)
+        .bind(m.version)
+        .fetch_optional(&mut *tx)
+        .await?;
+    if done.is_some() {
+        return Ok(false);
+    }
+    sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(m.sqlite))
+        .await
+        .map_err(|e| fail(m, e))?;
+    sqlx::query(RECORD)
+        .bind(m.version)
+        .bind(m.name)
+        .execute(&mut *tx)
+        .await
+        .map_err(|e| fail(m, e))?;
+    tx.commit().await?;
+    Ok(true)
+}
+
+/// Applies the PostgreSQL migrations up to `last` on `conn` (which holds the migration lock),
+/// each in its own transaction; the versions applied now.
+async fn apply_postgres(conn: &mut sqlx::PgConnection, last: i64) -> Result<Vec<i64>, StoreError> {
+    let mut applied_now = Vec::new();
+    sqlx::Executor::execute(&mut *conn, sqlx::raw_sql(TABLE)).await?;
+    for m in MIGRATIONS {
+        if m.version > last {
+            continue;
+        }
+        let done: Option<i64> = sqlx::query_scalar(DONE)
+            .bind(m.version)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if done.is_some() {
+            continue;
+        }
+        let mut tx = sqlx::Connection::begin(&mut *conn).await?;
+        sqlx::Executor::execute(&mut *tx, sqlx::raw_sql(m.postgres))
+            .await
+            .map_err(|e| fail(m, e))?;
+        sqlx::query(RECORD)
+            .bind(m.version)
+            .bind(m.name)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| fail(m, e))?;
+        tx.commit().await?;
+        applied_now.push(m.version);
     }
     Ok(applied_now)
 }
@@ -618,21 +645,6 @@ pub async fn current_version(backend: &Backend) -> Result<i64, StoreError> {
             .flatten()
     });
     Ok(v.unwrap_or(0))
-}
-
-fn record<DB: sqlx::Database>(
-    m: &Migration,
-) -> sqlx::query::Query<'static, DB, <DB as sqlx::Database>::Arguments<'static>>
-where
-    i64: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
-    &'static str: sqlx::Encode<'static, DB> + sqlx::Type<DB>,
-{
-    sqlx::query(
-        "INSERT INTO salvage_schema_migrations (version, name, applied_at) \
-         VALUES ($1, $2, CAST(CURRENT_TIMESTAMP AS TEXT))",
-    )
-    .bind(m.version)
-    .bind(m.name)
 }
 
 fn fail(m: &Migration, e: sqlx::Error) -> StoreError {
