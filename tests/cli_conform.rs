@@ -259,6 +259,44 @@ fn against_a_deployment_not_in_test_mode_what_needs_the_clock_or_another_setup_i
     );
     assert!(stdout.contains("moves the clock"), "{stdout}");
     assert!(stdout.contains("0 failed"), "{stdout}");
+    // Production is untouched: no test mode said, no test route, the real clock.
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let http = reqwest::Client::new();
+        let ready = http.get(format!("{service}/readyz")).send().await.unwrap();
+        assert!(ready.headers().get("x-salvage-test-mode").is_none());
+        let r = http
+            .post(format!("{service}/v1/test/sandboxes"))
+            .bearer_auth("sandbox-key-0123456789")
+            .json(&serde_json::json!({"setup": ""}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::NOT_FOUND);
+        let before = chrono::Utc::now();
+        let r = http
+            .post(format!("{service}/v1/orders"))
+            .bearer_auth("sandbox-key-0123456789")
+            .json(&serde_json::json!({
+                "order_id": "clock-1", "order_type": "new_sale", "campaign_id": "skincare",
+                "amount_minor": 1999, "currency": "USD",
+                "card": {"token": "tok_clock", "bin": "411111", "last4": "1111", "exp_month": 9, "exp_year": 2030},
+                "items": [{"product_id": "cleanser", "quantity": 1, "price_minor": 1999}],
+                "attempt": {"gateway_id": "stripe-eu", "result": "approved"}
+            }))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), reqwest::StatusCode::CREATED);
+        let order: serde_json::Value = r.json().await.unwrap();
+        let at = order["history"][0]["at"].as_str().unwrap_or_default().to_string();
+        let at = chrono::DateTime::parse_from_rfc3339(&at)
+            .unwrap_or_else(|e| panic!("{order}: {e}"))
+            .with_timezone(&chrono::Utc);
+        assert!(
+            (at - before).num_seconds().abs() < 60,
+            "the real clock: {at} against {before}"
+        );
+    });
     drop(_production);
     drop(_sandbox);
     let _ = std::fs::remove_dir_all(&dir);

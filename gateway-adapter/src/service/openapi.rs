@@ -29,6 +29,10 @@ use crate::feed::{FeedEvent, FeedPage};
         super::api::post_rebill,
         super::api::events,
         super::summary::get_summary,
+        super::sandbox::create,
+        super::sandbox::show,
+        super::sandbox::advance,
+        super::sandbox::delete,
         super::webhooks::flexfactor_webhook,
         super::ops::healthz,
         super::ops::readyz,
@@ -37,7 +41,8 @@ use crate::feed::{FeedEvent, FeedPage};
         OrderIn, AttemptIn, CardIn, CustomerIn, AddressIn, ItemIn, RerunIn, RebillIn,
         OrderOut, SalvageOut, HistoryEntry, SubscriptionOut, RecycleOut, FeedPage, FeedEvent,
         ErrorBody, ErrorDetail, super::summary::SummaryOut, super::summary::RouteSummary,
-        super::summary::Revenue, ChargeHookRequest, ChargeHookAnswer, Notification
+        super::summary::Revenue, super::sandbox::SandboxIn, super::sandbox::SandboxOut,
+        super::sandbox::AdvanceIn, super::sandbox::AdvanceOut, ChargeHookRequest, ChargeHookAnswer, Notification
     )),
     modifiers(&BearerKey)
 )]

@@ -388,7 +388,8 @@ async fn find(state: &AppState, id: &str) -> Result<Arc<Sandbox>, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no sandbox {id}")))
 }
 
-/// Create a sandbox (test mode only).
+/// Create a sandbox: its own setup, store, clock and fake FlexFactor (test mode only: the
+/// `/v1/test` routes do not exist otherwise).
 #[utoipa::path(post, path = "/v1/test/sandboxes", request_body = SandboxIn,
     responses((status = 201, body = SandboxOut), (status = 422, body = super::error::ErrorBody, description = "The setup breaks a rule (S1-S8) or cannot be read")),
     security(("api_key" = [])))]
