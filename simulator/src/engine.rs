@@ -79,8 +79,9 @@ impl<'s> Engine<'s> {
     }
 
     /// Runs every customer through every variant once per seed: for each seed (in the order
-    /// given), one tally per variant. Each customer's traffic (its profile) is drawn once per
-    /// seed and run through every variant in turn; the tallies do not depend on the threads.
+    /// given), one tally per variant. A thread takes a chunk of customers of one seed, draws
+    /// their traffic (profiles) once, and runs the chunk through every variant in turn; the
+    /// tallies do not depend on the threads.
     pub fn run_seeds(&self, seeds: &[u64], options: &RunOptions<'_>) -> Vec<Vec<Tally>> {
         let customers = u64::from(self.scenario.spec.population.customers);
         let variants = self.scenario.variants.len();
@@ -92,6 +93,7 @@ impl<'s> Engine<'s> {
             let mut runners: Vec<VariantRunner<'_, 's>> =
                 (0..variants).map(|v| self.runner(v)).collect();
             let mut tallies = vec![vec![Tally::default(); variants]; seeds.len()];
+            let mut profiles = Vec::with_capacity(CHUNK as usize);
             loop {
                 let item = next.fetch_add(1, Ordering::Relaxed);
                 if item >= items {
@@ -101,10 +103,14 @@ impl<'s> Engine<'s> {
                 let seed = seeds[s];
                 let lo = chunk * CHUNK;
                 let hi = (lo + CHUNK).min(customers);
-                for customer in lo..hi {
-                    let profile = self.population.customer_of(self.scenario, seed, customer);
-                    for (runner, tally) in runners.iter_mut().zip(tallies[s].iter_mut()) {
-                        runner.run_profile(seed, &profile, tally, None);
+                // The chunk's traffic, drawn once for every variant; each variant then runs
+                // the whole chunk (its runtime stays warm).
+                profiles.clear();
+                profiles
+                    .extend((lo..hi).map(|c| self.population.customer_of(self.scenario, seed, c)));
+                for (runner, tally) in runners.iter_mut().zip(tallies[s].iter_mut()) {
+                    for profile in &profiles {
+                        runner.run_profile(seed, profile, tally, None);
                     }
                 }
                 if let Some(progress) = options.progress {
