@@ -99,6 +99,7 @@ pub fn body(s: &SummaryOut, points: &[Point]) -> Markup {
                             tr data-route=(r.route) data-slot=(r.slot.as_deref().unwrap_or("")) {
                                 th scope="row" {
                                     @match &r.slot {
+                                        Some(slot) if slot == "final" => { "\u{2003}recycle, final attempt" }
                                         Some(slot) => { "\u{2003}recycle, attempts " (slot) }
                                         None => { (r.route) }
                                     }
