@@ -131,11 +131,15 @@ fn bad_options_and_unreachable_targets_are_refused() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Starts `salvage serve` (embedded sandbox) in `dir`: (the service URL, the fake's /v1 URL).
-fn start_sandbox(dir: &PathBuf) -> (Killed, String, String) {
+/// Spawns `salvage serve ARGS` in `dir`; its stdout lines arrive on the receiver.
+fn spawn_serve(
+    dir: &PathBuf,
+    args: &[&std::ffi::OsStr],
+) -> (Killed, std::sync::mpsc::Receiver<String>) {
     let mut child = Killed(
         salvage()
-            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg("serve")
+            .args(args)
             .current_dir(dir)
             .env("RUST_LOG", "warn")
             .stdout(Stdio::piped())
@@ -151,6 +155,12 @@ fn start_sandbox(dir: &PathBuf) -> (Killed, String, String) {
             let _ = tx.send(line);
         }
     });
+    (child, rx)
+}
+
+/// Starts `salvage serve` (embedded sandbox) in `dir`: (the service URL, the fake's /v1 URL).
+fn start_sandbox(dir: &PathBuf) -> (Killed, String, String) {
+    let (child, rx) = spawn_serve(dir, &["--listen".as_ref(), "127.0.0.1:0".as_ref()]);
     let deadline = Instant::now() + Duration::from_secs(60);
     let (mut service, mut fake) = (None, None);
     while service.is_none() || fake.is_none() {
@@ -304,24 +314,7 @@ fn against_a_deployment_not_in_test_mode_what_needs_the_clock_or_another_setup_i
 
 /// Starts `salvage serve --config FILE` in `dir`: the service URL.
 fn start_configured(dir: &PathBuf, config: &std::path::Path) -> (Killed, String) {
-    let mut child = Killed(
-        salvage()
-            .args(["serve", "--config"])
-            .arg(config)
-            .current_dir(dir)
-            .env("RUST_LOG", "warn")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let stdout = child.0.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
+    let (child, rx) = spawn_serve(dir, &["--config".as_ref(), config.as_os_str()]);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
