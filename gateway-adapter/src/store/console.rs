@@ -2,13 +2,11 @@
 //! hourly funnel, the webhook book, the outbox, the checkpoints) or one aggregate's own events;
 //! nothing folds event history per request.
 
-use sqlx::Row;
-
 use super::console_view::Outcome;
 use super::{Backend, StoreError};
 
 /// One cell of the funnel summed over a window.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct FunnelRow {
     pub route: String,
     pub slot: String,
@@ -22,7 +20,7 @@ pub struct FunnelRow {
 /// epoch), summed by route, slot, currency and outcome.
 pub async fn funnel(backend: &Backend, since_hour: i64) -> Result<Vec<FunnelRow>, StoreError> {
     let rows = crate::on_pool!(backend, pool => {
-        sqlx::query(
+        sqlx::query_as::<_, FunnelRow>(
             "SELECT route, slot, currency, outcome, CAST(SUM(orders) AS BIGINT) AS orders, \
                     CAST(SUM(amount_minor) AS BIGINT) AS amount_minor \
                FROM salvage_funnel_hourly WHERE hour >= $1 \
@@ -32,18 +30,6 @@ pub async fn funnel(backend: &Backend, since_hour: i64) -> Result<Vec<FunnelRow>
         .bind(since_hour)
         .fetch_all(pool)
         .await?
-        .iter()
-        .map(|r| {
-            Ok(FunnelRow {
-                route: r.try_get("route")?,
-                slot: r.try_get("slot")?,
-                currency: r.try_get("currency")?,
-                outcome: r.try_get("outcome")?,
-                orders: r.try_get("orders")?,
-                amount_minor: r.try_get("amount_minor")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?
     });
     Ok(rows)
 }
@@ -153,7 +139,7 @@ pub struct OrderFilter {
 }
 
 /// One row of the orders page.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OrderRow {
     pub order_id: String,
     pub order_type: String,
@@ -254,45 +240,22 @@ pub async fn orders_page(
     let l = next(&mut params, Param::Int(limit + 1));
     let sql = format!(
         "SELECT order_id, order_type, status, placed_at, declined_at, customer_email, \
-                customer_name, subscription_id, gateway, amount_minor, currency, route, slot, \
-                outcome, expires_at, card_bin, card_last4 \
+                customer_name, subscription_id, gateway, amount_minor, currency, \
+                COALESCE(route, '') AS route, COALESCE(slot, '') AS slot, \
+                COALESCE(outcome, '') AS outcome, expires_at, card_bin, card_last4 \
            FROM salvage_order_view WHERE {} \
           ORDER BY COALESCE({col}, 0) {dir}, order_id {dir} LIMIT {l}",
         clauses.join(" AND ")
     );
     let mut rows = crate::on_pool!(backend, pool => {
-        let mut q = sqlx::query(&sql);
+        let mut q = sqlx::query_as::<_, OrderRow>(&sql);
         for p in &params {
             q = match p {
                 Param::Text(t) => q.bind(t.clone()),
                 Param::Int(i) => q.bind(*i),
             };
         }
-        q.fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| {
-                Ok(OrderRow {
-                    order_id: r.try_get("order_id")?,
-                    order_type: r.try_get("order_type")?,
-                    status: r.try_get("status")?,
-                    placed_at: r.try_get("placed_at")?,
-                    declined_at: r.try_get("declined_at")?,
-                    customer_email: r.try_get("customer_email")?,
-                    customer_name: r.try_get("customer_name")?,
-                    subscription_id: r.try_get("subscription_id")?,
-                    gateway: r.try_get("gateway")?,
-                    amount_minor: r.try_get("amount_minor")?,
-                    currency: r.try_get("currency")?,
-                    route: r.try_get::<Option<String>, _>("route")?.unwrap_or_default(),
-                    slot: r.try_get::<Option<String>, _>("slot")?.unwrap_or_default(),
-                    outcome: r.try_get::<Option<String>, _>("outcome")?.unwrap_or_default(),
-                    expires_at: r.try_get("expires_at")?,
-                    card_bin: r.try_get("card_bin")?,
-                    card_last4: r.try_get("card_last4")?,
-                })
-            })
-            .collect::<Result<Vec<_>, sqlx::Error>>()?
+        q.fetch_all(pool).await?
     });
     let more = rows.len() as i64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(0));
@@ -347,7 +310,7 @@ pub async fn aggregate_events(
 }
 
 /// A verified webhook delivery as the webhook book recorded it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DeliveryRow {
     pub delivery_key: String,
     pub event: String,
@@ -363,31 +326,19 @@ pub async fn deliveries_for_order(
     order_id: &str,
 ) -> Result<Vec<DeliveryRow>, StoreError> {
     let rows = crate::on_pool!(backend, pool => {
-        sqlx::query(
+        sqlx::query_as::<_, DeliveryRow>(
             "SELECT delivery_key, event, order_id, flexfactor_order_id, received_at, outcome \
                FROM salvage_webhook_deliveries WHERE order_id = $1 ORDER BY received_at, delivery_key",
         )
         .bind(order_id)
         .fetch_all(pool)
         .await?
-        .iter()
-        .map(|r| {
-            Ok(DeliveryRow {
-                delivery_key: r.try_get("delivery_key")?,
-                event: r.try_get("event")?,
-                order_id: r.try_get("order_id")?,
-                flexfactor_order_id: r.try_get("flexfactor_order_id")?,
-                received_at: r.try_get("received_at")?,
-                outcome: r.try_get("outcome")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?
     });
     Ok(rows)
 }
 
 /// A refused webhook delivery (kept for the inbox; the newest few thousand).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct RefusalRow {
     pub id: i64,
     pub received_at: i64,
@@ -401,32 +352,19 @@ pub struct RefusalRow {
 /// The newest `limit` refused deliveries.
 pub async fn refusals(backend: &Backend, limit: i64) -> Result<Vec<RefusalRow>, StoreError> {
     let rows = crate::on_pool!(backend, pool => {
-        sqlx::query(
+        sqlx::query_as::<_, RefusalRow>(
             "SELECT id, received_at, reason, detail, nonce, event, body_excerpt \
                FROM salvage_webhook_refusals ORDER BY id DESC LIMIT $1",
         )
         .bind(limit)
         .fetch_all(pool)
         .await?
-        .iter()
-        .map(|r| {
-            Ok(RefusalRow {
-                id: r.try_get("id")?,
-                received_at: r.try_get("received_at")?,
-                reason: r.try_get("reason")?,
-                detail: r.try_get("detail")?,
-                nonce: r.try_get("nonce")?,
-                event: r.try_get("event")?,
-                body_excerpt: r.try_get("body_excerpt")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?
     });
     Ok(rows)
 }
 
 /// A verified delivery for an order Salvage does not know (W4), parked for reconciliation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct UnmatchedRow {
     pub delivery_key: String,
     pub event: String,
@@ -439,7 +377,7 @@ pub struct UnmatchedRow {
 /// The newest `limit` parked deliveries, unresolved first.
 pub async fn unmatched(backend: &Backend, limit: i64) -> Result<Vec<UnmatchedRow>, StoreError> {
     let rows = crate::on_pool!(backend, pool => {
-        sqlx::query(
+        sqlx::query_as::<_, UnmatchedRow>(
             "SELECT delivery_key, event, order_id, flexfactor_order_id, received_at, resolved_at \
                FROM salvage_unmatched_deliveries \
               ORDER BY resolved_at IS NOT NULL, received_at DESC LIMIT $1",
@@ -447,24 +385,12 @@ pub async fn unmatched(backend: &Backend, limit: i64) -> Result<Vec<UnmatchedRow
         .bind(limit)
         .fetch_all(pool)
         .await?
-        .iter()
-        .map(|r| {
-            Ok(UnmatchedRow {
-                delivery_key: r.try_get("delivery_key")?,
-                event: r.try_get("event")?,
-                order_id: r.try_get("order_id")?,
-                flexfactor_order_id: r.try_get("flexfactor_order_id")?,
-                received_at: r.try_get("received_at")?,
-                resolved_at: r.try_get("resolved_at")?,
-            })
-        })
-        .collect::<Result<Vec<_>, sqlx::Error>>()?
     });
     Ok(rows)
 }
 
 /// An outbox row as the console shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct OutboxRow {
     pub key: String,
     pub kind: String,
@@ -478,42 +404,8 @@ pub struct OutboxRow {
     pub done_at: Option<i64>,
 }
 
-const OUTBOX_COLUMNS: &str =
-    "key, kind, payload, due_at, state, attempts, lease_until, last_error, created_at, done_at";
-
-fn outbox_row(r: &impl OutboxRowSource) -> Result<OutboxRow, sqlx::Error> {
-    r.outbox_row()
-}
-
-trait OutboxRowSource {
-    fn outbox_row(&self) -> Result<OutboxRow, sqlx::Error>;
-}
-
-macro_rules! outbox_row_source {
-    ($row:ty) => {
-        impl OutboxRowSource for $row {
-            fn outbox_row(&self) -> Result<OutboxRow, sqlx::Error> {
-                Ok(OutboxRow {
-                    key: self.try_get("key")?,
-                    kind: self.try_get("kind")?,
-                    payload: self.try_get("payload")?,
-                    due_at: self.try_get("due_at")?,
-                    state: self.try_get("state")?,
-                    attempts: i64::from(self.try_get::<i32, _>("attempts").or_else(|_| {
-                        self.try_get::<i64, _>("attempts")
-                            .map(|a| i32::try_from(a).unwrap_or(i32::MAX))
-                    })?),
-                    lease_until: self.try_get("lease_until")?,
-                    last_error: self.try_get("last_error")?,
-                    created_at: self.try_get("created_at")?,
-                    done_at: self.try_get("done_at")?,
-                })
-            }
-        }
-    };
-}
-outbox_row_source!(sqlx::postgres::PgRow);
-outbox_row_source!(sqlx::sqlite::SqliteRow);
+const OUTBOX_COLUMNS: &str = "key, kind, payload, due_at, state, \
+    CAST(attempts AS BIGINT) AS attempts, lease_until, last_error, created_at, done_at";
 
 /// Effects (FlexFactor calls, charges, CRM notifications) pending or failed, and any row that
 /// failed for good: failed first, then by due time. At most `limit`.
@@ -524,13 +416,10 @@ pub async fn outbox_attention(backend: &Backend, limit: i64) -> Result<Vec<Outbo
           ORDER BY state = 'pending', due_at, key LIMIT $1"
     );
     let rows = crate::on_pool!(backend, pool => {
-        sqlx::query(&sql)
+        sqlx::query_as::<_, OutboxRow>(&sql)
             .bind(limit)
             .fetch_all(pool)
             .await?
-            .iter()
-            .map(outbox_row)
-            .collect::<Result<Vec<_>, sqlx::Error>>()?
     });
     Ok(rows)
 }
@@ -549,14 +438,11 @@ pub async fn outbox_for(
           ORDER BY created_at, key"
     );
     let rows = crate::on_pool!(backend, pool => {
-        sqlx::query(&sql)
+        sqlx::query_as::<_, OutboxRow>(&sql)
             .bind(from)
             .bind(to)
             .fetch_all(pool)
             .await?
-            .iter()
-            .map(outbox_row)
-            .collect::<Result<Vec<_>, sqlx::Error>>()?
     });
     Ok(rows)
 }
