@@ -385,3 +385,54 @@ pub async fn counts(backend: &Backend) -> Result<(i64, i64, i64), StoreError> {
     });
     Ok(c)
 }
+
+/// Writes the view rows of `orders` (each its id, its state and the sequence of its last event)
+/// as the projector writes them after a batch ending at log position `last`: the same
+/// [`view_rows`] (the console's columns, the funnel's deltas against the rows there now, the
+/// pending salvages), committed in one transaction. Nothing is appended to the log and no
+/// checkpoint moves: for benchmarks that need a large store without replaying its history.
+/// PostgreSQL commits the writes as one statement, so a call takes at most about 2,000 orders
+/// (65,535 binds).
+#[doc(hidden)]
+pub async fn seed_order_views(
+    backend: &Backend,
+    orders: Vec<(String, Order, i64)>,
+    last: i64,
+) -> Result<(), StoreError> {
+    let mut known = Known::new();
+    for chunk in orders.chunks(500) {
+        let sql = format!(
+            "SELECT order_id, state, last_sequence FROM salvage_order_view WHERE order_id IN ({})",
+            checkpointed::placeholders(chunk.len())
+        );
+        let found: Vec<(String, String, i64)> = crate::on_pool!(backend, pool => {
+            let mut query = sqlx::query_as(&sql);
+            for (id, _, _) in chunk {
+                query = query.bind(id.as_str());
+            }
+            query.fetch_all(pool).await?
+        });
+        for (id, state, seq) in found {
+            known.insert(
+                ("order".to_string(), id),
+                AggregateAt::Order(serde_json::from_str(&state)?, seq),
+            );
+        }
+    }
+    let before = console_view::before(&known);
+    let changed: Known = orders
+        .into_iter()
+        .map(|(id, o, seq)| {
+            (
+                ("order".to_string(), id),
+                AggregateAt::Order(Box::new(o), seq),
+            )
+        })
+        .collect();
+    let writes = view_rows(&before, changed, last)?;
+    match guarded_commit::commit(backend, &[], &writes).await {
+        Ok(()) => Ok(()),
+        Err(CommitError::Store(e)) => Err(e),
+        Err(e) => Err(StoreError::Corrupt(format!("seeding the views: {e}"))),
+    }
+}
