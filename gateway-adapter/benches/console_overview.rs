@@ -41,6 +41,7 @@ use salvage_domain::{
     Currency, DeclineFacts, DeclineType, EffectiveDecline, GatewayId, ManualClock, Money, OrderType,
 };
 use salvage_gateway::service::config::ServiceConfig;
+use salvage_gateway::service::summary::Window;
 use salvage_gateway::service::{start, RunningService, ServeOptions};
 use salvage_gateway::store::console_view::{self, Outcome};
 use salvage_gateway::store::{projection, Backend, Store};
@@ -545,8 +546,15 @@ struct Tally {
 
 const WINDOWS: [(&str, i64); 3] = [("24h", 24), ("7d", 24 * 7), ("30d", 24 * 30)];
 
+/// The window's first hour, as the service reads it (24 h by the hour, 7 d and 30 d by whole
+/// days).
 fn since_hour(now: DateTime<Utc>, hours: i64) -> i64 {
-    now.timestamp().div_euclid(3600) - hours + 1
+    let window = match hours {
+        24 => Window::Day,
+        168 => Window::Week,
+        _ => Window::Month,
+    };
+    window.since_hour(now)
 }
 
 impl Tally {
@@ -836,8 +844,17 @@ async fn verify(client: &Client, backend: &Backend, tally: &Tally, now: DateTime
                 figure(&html, "declines_seen")
             ));
         }
-        let sql = "SELECT COUNT(*) FROM salvage_funnel_hourly WHERE hour >= $1";
-        let since = since_hour(now, hours);
+        let (sql, since) = if hours == 24 {
+            (
+                "SELECT COUNT(*) FROM salvage_funnel_hourly WHERE hour >= $1",
+                since_hour(now, hours),
+            )
+        } else {
+            (
+                "SELECT COUNT(*) FROM salvage_funnel_daily WHERE day >= $1",
+                since_hour(now, hours) / 24,
+            )
+        };
         let cells: i64 = match backend {
             Backend::Sqlite(pool) => sqlx::query_scalar(sql).bind(since).fetch_one(pool).await,
             Backend::Postgres(pool) => sqlx::query_scalar(sql).bind(since).fetch_one(pool).await,

@@ -17,7 +17,7 @@ use axum::Json;
 
 use super::error::{ApiError, ErrorBody};
 use super::state::AppState;
-use crate::store::console::{self as reads, FunnelRow};
+use crate::store::console::{self as reads, FunnelRow, Grain};
 use crate::store::StoreError;
 
 /// The windows the funnel is read over.
@@ -52,9 +52,30 @@ impl Window {
         }
     }
 
-    /// The first hour (hours since the epoch) of the window ending in the hour of `now`.
+    /// How the window is read: by the hour (24 h), or by whole days (7 d, 30 d: a few hundred
+    /// daily cells rather than thousands of hourly ones).
+    pub fn grain(self) -> Grain {
+        match self {
+            Window::Day => Grain::Hour,
+            Window::Week | Window::Month => Grain::Day,
+        }
+    }
+
+    /// The first hour (hours since the epoch) of the window: the 24 hours ending in the hour of
+    /// `now`, or the 7 or 30 days (UTC) ending on the day of `now`.
     pub fn since_hour(self, now: DateTime<Utc>) -> i64 {
-        now.timestamp().div_euclid(3600) - self.hours() + 1
+        match self.grain() {
+            Grain::Hour => now.timestamp().div_euclid(3600) - self.hours() + 1,
+            Grain::Day => (now.timestamp().div_euclid(86_400) - self.hours() / 24 + 1) * 24,
+        }
+    }
+
+    /// The first period of the window in its grain (an hour or a day since the epoch).
+    pub fn since(self, now: DateTime<Utc>) -> i64 {
+        match self.grain() {
+            Grain::Hour => self.since_hour(now),
+            Grain::Day => self.since_hour(now) / 24,
+        }
     }
 }
 
@@ -231,7 +252,7 @@ pub fn summarize(window: Window, since: DateTime<Utc>, rows: &[FunnelRow]) -> Su
 pub async fn read(state: &AppState, window: Window) -> Result<SummaryOut, StoreError> {
     let now = state.clock.now();
     let since_hour = window.since_hour(now);
-    let rows = reads::funnel(&state.store.backend, since_hour).await?;
+    let rows = reads::funnel(&state.store.backend, window.grain(), window.since(now)).await?;
     let since = DateTime::<Utc>::from_timestamp(since_hour * 3600, 0).unwrap_or(now);
     Ok(summarize(window, since, &rows))
 }
@@ -330,6 +351,9 @@ mod tests {
     fn windows_end_in_the_current_hour() {
         let now = DateTime::<Utc>::from_timestamp(10 * 3600 + 59, 0).unwrap_or_default();
         assert_eq!(Window::Day.since_hour(now), 10 - 24 + 1);
+        // 7 d: the 7 days ending today, from midnight (UTC).
+        assert_eq!(Window::Week.since_hour(now), -6 * 24);
+        assert_eq!(Window::Week.since(now), -6);
         assert_eq!(Window::parse("7d"), Some(Window::Week));
         assert_eq!(Window::parse("1y"), None);
     }

@@ -16,44 +16,63 @@ pub struct FunnelRow {
     pub amount_minor: i64,
 }
 
-/// The funnel of the orders first declined at or after hour `since_hour` (hours since the
-/// epoch), summed by route, slot, currency and outcome.
-pub async fn funnel(backend: &Backend, since_hour: i64) -> Result<Vec<FunnelRow>, StoreError> {
+/// The funnel's grain: the hourly table, or the daily one (the same cells summed by day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Grain {
+    Hour,
+    Day,
+}
+
+impl Grain {
+    fn table(self) -> (&'static str, &'static str) {
+        match self {
+            Grain::Hour => ("salvage_funnel_hourly", "hour"),
+            Grain::Day => ("salvage_funnel_daily", "day"),
+        }
+    }
+}
+
+/// The funnel of the orders first declined in period `since` or later (hours or days since the
+/// epoch, by `grain`), summed by route, slot, currency and outcome.
+pub async fn funnel(
+    backend: &Backend,
+    grain: Grain,
+    since: i64,
+) -> Result<Vec<FunnelRow>, StoreError> {
+    let (table, period) = grain.table();
+    let sql = format!(
+        "SELECT route, slot, currency, outcome, CAST(SUM(orders) AS BIGINT) AS orders, \
+                CAST(SUM(amount_minor) AS BIGINT) AS amount_minor \
+           FROM {table} WHERE {period} >= $1 \
+          GROUP BY route, slot, currency, outcome \
+          ORDER BY route, slot, currency, outcome"
+    );
     let rows = crate::on_pool!(backend, pool => {
-        sqlx::query_as::<_, FunnelRow>(
-            "SELECT route, slot, currency, outcome, CAST(SUM(orders) AS BIGINT) AS orders, \
-                    CAST(SUM(amount_minor) AS BIGINT) AS amount_minor \
-               FROM salvage_funnel_hourly WHERE hour >= $1 \
-              GROUP BY route, slot, currency, outcome \
-              ORDER BY route, slot, currency, outcome",
-        )
-        .bind(since_hour)
-        .fetch_all(pool)
-        .await?
+        sqlx::query_as::<_, FunnelRow>(&sql)
+            .bind(since)
+            .fetch_all(pool)
+            .await?
     });
     Ok(rows)
 }
 
-/// Per period of `bucket_hours` (periods since the epoch, by the first decline) from hour
-/// `since_hour`: orders sent to FlexFactor and orders recovered. Periods with no decline are
-/// absent.
+/// Per period of `grain` from period `since`: (period, orders sent to FlexFactor, orders
+/// recovered), by the first decline. Periods with no decline are absent.
 pub async fn recovery_by_period(
     backend: &Backend,
-    since_hour: i64,
-    bucket_hours: i64,
+    grain: Grain,
+    since: i64,
 ) -> Result<Vec<(i64, i64, i64)>, StoreError> {
+    let (table, period) = grain.table();
+    let sql = format!(
+        "SELECT {period}, \
+                CAST(SUM(CASE WHEN outcome <> 'not_sent' THEN orders ELSE 0 END) AS BIGINT), \
+                CAST(SUM(CASE WHEN outcome = 'recovered' THEN orders ELSE 0 END) AS BIGINT) \
+           FROM {table} WHERE {period} >= $1 \
+          GROUP BY {period} ORDER BY {period}"
+    );
     let rows: Vec<(i64, i64, i64)> = crate::on_pool!(backend, pool => {
-        sqlx::query_as(
-            "SELECT CAST(hour / $2 AS BIGINT) AS period, \
-                    CAST(SUM(CASE WHEN outcome <> 'not_sent' THEN orders ELSE 0 END) AS BIGINT), \
-                    CAST(SUM(CASE WHEN outcome = 'recovered' THEN orders ELSE 0 END) AS BIGINT) \
-               FROM salvage_funnel_hourly WHERE hour >= $1 \
-              GROUP BY 1 ORDER BY 1",
-        )
-        .bind(since_hour)
-        .bind(bucket_hours.max(1))
-        .fetch_all(pool)
-        .await?
+        sqlx::query_as(&sql).bind(since).fetch_all(pool).await?
     });
     Ok(rows)
 }
@@ -187,6 +206,8 @@ pub async fn orders_page(
     after: Option<&Cursor>,
     limit: i64,
 ) -> Result<(Vec<OrderRow>, bool), StoreError> {
+    // Every order in salvage was placed and has an amount: the sort keys are never null, so
+    // the order by and the keyset use the (key, order_id) indexes as they are.
     let mut clauses = vec!["outcome IS NOT NULL".to_string()];
     let mut params: Vec<Param> = Vec::new();
     let next = |params: &mut Vec<Param>, p: Param| {
@@ -235,7 +256,7 @@ pub async fn orders_page(
     if let Some(c) = after {
         let k = next(&mut params, Param::Int(c.key));
         let i = next(&mut params, Param::Text(c.order_id.clone()));
-        clauses.push(format!("(COALESCE({col}, 0), order_id) {cmp} ({k}, {i})"));
+        clauses.push(format!("({col}, order_id) {cmp} ({k}, {i})"));
     }
     let l = next(&mut params, Param::Int(limit + 1));
     let sql = format!(
@@ -244,7 +265,7 @@ pub async fn orders_page(
                 COALESCE(route, '') AS route, COALESCE(slot, '') AS slot, \
                 COALESCE(outcome, '') AS outcome, expires_at, card_bin, card_last4 \
            FROM salvage_order_view WHERE {} \
-          ORDER BY COALESCE({col}, 0) {dir}, order_id {dir} LIMIT {l}",
+          ORDER BY {col} {dir}, order_id {dir} LIMIT {l}",
         clauses.join(" AND ")
     );
     let mut rows = crate::on_pool!(backend, pool => {
@@ -260,18 +281,6 @@ pub async fn orders_page(
     let more = rows.len() as i64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(0));
     Ok((rows, more))
-}
-
-/// The gateways orders were placed on (for the filter's choices).
-pub async fn gateways(backend: &Backend) -> Result<Vec<String>, StoreError> {
-    let rows: Vec<String> = crate::on_pool!(backend, pool => {
-        sqlx::query_scalar(
-            "SELECT DISTINCT gateway FROM salvage_order_view WHERE gateway IS NOT NULL ORDER BY gateway",
-        )
-        .fetch_all(pool)
-        .await?
-    });
-    Ok(rows)
 }
 
 /// One stored event of an aggregate.

@@ -55,7 +55,7 @@ impl Outcome {
 /// The salvage routes as the console names them (`none`: never sent).
 pub const ROUTES: [&str; 4] = ["cascade", "rerun", "recycle", "none"];
 
-/// One cell of the hourly funnel.
+/// One cell of the funnel (hourly; the daily table's cells have the day in `hour`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct FunnelKey {
     /// Hours since the epoch of the order's first decline.
@@ -160,13 +160,33 @@ pub(crate) fn funnel_deltas<'a>(
     delta
 }
 
-/// The funnel writes that take the table from `before` to the orders of `after`.
+/// The funnel writes that take the tables (hourly and daily) from `before` to the orders of
+/// `after`.
 pub(crate) fn funnel_writes(before: &BTreeMap<String, FunnelEntry>, after: &Known) -> Vec<Write> {
     let orders = after.iter().filter_map(|((_, id), at)| match at {
         AggregateAt::Order(o, _) => Some((id, &**o)),
         AggregateAt::Subscription(..) => None,
     });
-    let rows = funnel_deltas(before, orders)
+    let hourly = funnel_deltas(before, orders);
+    let mut daily: BTreeMap<FunnelKey, (i64, i64)> = BTreeMap::new();
+    for (k, (n, m)) in &hourly {
+        let day = FunnelKey {
+            hour: k.hour.div_euclid(24),
+            ..k.clone()
+        };
+        let d = daily.entry(day).or_default();
+        d.0 += n;
+        d.1 += m;
+    }
+    daily.retain(|_, d| *d != (0, 0));
+    let mut writes = cell_writes("salvage_funnel_hourly", "hour", hourly);
+    writes.extend(cell_writes("salvage_funnel_daily", "day", daily));
+    writes
+}
+
+/// Adds `deltas` to the cells of `table` (its period column `period`).
+fn cell_writes(table: &str, period: &str, deltas: BTreeMap<FunnelKey, (i64, i64)>) -> Vec<Write> {
+    let rows = deltas
         .into_iter()
         .map(|(k, (n, amount))| {
             vec![
@@ -181,10 +201,14 @@ pub(crate) fn funnel_writes(before: &BTreeMap<String, FunnelEntry>, after: &Know
         })
         .collect();
     checkpointed::rows(
-        "INSERT INTO salvage_funnel_hourly (hour, route, slot, currency, outcome, orders, amount_minor)",
-        "ON CONFLICT (hour, route, slot, currency, outcome) DO UPDATE SET \
-         orders = salvage_funnel_hourly.orders + excluded.orders, \
-         amount_minor = salvage_funnel_hourly.amount_minor + excluded.amount_minor",
+        &format!(
+            "INSERT INTO {table} ({period}, route, slot, currency, outcome, orders, amount_minor)"
+        ),
+        &format!(
+            "ON CONFLICT ({period}, route, slot, currency, outcome) DO UPDATE SET \
+             orders = {table}.orders + excluded.orders, \
+             amount_minor = {table}.amount_minor + excluded.amount_minor"
+        ),
         rows,
     )
 }

@@ -436,7 +436,7 @@ CREATE INDEX salvage_subscription_view_card ON salvage_subscription_view (card_t
     },
     Migration {
         version: 10,
-        name: "the console's read side: order columns, the hourly salvage funnel, refused webhooks (views rebuilt from the log)",
+        name: "the console's read side: order columns, the hourly and daily salvage funnel, refused webhooks (views rebuilt from the log)",
         sqlite: r#"
 ALTER TABLE salvage_order_view ADD COLUMN placed_at INTEGER;
 ALTER TABLE salvage_order_view ADD COLUMN declined_at INTEGER;
@@ -466,6 +466,16 @@ CREATE TABLE salvage_funnel_hourly (
   orders       INTEGER NOT NULL,
   amount_minor INTEGER NOT NULL,
   PRIMARY KEY (hour, route, slot, currency, outcome)
+);
+CREATE TABLE salvage_funnel_daily (
+  day          INTEGER NOT NULL,
+  route        TEXT NOT NULL,
+  slot         TEXT NOT NULL,
+  currency     TEXT NOT NULL,
+  outcome      TEXT NOT NULL,
+  orders       INTEGER NOT NULL,
+  amount_minor INTEGER NOT NULL,
+  PRIMARY KEY (day, route, slot, currency, outcome)
 );
 CREATE TABLE salvage_webhook_refusals (
   id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -510,6 +520,16 @@ CREATE TABLE salvage_funnel_hourly (
   orders       bigint NOT NULL,
   amount_minor bigint NOT NULL,
   PRIMARY KEY (hour, route, slot, currency, outcome)
+);
+CREATE TABLE salvage_funnel_daily (
+  day          bigint NOT NULL,
+  route        text NOT NULL,
+  slot         text NOT NULL,
+  currency     text NOT NULL,
+  outcome      text NOT NULL,
+  orders       bigint NOT NULL,
+  amount_minor bigint NOT NULL,
+  PRIMARY KEY (day, route, slot, currency, outcome)
 );
 CREATE TABLE salvage_webhook_refusals (
   id          bigserial PRIMARY KEY,

@@ -288,6 +288,7 @@ pub async fn reset(backend: &Backend) -> Result<(), StoreError> {
         statement("DELETE FROM salvage_subscription_view", Vec::new()),
         statement("DELETE FROM salvage_pending_salvage_view", Vec::new()),
         statement("DELETE FROM salvage_funnel_hourly", Vec::new()),
+        statement("DELETE FROM salvage_funnel_daily", Vec::new()),
     ];
     match guarded_commit::commit(backend, &[], &writes).await {
         Ok(()) => Ok(()),

@@ -15,16 +15,16 @@ use super::layout::{self, count, money, percent, Section};
 use super::{session, PageError};
 use crate::service::state::AppState;
 use crate::service::summary::{self, SummaryOut, SummaryQuery, Window};
-use crate::store::console as reads;
+use crate::store::console::{self as reads, Grain};
 
-/// The chart's points over the window: hours for 24 h, days otherwise (every period shown,
-/// those with no decline empty).
+/// The chart's points over the window: hours for 24 h, days for 7 d and 30 d (every period
+/// shown, those with no decline empty).
 async fn points(state: &AppState, window: Window) -> Result<Vec<Point>, PageError> {
     let now = state.clock.now();
-    let since_hour = window.since_hour(now);
-    let bucket = if window == Window::Day { 1 } else { 24 };
-    let rows = reads::recovery_by_period(&state.store.backend, since_hour, bucket).await?;
-    let first = since_hour.div_euclid(bucket);
+    let grain = window.grain();
+    let rows = reads::recovery_by_period(&state.store.backend, grain, window.since(now)).await?;
+    let bucket = if grain == Grain::Hour { 1 } else { 24 };
+    let first = window.since(now);
     let last = now.timestamp().div_euclid(3600).div_euclid(bucket);
     Ok((first..=last)
         .map(|period| {
