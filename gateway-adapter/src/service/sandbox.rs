@@ -153,23 +153,21 @@ pub struct Sandboxes {
 }
 
 impl Sandboxes {
-    #[allow(clippy::too_many_arguments)]
+    /// The sandboxes of a deployment with configuration `config` on `backend` (its PostgreSQL
+    /// schema, if any, prefixes theirs).
     pub fn new(
         starter: Option<Arc<dyn SandboxFlexFactorStarter>>,
-        store_url: SecretString,
-        api_keys: Vec<SecretString>,
-        read_only_keys: Vec<SecretString>,
-        body_limit: usize,
+        config: &ServiceConfig,
         backend: Backend,
         clock: Arc<dyn Clock>,
         schema_prefix: Option<&str>,
     ) -> Self {
         Sandboxes {
             starter,
-            store_url,
-            api_keys,
-            read_only_keys,
-            body_limit,
+            store_url: config.service.store_url.clone(),
+            api_keys: config.service.api_keys.clone(),
+            read_only_keys: config.service.read_only_api_keys.clone(),
+            body_limit: config.service.request_body_limit,
             backend,
             clock,
             schema_prefix: schema_prefix.unwrap_or("salvage").to_string(),

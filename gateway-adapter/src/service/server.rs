@@ -165,35 +165,6 @@ async fn require_key(State(state): State<Arc<AppState>>, req: Request, next: Nex
     }
 }
 
-/// The sandbox routes change things: an operator's key only.
-async fn require_operator(
-    State(state): State<Arc<AppState>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let key = req
-        .headers()
-        .get(AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    match key.and_then(|k| state.role_of(k)) {
-        Some(Role::Operator) => next.run(req).await,
-        Some(Role::ReadOnly) => ApiError::new(
-            StatusCode::FORBIDDEN,
-            "forbidden",
-            "this API key is read-only: it cannot change anything",
-        )
-        .into_response(),
-        None => ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "send your API key as Authorization: Bearer <api key>",
-        )
-        .into_response(),
-    }
-}
-
 async fn observe(State(state): State<Arc<AppState>>, req: Request, next: Next) -> Response {
     let started = Instant::now();
     let route = req
@@ -256,10 +227,8 @@ pub fn router(state: Arc<AppState>, body_limit: usize) -> Router {
                     "/v1/test/sandboxes/{id}/flexfactor/{*path}",
                     any(sandbox::flexfactor),
                 )
-                .route_layer(middleware::from_fn_with_state(
-                    state.clone(),
-                    require_operator,
-                )),
+                // The same keys as the rest of /v1: read-only ones may look, not change.
+                .route_layer(middleware::from_fn_with_state(state.clone(), require_key)),
         )
     } else {
         v1
@@ -353,10 +322,7 @@ pub async fn start(
         sandboxes: config.test_mode.enabled.then(|| {
             Arc::new(sandbox::Sandboxes::new(
                 options.sandbox_flexfactor.clone(),
-                config.service.store_url.clone(),
-                config.service.api_keys.clone(),
-                config.service.read_only_api_keys.clone(),
-                config.service.request_body_limit,
+                &config,
                 store.backend.clone(),
                 clock.clone(),
                 options.pg_schema.as_deref(),
