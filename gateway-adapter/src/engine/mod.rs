@@ -91,6 +91,11 @@ pub struct Engine {
     pub config: EngineConfig,
     /// Where the engine counts what it decides (N7); none in tools and tests.
     pub metrics: Option<Arc<Metrics>>,
+    /// One round at a time in this process: a round claims rows, performs them and commits
+    /// what they caused, and work that is halfway is visible in no table. A caller that pumps
+    /// until idle (tests, sandboxes, tools) so waits for the background worker's round in
+    /// flight instead of taking "nothing due" for "settled".
+    rounds: tokio::sync::Mutex<()>,
 }
 
 impl Engine {
@@ -106,6 +111,7 @@ impl Engine {
             handler,
             config,
             metrics: None,
+            rounds: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -180,6 +186,7 @@ impl Engine {
     }
 
     async fn round(&self, wait: std::time::Duration) -> Result<PumpStats, EngineError> {
+        let _one = self.rounds.lock().await;
         let (projected, dispatched) = self.project_and_dispatch(wait).await?;
         let executed = self.run_due().await?;
         Ok(PumpStats {
