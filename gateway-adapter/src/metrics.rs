@@ -3,8 +3,8 @@
 //! notification backlog.
 
 use prometheus::{
-    Encoder, Gauge, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 use salvage_domain::ports::EvaluateAnswer;
@@ -42,6 +42,7 @@ pub struct Metrics {
     network_delayed: IntCounterVec,
     flexfactor_calls: IntCounterVec,
     flexfactor_latency: HistogramVec,
+    webhook_batches: Histogram,
     pub scheduler_lag_seconds: Gauge,
     pub notification_backlog: IntGauge,
     pub outbox_failed: IntGauge,
@@ -169,7 +170,16 @@ impl Metrics {
             "1 when the service runs in test mode ([test_mode] enabled): not for production",
         )?;
         registry.register(Box::new(test_mode.clone()))?;
+        let webhook_batches = Histogram::with_opts(
+            HistogramOpts::new(
+                "webhook_commit_batch_size",
+                "Webhook deliveries committed together in one transaction (group commit)",
+            )
+            .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
+        )?;
+        registry.register(Box::new(webhook_batches.clone()))?;
         Ok(Metrics {
+            webhook_batches,
             registry,
             requests,
             latency,
@@ -195,6 +205,11 @@ impl Metrics {
             .with_label_values(&[route, method, &status.to_string()])
             .inc();
         self.latency.with_label_values(&[route]).observe(seconds);
+    }
+
+    /// One group commit of `size` webhook deliveries.
+    pub fn webhook_batch(&self, size: usize) {
+        self.webhook_batches.observe(size as f64);
     }
 
     pub fn webhook_refused(&self, reason: &str) {

@@ -156,6 +156,7 @@ both_stores!(
     d3_r1_r3_hard_declines_and_profile_reruns_are_refused,
     c1_cascade_through_a_regular_gateway_completes_in_the_answer,
     w1_w2_w4_w5_webhook_verification,
+    w3_o7_concurrent_deliveries_commit_together_and_each_is_answered_for_itself,
     y1_d4_rebills_enter_recycle_billing_or_fail,
     feed_and_operations,
 );
@@ -326,6 +327,151 @@ async fn c1_cascade_through_a_regular_gateway_completes_in_the_answer(place: Pla
     assert!(
         names.contains(&"CascadeStepStarted") && names.contains(&"FulfillmentRequested"),
         "{names:?}"
+    );
+    svc.stop().await;
+}
+
+/// A completed delivery for `order`, as FlexFactor sends it.
+fn completed(order: &str) -> String {
+    format!(
+        r#"{{"Event":"order.completed","TimeStamp":"2026-03-20T17:16:40Z","EventData":null,"ExternalOrderId":"{order}","OrderId":"ff-{order}","ConfirmationId":"C-{order}","IsTestMode":true,"IsResent":false}}"#
+    )
+}
+
+/// Many deliveries at once share commits (the intake's group commit); each answer still says
+/// what became of that delivery, each result is applied exactly once (O7), a nonce used twice
+/// is refused once (W2), a delivery for an unknown order is kept (W4), and one refused in a
+/// crowd is stored when delivered again.
+async fn w3_o7_concurrent_deliveries_commit_together_and_each_is_answered_for_itself(place: Place) {
+    let svc = Svc::start(place, "").await;
+    let engine = svc.running.state.engine.clone();
+    let n = 24;
+    let orders: Vec<String> = (0..n).map(|i| format!("gc-{i}")).collect();
+    for id in &orders {
+        engine
+            .order(
+                &id.as_str().into(),
+                salvage_domain::samples::sale(id, false),
+            )
+            .await
+            .unwrap();
+        engine
+            .order(
+                &id.as_str().into(),
+                salvage_domain::order::OrderCommand::RequestRerun {
+                    gateway: "flexfactor".into(),
+                },
+            )
+            .await
+            .unwrap();
+    }
+    // One delivery per order; two more copies of the first order's (fresh nonces); the last
+    // order's with the nonce of the second's; one for an order Salvage does not know.
+    let mut sends: Vec<(String, String)> = orders
+        .iter()
+        .enumerate()
+        .map(|(i, id)| (completed(id), format!("gc-n-{i}")))
+        .collect();
+    if let Some(last) = sends.last_mut() {
+        last.1 = "gc-n-1".into();
+    }
+    sends.push((completed("gc-0"), "gc-copy-a".into()));
+    sends.push((completed("gc-0"), "gc-copy-b".into()));
+    sends.push((completed("gc-unknown"), "gc-n-unknown".into()));
+    let answers = futures::future::join_all(
+        sends
+            .iter()
+            .map(|(body, nonce)| svc.deliver(body, nonce, Duration::zero(), HMAC)),
+    )
+    .await;
+    let count = |status: StatusCode, outcome: Option<&str>| {
+        answers
+            .iter()
+            .filter(|(s, a)| *s == status && (outcome.is_none() || a["status"].as_str() == outcome))
+            .count()
+    };
+    assert_eq!(count(StatusCode::UNAUTHORIZED, None), 1, "W2: {answers:?}");
+    assert_eq!(count(StatusCode::OK, Some("applied")), n - 1, "{answers:?}");
+    assert_eq!(
+        count(StatusCode::OK, Some("duplicate")),
+        2,
+        "O7: {answers:?}"
+    );
+    assert_eq!(
+        count(StatusCode::OK, Some("unmatched")),
+        1,
+        "W4: {answers:?}"
+    );
+    assert_eq!(answers.len(), n + 3);
+    // The one refused for its nonce (the second order's or the last's) is stored when
+    // FlexFactor delivers it again with a fresh nonce.
+    let refused = sends
+        .iter()
+        .zip(&answers)
+        .find(|(_, (s, _))| *s == StatusCode::UNAUTHORIZED)
+        .map(|((body, _), _)| body.clone())
+        .unwrap();
+    let (s, ack) = svc
+        .deliver(&refused, "gc-again", Duration::zero(), HMAC)
+        .await;
+    assert_eq!(
+        (s, ack["status"].as_str()),
+        (StatusCode::OK, Some("applied"))
+    );
+    // Every order has its result exactly once.
+    for id in &orders {
+        let events = engine.store.orders.load_events(id).await.unwrap();
+        let results = events
+            .iter()
+            .filter(|e| {
+                serde_json::to_value(&e.payload).unwrap()["type"].as_str()
+                    == Some("SalvageSucceeded")
+            })
+            .count();
+        assert_eq!(results, 1, "O7: {id}'s result applied once");
+        let v = svc
+            .eventually(&format!("/v1/orders/{id}"), |v| v["status"] == "complete")
+            .await;
+        assert_eq!(v["status"], "complete", "{id}: {v}");
+    }
+    let all: usize = {
+        let mut total = 0;
+        for id in &orders {
+            total += engine.store.orders.load_events(id).await.unwrap().len();
+        }
+        total
+    };
+    // Delivering them all again changes nothing: each is a duplicate.
+    let svc_ref = &svc;
+    let again = futures::future::join_all(orders.iter().enumerate().map(|(i, id)| {
+        let body = completed(id);
+        let nonce = format!("gc-r-{i}");
+        async move { svc_ref.deliver(&body, &nonce, Duration::zero(), HMAC).await }
+    }))
+    .await;
+    assert!(
+        again
+            .iter()
+            .all(|(s, a)| *s == StatusCode::OK && a["status"] == "duplicate"),
+        "O7: {again:?}"
+    );
+    let mut after = 0;
+    for id in &orders {
+        after += engine.store.orders.load_events(id).await.unwrap().len();
+    }
+    assert_eq!(after, all, "O7: nothing applied twice");
+    let metrics = svc
+        .http
+        .get(svc.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("salvage_webhook_commit_batch_size_count"),
+        "{metrics}"
     );
     svc.stop().await;
 }

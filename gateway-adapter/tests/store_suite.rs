@@ -48,7 +48,134 @@ both_stores!(
     one_batch_for_both_writes_what_each_writes_alone,
     the_read_side_answers_from_the_views_caught_up_with_later_events,
     w2_o7_w4_the_intake_stores_each_delivery_once_with_its_nonce,
+    w3_a_batch_commits_every_accepted_command_together_or_nothing,
 );
+
+/// The group commit's store half: commands on several orders decided on one fold and committed
+/// in one transaction; a refused command writes nothing of its own; a failed guard or another
+/// writer first undoes the whole batch.
+async fn w3_a_batch_commits_every_accepted_command_together_or_nothing(place: Place) {
+    use salvage_gateway::engine::webhook_intake::for_order;
+    use salvage_gateway::store::{BatchCommand, BatchError, BatchOutcome};
+    let store = Arc::new(place.open().await);
+    let clock = Arc::new(ManualClock::new(t0()));
+    let e = engine(store.clone(), clock, Arc::new(CountingHandler::default()));
+    for id in ["b-1", "b-2", "b-3"] {
+        e.order(&id.into(), sale(id, false)).await.unwrap();
+        e.order(
+            &id.into(),
+            OrderCommand::RequestRerun {
+                gateway: "flexfactor".into(),
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let now = t0().timestamp_millis();
+    let command = |order: &str, nonce: &str| {
+        let f = for_order(&delivery("order.completed", order, nonce), now).unwrap();
+        BatchCommand {
+            id: f.order_id,
+            command: f.command,
+            writes: f.writes,
+        }
+    };
+    let count = |id: &'static str| {
+        let store = store.clone();
+        async move { store.orders.load_events(id).await.unwrap().len() }
+    };
+    let before = (count("b-1").await, count("b-2").await, count("b-3").await);
+    // Two commands on one order are kept apart by the caller: refused as a whole.
+    let same = store
+        .orders
+        .execute_batch(
+            vec![command("b-1", "x-1"), command("b-1", "x-2")],
+            &e.services,
+        )
+        .await;
+    assert!(
+        matches!(same, Err(BatchError::SameAggregate(_))),
+        "{same:?}"
+    );
+    // A nonce already seen makes its guard fail: nothing of the batch is written.
+    assert_eq!(
+        e.take_delivery(&delivery("order.completed", "b-3", "seen"), b"{}")
+            .await
+            .unwrap(),
+        Intake::Applied
+    );
+    let b3 = count("b-3").await;
+    let replayed = store
+        .orders
+        .execute_batch(
+            vec![command("b-1", "x-3"), command("b-2", "seen")],
+            &e.services,
+        )
+        .await;
+    assert!(
+        matches!(replayed, Err(BatchError::Commit(_))),
+        "{replayed:?}"
+    );
+    assert_eq!(
+        (count("b-1").await, count("b-2").await),
+        (before.0, before.1)
+    );
+    // (remember_nonce stores a nonce and says whether it was new.)
+    assert!(webhook_book::remember_nonce(&store.backend, "x-3", now)
+        .await
+        .unwrap());
+    // A redelivery of a recorded delivery (fresh nonce) fails its record's guard: again nothing
+    // of the batch is written, its nonce neither.
+    let recorded = store
+        .orders
+        .execute_batch(
+            vec![command("b-1", "x-4"), command("b-3", "y-3")],
+            &e.services,
+        )
+        .await;
+    assert!(
+        matches!(recorded, Err(BatchError::Commit(_))),
+        "{recorded:?}"
+    );
+    assert_eq!(count("b-1").await, before.0);
+    // Accepted commands commit together; one the order refuses (never placed) writes nothing,
+    // its nonce neither.
+    let outcomes = store
+        .orders
+        .execute_batch(
+            vec![
+                command("b-1", "y-1"),
+                command("b-none", "y-4"),
+                command("b-2", "y-2"),
+            ],
+            &e.services,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(outcomes[0], BatchOutcome::Committed(ref ev) if !ev.is_empty()));
+    assert!(
+        matches!(outcomes[1], BatchOutcome::Refused(_)),
+        "{:?}",
+        outcomes[1]
+    );
+    assert!(matches!(outcomes[2], BatchOutcome::Committed(ref ev) if !ev.is_empty()));
+    assert!(count("b-1").await > before.0);
+    assert!(count("b-2").await > before.1);
+    assert_eq!(count("b-3").await, b3);
+    assert!(!webhook_book::remember_nonce(&store.backend, "y-1", now)
+        .await
+        .unwrap());
+    for fresh in ["x-4", "y-3", "y-4"] {
+        assert!(webhook_book::remember_nonce(&store.backend, fresh, now)
+            .await
+            .unwrap());
+    }
+    assert_eq!(count("b-none").await, 0);
+    // The log takes the batch's events like any others.
+    e.pump().await.unwrap();
+    assert!(read_model::order(&store, "b-2").await.unwrap().is_some());
+    place.cleanup().await;
+}
 
 async fn the_read_side_answers_from_the_views_caught_up_with_later_events(place: Place) {
     let store = Arc::new(place.open().await);

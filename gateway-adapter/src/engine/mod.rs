@@ -9,6 +9,7 @@ mod effect_handler;
 pub mod effects;
 pub mod follow_up;
 mod inline;
+pub mod intake_queue;
 mod network_metrics;
 pub mod rebill;
 pub mod webhook_intake;

@@ -80,6 +80,80 @@ fn delivery_key(delivery: &VerifiedDelivery) -> String {
     )
 }
 
+/// The result a delivery carries for the order, or none for an event that means nothing to the
+/// salvage or that this version does not know.
+fn domain_result(delivery: &VerifiedDelivery) -> Option<DomainResult> {
+    let o = &delivery.outcome;
+    Some(match &o.result {
+        FlexFactorResult::NotRelevant { .. } | FlexFactorResult::Unknown { .. } => return None,
+        FlexFactorResult::Completed { confirmation_id } => DomainResult::Completed {
+            flexfactor_order_id: o.flexfactor_order_id.clone(),
+            confirmation_id: confirmation_id.clone().or(o.confirmation_id.clone()),
+        },
+        FlexFactorResult::Expired => DomainResult::Expired,
+        FlexFactorResult::Cancelled => DomainResult::Cancelled,
+        FlexFactorResult::Refunded => DomainResult::Refunded,
+        FlexFactorResult::Chargeback => DomainResult::Chargeback,
+        FlexFactorResult::CaptureRequired => DomainResult::CaptureRequired,
+    })
+}
+
+/// The delivery's record, with the outcome it had.
+fn record_write(delivery: &VerifiedDelivery, key: &str, now: i64, outcome: Intake) -> Write {
+    let o = &delivery.outcome;
+    let order_id = o.external_order_id.as_ref().map(|x| x.to_string());
+    let ff_id = o.flexfactor_order_id.as_ref().map(|x| x.to_string());
+    webhook_book::delivery_write(
+        key,
+        &o.event,
+        order_id.as_deref(),
+        ff_id.as_deref(),
+        now,
+        outcome.as_str(),
+    )
+}
+
+/// The order command that applies `result`, from the delivery recorded under `key`.
+fn apply_command(delivery: &VerifiedDelivery, key: &str, result: DomainResult) -> OrderCommand {
+    OrderCommand::ApplyFlexFactorResult {
+        result,
+        source: ResultSource::Webhook {
+            delivery_id: key.to_string(),
+            resent: delivery.outcome.is_resent,
+        },
+    }
+}
+
+/// A delivery with a result for a named order, as a command and the writes that commit with
+/// its events when it is applied (its nonce and its record): what a group commit of concurrent
+/// deliveries shares (see [`super::intake_queue`]). None for any other delivery.
+#[derive(Debug)]
+pub struct ForOrder {
+    pub order_id: String,
+    /// The delivery's nonce (W2) and its record's key (O7).
+    pub nonce: String,
+    pub delivery_key: String,
+    pub command: OrderCommand,
+    pub writes: Vec<Write>,
+}
+
+/// [`ForOrder`] of `delivery` received at `now` (ms).
+pub fn for_order(delivery: &VerifiedDelivery, now: i64) -> Option<ForOrder> {
+    let order_id = delivery.outcome.external_order_id.as_ref()?.to_string();
+    let result = domain_result(delivery)?;
+    let key = delivery_key(delivery);
+    Some(ForOrder {
+        order_id,
+        nonce: delivery.nonce.clone(),
+        writes: vec![
+            webhook_book::nonce_write(&delivery.nonce, now),
+            record_write(delivery, &key, now, Intake::Applied),
+        ],
+        command: apply_command(delivery, &key, result),
+        delivery_key: key,
+    })
+}
+
 impl Engine {
     /// Stores a verified delivery (see the module's doc); `body` is kept with an unmatched one.
     pub async fn take_delivery(
@@ -92,58 +166,35 @@ impl Engine {
         let now = self.now_ms();
         let key = delivery_key(delivery);
         let nonce = webhook_book::nonce_write(&delivery.nonce, now);
-        let order_id = o.external_order_id.as_ref().map(|x| x.to_string());
-        let ff_id = o.flexfactor_order_id.as_ref().map(|x| x.to_string());
-        let record = |outcome: Intake| {
-            webhook_book::delivery_write(
-                &key,
-                &o.event,
-                order_id.as_deref(),
-                ff_id.as_deref(),
-                now,
-                outcome.as_str(),
-            )
-        };
+        let record = |outcome: Intake| record_write(delivery, &key, now, outcome);
         let store_only = |writes: Vec<Write>, outcome: Intake| {
             let nonce = nonce.clone();
             async move { store_writes(backend, nonce, writes, outcome).await }
         };
-        let result = match &o.result {
-            FlexFactorResult::NotRelevant { .. } => {
-                return store_only(vec![record(Intake::NotRelevant)], Intake::NotRelevant).await
-            }
-            FlexFactorResult::Unknown { .. } => {
-                return store_only(vec![record(Intake::UnknownEvent)], Intake::UnknownEvent).await
-            }
-            FlexFactorResult::Completed { confirmation_id } => DomainResult::Completed {
-                flexfactor_order_id: o.flexfactor_order_id.clone(),
-                confirmation_id: confirmation_id.clone().or(o.confirmation_id.clone()),
-            },
-            FlexFactorResult::Expired => DomainResult::Expired,
-            FlexFactorResult::Cancelled => DomainResult::Cancelled,
-            FlexFactorResult::Refunded => DomainResult::Refunded,
-            FlexFactorResult::Chargeback => DomainResult::Chargeback,
-            FlexFactorResult::CaptureRequired => DomainResult::CaptureRequired,
+        let Some(result) = domain_result(delivery) else {
+            let outcome = match o.result {
+                FlexFactorResult::NotRelevant { .. } => Intake::NotRelevant,
+                _ => Intake::UnknownEvent,
+            };
+            return store_only(vec![record(outcome)], outcome).await;
         };
+        let order_id = o.external_order_id.as_ref().map(|x| x.to_string());
         // W4: kept for reconciliation.
-        let park = webhook_book::unmatched_write(&UnmatchedDelivery {
-            delivery_key: key.clone(),
-            event: o.event.clone(),
-            order_id: order_id.clone(),
-            flexfactor_order_id: ff_id.clone(),
-            body: String::from_utf8_lossy(body).into_owned(),
-            received_at: now,
-        });
-        let Some(order) = order_id.clone() else {
-            return store_only(vec![park, record(Intake::Unmatched)], Intake::Unmatched).await;
+        let park = |order_id: Option<String>| {
+            webhook_book::unmatched_write(&UnmatchedDelivery {
+                delivery_key: key.clone(),
+                event: o.event.clone(),
+                order_id,
+                flexfactor_order_id: o.flexfactor_order_id.as_ref().map(|x| x.to_string()),
+                body: String::from_utf8_lossy(body).into_owned(),
+                received_at: now,
+            })
         };
-        let command = OrderCommand::ApplyFlexFactorResult {
-            result,
-            source: ResultSource::Webhook {
-                delivery_id: key.clone(),
-                resent: o.is_resent,
-            },
+        let Some(order) = order_id else {
+            let writes = vec![park(None), record(Intake::Unmatched)];
+            return store_only(writes, Intake::Unmatched).await;
         };
+        let command = apply_command(delivery, &key, result);
         let writes = [nonce.clone(), record(Intake::Applied)];
         match self
             .order_with(&order.as_str().into(), command, &writes)
@@ -151,7 +202,8 @@ impl Engine {
         {
             Ok(_) => Ok(Intake::Applied),
             Err(ExecuteError::Refused(OrderError::NotPlaced)) => {
-                store_only(vec![park, record(Intake::Unmatched)], Intake::Unmatched).await
+                let writes = vec![park(Some(order)), record(Intake::Unmatched)];
+                store_only(writes, Intake::Unmatched).await
             }
             Err(ExecuteError::Guard(webhook_book::REPLAYED_NONCE)) => Err(IntakeError::Replayed),
             // O7: the delivery was stored before (a redelivery, or a concurrent request): keep

@@ -31,6 +31,7 @@ use super::{api, console, openapi, ops, preflight, sandbox, summary, webhooks};
 use crate::card_fingerprint::CardFingerprinter;
 use crate::crm::SandboxProcessor;
 use crate::engine::effects::ServiceEffects;
+use crate::engine::intake_queue::IntakeQueue;
 use crate::engine::{Engine, EngineConfig};
 use crate::flexfactor::metered::Metered;
 use crate::metrics::Metrics;
@@ -312,8 +313,12 @@ pub async fn start(
             .with_metrics(metrics.clone()),
     );
     let fingerprinter = CardFingerprinter::from_setup(&setup).map(Arc::new);
+    // The committer stops once the state (and so the queue) is dropped, after the service has
+    // answered every request in flight.
+    let (intake, _committer) = IntakeQueue::start(engine.clone());
     let state = Arc::new(AppState {
         engine,
+        intake,
         store: store.clone(),
         setup,
         clock: clock.clone(),

@@ -12,6 +12,7 @@ use salvage_domain::ports::FlexFactor;
 use salvage_domain::{GatewayId, Setup};
 
 use crate::card_fingerprint::CardFingerprinter;
+use crate::engine::intake_queue::IntakeQueue;
 use crate::engine::{Engine, EngineError};
 use crate::flexfactor::WebhookVerifier;
 use crate::metrics::Metrics;
@@ -45,6 +46,8 @@ impl Role {
 
 pub struct AppState {
     pub engine: Arc<Engine>,
+    /// Webhook deliveries, committed in groups (see [`IntakeQueue`]).
+    pub intake: IntakeQueue,
     pub store: Arc<Store>,
     pub setup: Arc<Setup>,
     pub clock: Arc<dyn Clock>,

@@ -169,7 +169,7 @@ pub async fn flexfactor_webhook(
         }
         Err(e) => return refused(&state, &headers, &body, reason(&e), &e, None).await,
     };
-    match state.engine.take_delivery(&delivery, &body).await {
+    match state.intake.take(&delivery, &body).await {
         Ok(outcome) => {
             if outcome == Intake::Applied {
                 // What follows (subscription, notifications) runs in the background.

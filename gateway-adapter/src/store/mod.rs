@@ -4,6 +4,7 @@
 //! bookkeeping. See `docs/architecture.md` for why nothing is lost or doubled.
 
 pub(crate) mod aggregate_at;
+mod aggregate_batch;
 mod aggregate_store;
 mod backend;
 pub mod card_ledger;
@@ -21,6 +22,7 @@ pub mod read_model;
 pub mod sqlite_busy;
 pub mod webhook_book;
 
+pub use aggregate_batch::{BatchCommand, BatchError, BatchOutcome};
 pub use aggregate_store::{AggregateStore, Committed, ExecuteError, MAX_CONFLICT_RETRIES};
 pub use backend::Backend;
 pub use error::StoreError;

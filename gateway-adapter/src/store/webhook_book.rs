@@ -195,6 +195,46 @@ pub async fn delivery_seen(backend: &Backend, delivery_key: &str) -> Result<bool
     Ok(n > 0)
 }
 
+/// Of `nonces` and `delivery_keys`, those already stored (nonces seen, deliveries recorded), in
+/// one query: a group commit leaves them out, so that one redelivery does not undo the batch.
+pub async fn already_stored(
+    backend: &Backend,
+    nonces: &[&str],
+    delivery_keys: &[&str],
+) -> Result<std::collections::HashSet<String>, StoreError> {
+    let list = |from: usize, n: usize| {
+        (from..from + n)
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut parts = Vec::new();
+    if !nonces.is_empty() {
+        parts.push(format!(
+            "SELECT nonce AS v FROM salvage_webhook_nonces WHERE nonce IN ({})",
+            list(1, nonces.len())
+        ));
+    }
+    if !delivery_keys.is_empty() {
+        parts.push(format!(
+            "SELECT delivery_key AS v FROM salvage_webhook_deliveries WHERE delivery_key IN ({})",
+            list(nonces.len() + 1, delivery_keys.len())
+        ));
+    }
+    if parts.is_empty() {
+        return Ok(Default::default());
+    }
+    let sql = parts.join(" UNION ALL ");
+    let found: Vec<String> = crate::on_pool!(backend, pool => {
+        let mut q = sqlx::query_scalar(&sql);
+        for v in nonces.iter().chain(delivery_keys) {
+            q = q.bind(*v);
+        }
+        q.fetch_all(pool).await?
+    });
+    Ok(found.into_iter().collect())
+}
+
 /// How many refused deliveries the inbox keeps (the newest).
 pub const REFUSALS_KEPT: i64 = 5_000;
 

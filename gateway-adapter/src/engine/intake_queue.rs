@@ -1,0 +1,177 @@
+//! Group commit of concurrent webhook deliveries. A verified delivery with a result for an
+//! order joins a queue; one committer takes whatever has gathered while the previous commit was
+//! in flight (up to [`MAX_BATCH`]), folds those orders with one query, decides each result on
+//! its own order, and commits every accepted result with its nonce and its record in one
+//! transaction. Each delivery is answered only once that transaction is durable (W3), so a burst
+//! shares commits instead of queueing for them one by one, and a lone delivery waits for nothing.
+//!
+//! What a batch cannot settle falls back to [`Engine::take_delivery`], the one-delivery path,
+//! which says what became of it exactly as before: a delivery already recorded or a nonce already
+//! seen (found with one query before the batch), a result the order refuses or already has (an
+//! order Salvage does not know), a second delivery for an order, nonce or record already in the
+//! batch (it goes after), and every delivery of a batch whose commit failed (a replayed
+//! nonce, a recorded delivery, another writer first, the store): nothing of that batch was
+//! written, and each delivery is then tried alone.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use std::collections::HashSet;
+
+use super::webhook_intake::{for_order, ForOrder, Intake, IntakeError};
+use super::Engine;
+use crate::flexfactor::VerifiedDelivery;
+use crate::store::webhook_book;
+use crate::store::{BatchCommand, BatchOutcome};
+
+/// At most this many deliveries share a commit.
+pub const MAX_BATCH: usize = 64;
+
+/// Deliveries waiting for the committer, bounded so that a flood waits in the HTTP layer
+/// rather than in memory.
+const QUEUE: usize = 4 * MAX_BATCH;
+
+/// What the committer answers a delivery: stored with the batch, or left to the caller.
+type Answer = Option<Intake>;
+
+struct Job {
+    delivery: ForOrder,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// Hands deliveries to the committer (see the module's doc).
+#[derive(Clone)]
+pub struct IntakeQueue {
+    engine: Arc<Engine>,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl IntakeQueue {
+    /// Starts the committer; it stops when every handle of the queue is dropped, after the
+    /// deliveries already queued.
+    pub fn start(engine: Arc<Engine>) -> (IntakeQueue, tokio::task::JoinHandle<()>) {
+        let (jobs, rx) = mpsc::channel(QUEUE);
+        let task = tokio::spawn(commit_batches(engine.clone(), rx));
+        (IntakeQueue { engine, jobs }, task)
+    }
+
+    /// Stores a verified delivery and says what became of it, as
+    /// [`Engine::take_delivery`] does, sharing the commit with concurrent deliveries.
+    pub async fn take(
+        &self,
+        delivery: &VerifiedDelivery,
+        body: &[u8],
+    ) -> Result<Intake, IntakeError> {
+        let Some(for_order) = for_order(delivery, self.engine.now_ms()) else {
+            return self.engine.take_delivery(delivery, body).await;
+        };
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            delivery: for_order,
+            reply,
+        };
+        if self.jobs.send(job).await.is_ok() {
+            if let Ok(Some(intake)) = answer.await {
+                return Ok(intake);
+            }
+        }
+        // Not stored with a batch (or the committer has stopped): alone, as before.
+        self.engine.take_delivery(delivery, body).await
+    }
+}
+
+async fn commit_batches(engine: Arc<Engine>, mut rx: mpsc::Receiver<Job>) {
+    let mut jobs = Vec::with_capacity(MAX_BATCH);
+    while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+        commit_batch(&engine, std::mem::take(&mut jobs)).await;
+        jobs.reserve(MAX_BATCH);
+    }
+}
+
+/// Commits one batch and answers each of its deliveries.
+async fn commit_batch(engine: &Engine, jobs: Vec<Job>) {
+    // Redeliveries and replayed nonces would fail their guards and undo the whole batch: they
+    // go the one-delivery path, which says what they are. (A look that fails leaves them in;
+    // the commit then decides. A lone delivery is not looked for: its batch is itself.)
+    let stored = if jobs.len() < 2 {
+        HashSet::new()
+    } else {
+        let nonces: Vec<&str> = jobs.iter().map(|j| j.delivery.nonce.as_str()).collect();
+        let keys: Vec<&str> = jobs
+            .iter()
+            .map(|j| j.delivery.delivery_key.as_str())
+            .collect();
+        webhook_book::already_stored(&engine.store.backend, &nonces, &keys)
+            .await
+            .unwrap_or_default()
+    };
+    let mut orders = HashSet::with_capacity(jobs.len());
+    let mut nonces = HashSet::with_capacity(jobs.len());
+    let mut keys = HashSet::with_capacity(jobs.len());
+    let mut batch = Vec::with_capacity(jobs.len());
+    let mut later = Vec::new();
+    for job in jobs {
+        let d = &job.delivery;
+        let alone = stored.contains(&d.nonce)
+            || stored.contains(&d.delivery_key)
+            || !orders.insert(d.order_id.clone())
+            || !nonces.insert(d.nonce.clone())
+            || !keys.insert(d.delivery_key.clone());
+        if alone {
+            later.push(job);
+        } else {
+            batch.push(job);
+        }
+    }
+    if batch.is_empty() {
+        for job in later {
+            let _ = job.reply.send(None);
+        }
+        return;
+    }
+    if let Some(m) = &engine.metrics {
+        m.webhook_batch(batch.len());
+    }
+    let mut replies = Vec::with_capacity(batch.len());
+    let commands = batch
+        .into_iter()
+        .map(|job| {
+            replies.push(job.reply);
+            BatchCommand {
+                id: job.delivery.order_id,
+                command: job.delivery.command,
+                writes: job.delivery.writes,
+            }
+        })
+        .collect();
+    match engine
+        .store
+        .orders
+        .execute_batch(commands, &engine.services)
+        .await
+    {
+        Ok(outcomes) => {
+            for (reply, outcome) in replies.into_iter().zip(outcomes) {
+                let answer = match outcome {
+                    BatchOutcome::Committed(_) => Some(Intake::Applied),
+                    BatchOutcome::Refused(_) | BatchOutcome::Unchanged => None,
+                };
+                // A caller that has gone away (its connection closed) learns nothing more; what
+                // was committed stays committed, as with a delivery answered alone.
+                let _ = reply.send(answer);
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, size = replies.len(),
+                            "a batch of deliveries did not commit; each is tried alone");
+            for reply in replies {
+                let _ = reply.send(None);
+            }
+        }
+    }
+    // After the batch's commit, so that they find what it wrote.
+    for job in later {
+        let _ = job.reply.send(None);
+    }
+}

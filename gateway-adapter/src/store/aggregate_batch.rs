@@ -1,0 +1,198 @@
+//! Commands on several aggregates of one type decided together and committed in one
+//! transaction: the group commit of concurrent webhook deliveries. The aggregates are folded
+//! with one query, each command is decided on its own aggregate, and the events and writes of
+//! every command the domain accepted commit atomically, or none of them does (the caller then
+//! executes each command on its own, which reports each one's own conflict or guard).
+
+use std::collections::HashMap;
+
+use cqrs_es::event_sink::EventSink;
+use cqrs_es::persist::SerializedEvent;
+use cqrs_es::{Aggregate, EventEnvelope};
+
+use super::aggregate_store::AggregateStore;
+use super::guarded_commit::{self, CommitError, Write};
+use super::{Backend, StoreError};
+
+/// One command of a batch, with the writes that commit with its events.
+#[derive(Debug)]
+pub struct BatchCommand<A: Aggregate> {
+    pub id: String,
+    pub command: A::Command,
+    pub writes: Vec<Write>,
+}
+
+/// What became of one command of a committed batch.
+#[derive(Debug)]
+pub enum BatchOutcome<A: Aggregate> {
+    /// Decided and committed: its events (at least one) and its writes.
+    Committed(Vec<EventEnvelope<A>>),
+    /// The aggregate refused the command: nothing of it was written.
+    Refused(A::Error),
+    /// The command decided no event (a result the aggregate already has): nothing of it was
+    /// written, its writes neither, so that the caller can tell a redelivery on its own.
+    Unchanged,
+}
+
+/// Why a batch committed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum BatchError {
+    /// Two commands of the batch are for the same aggregate (the caller keeps them apart).
+    #[error("two commands of the batch are for aggregate {0}")]
+    SameAggregate(String),
+    /// A stored event could not be read.
+    #[error("event {sequence} of {id} is unreadable: {error}")]
+    Unreadable {
+        id: String,
+        sequence: i64,
+        error: String,
+    },
+    /// The events could not be serialized.
+    #[error("an event could not be serialized: {0}")]
+    Serialize(String),
+    /// The commit did not happen: a conflict, a guard, or the store (nothing was written).
+    #[error(transparent)]
+    Commit(#[from] CommitError),
+}
+
+impl From<StoreError> for BatchError {
+    fn from(e: StoreError) -> Self {
+        BatchError::Commit(CommitError::Store(e))
+    }
+}
+
+/// `SELECT` of the events of `n` aggregates of one type, in aggregate and sequence order.
+fn fold_sql(n: usize) -> String {
+    let mut sql = String::from(
+        "SELECT aggregate_id, sequence, CAST(payload AS TEXT) AS payload FROM events \
+         WHERE aggregate_type = $1 AND aggregate_id IN (",
+    );
+    for i in 0..n {
+        if i > 0 {
+            sql.push_str(", ");
+        }
+        sql.push('$');
+        sql.push_str(&(i + 2).to_string());
+    }
+    sql.push_str(") ORDER BY aggregate_id, sequence");
+    sql
+}
+
+impl<A> AggregateStore<A>
+where
+    A: Aggregate,
+    A::Command: Clone,
+{
+    fn backend(&self) -> Option<&Backend> {
+        match self {
+            AggregateStore::Sqlite(_, b) | AggregateStore::Postgres(_, b) => Some(b),
+            AggregateStore::Memory(_) => None,
+        }
+    }
+
+    /// Each aggregate's state and last sequence, folded from one query.
+    async fn fold_many(&self, ids: &[&str]) -> Result<HashMap<String, (A, usize)>, BatchError> {
+        let mut folded: HashMap<String, (A, usize)> = ids
+            .iter()
+            .map(|id| (id.to_string(), (A::default(), 0)))
+            .collect();
+        let Some(backend) = self.backend() else {
+            return Err(StoreError::Unsupported("batches").into());
+        };
+        let sql = fold_sql(ids.len());
+        let rows: Vec<(String, i64, String)> = crate::on_pool!(backend, pool => {
+            let mut q = sqlx::query_as(&sql).bind(A::TYPE);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.fetch_all(pool).await.map_err(StoreError::from)?
+        });
+        for (id, sequence, payload) in rows {
+            let event: A::Event =
+                serde_json::from_str(&payload).map_err(|e| BatchError::Unreadable {
+                    id: id.clone(),
+                    sequence,
+                    error: e.to_string(),
+                })?;
+            if let Some((a, last)) = folded.get_mut(&id) {
+                a.apply(event);
+                *last = usize::try_from(sequence).unwrap_or(0);
+            }
+        }
+        Ok(folded)
+    }
+
+    /// Decides every command on its aggregate (folded together) and commits the events and
+    /// writes of those that decided events in one transaction. The outcomes are in the
+    /// commands' order. On an error nothing was committed.
+    pub async fn execute_batch(
+        &self,
+        commands: Vec<BatchCommand<A>>,
+        services: &A::Services,
+    ) -> Result<Vec<BatchOutcome<A>>, BatchError> {
+        let mut ids: Vec<&str> = commands.iter().map(|c| c.id.as_str()).collect();
+        ids.sort_unstable();
+        if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
+            return Err(BatchError::SameAggregate(w[0].to_string()));
+        }
+        let mut folded = self.fold_many(&ids).await?;
+        let Some(backend) = self.backend() else {
+            return Err(StoreError::Unsupported("batches").into());
+        };
+        let mut outcomes = Vec::with_capacity(commands.len());
+        let mut serialized: Vec<SerializedEvent> = Vec::new();
+        let mut writes: Vec<Write> = Vec::new();
+        for c in commands {
+            let Some((mut aggregate, last)) = folded.remove(&c.id) else {
+                return Err(BatchError::SameAggregate(c.id));
+            };
+            let sink = EventSink::default();
+            if let Err(e) = aggregate.handle(c.command, services, &sink).await {
+                outcomes.push(BatchOutcome::Refused(e));
+                continue;
+            }
+            let events: Vec<EventEnvelope<A>> = sink
+                .collect()
+                .await
+                .into_iter()
+                .enumerate()
+                .map(|(i, payload)| EventEnvelope {
+                    aggregate_id: c.id.clone(),
+                    sequence: last + i + 1,
+                    payload,
+                    metadata: HashMap::new(),
+                })
+                .collect();
+            if events.is_empty() {
+                outcomes.push(BatchOutcome::Unchanged);
+                continue;
+            }
+            for e in &events {
+                serialized.push(
+                    SerializedEvent::try_from(e)
+                        .map_err(|e| BatchError::Serialize(e.to_string()))?,
+                );
+            }
+            writes.extend(c.writes);
+            outcomes.push(BatchOutcome::Committed(events));
+        }
+        if !serialized.is_empty() || !writes.is_empty() {
+            guarded_commit::commit(backend, &serialized, &writes).await?;
+        }
+        Ok(outcomes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fold_reads_every_aggregate_in_one_query() {
+        assert_eq!(
+            fold_sql(3),
+            "SELECT aggregate_id, sequence, CAST(payload AS TEXT) AS payload FROM events \
+             WHERE aggregate_type = $1 AND aggregate_id IN ($2, $3, $4) ORDER BY aggregate_id, sequence"
+        );
+    }
+}
