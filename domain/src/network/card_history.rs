@@ -1,6 +1,8 @@
 //! What the network rules read: the facts about one card, from every order and subscription
 //! that used it (N8).
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -84,7 +86,29 @@ pub struct CardHistory {
     pub facts: Vec<(String, CardFact)>,
 }
 
+/// Whether `source` names aggregate `id` of type `aggregate_type` (it is [`source`]`(aggregate_type,
+/// id)`), without formatting that name.
+fn is_source(source: &str, aggregate_type: &str, id: &str) -> bool {
+    source.len() == aggregate_type.len() + 1 + id.len()
+        && source.starts_with(aggregate_type)
+        && source.as_bytes()[aggregate_type.len()] == b':'
+        && source.ends_with(id)
+}
+
 impl CardHistory {
+    /// The facts of every aggregate but `id` of type `aggregate_type` (borrowed, in the
+    /// history's order).
+    pub fn others<'a>(
+        &'a self,
+        aggregate_type: &'a str,
+        id: &'a str,
+    ) -> impl Iterator<Item = &'a CardFact> + 'a {
+        self.facts
+            .iter()
+            .filter(move |(s, _)| !is_source(s, aggregate_type, id))
+            .map(|(_, f)| f)
+    }
+
     /// The facts of every aggregate but `source`, then `own`, in time order.
     pub fn merged_with(&self, source: &str, own: &[CardFact]) -> Vec<CardFact> {
         let mut all: Vec<CardFact> = self
@@ -104,6 +128,12 @@ impl CardHistory {
 /// nothing: only the aggregate's own facts count.
 pub trait CardLedger: Send + Sync {
     fn history(&self, card: &CardKey) -> CardHistory;
+
+    /// The history of `card`, borrowed when the ledger holds it (the decisions read it so,
+    /// without a copy); the default copies it, through [`CardLedger::history`].
+    fn history_of(&self, card: &CardKey) -> Cow<'_, CardHistory> {
+        Cow::Owned(self.history(card))
+    }
 }
 
 /// A ledger that knows of no other aggregate.
@@ -113,6 +143,10 @@ pub struct NoLedger;
 impl CardLedger for NoLedger {
     fn history(&self, _card: &CardKey) -> CardHistory {
         CardHistory::default()
+    }
+
+    fn history_of(&self, _card: &CardKey) -> Cow<'_, CardHistory> {
+        Cow::Owned(CardHistory::default())
     }
 }
 
@@ -129,6 +163,69 @@ impl CardLedger for LoadedLedger {
             self.history.clone()
         } else {
             CardHistory::default()
+        }
+    }
+
+    fn history_of(&self, card: &CardKey) -> Cow<'_, CardHistory> {
+        if self.card.as_ref() == Some(card) {
+            Cow::Borrowed(&self.history)
+        } else {
+            Cow::Owned(CardHistory::default())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+
+    use super::*;
+
+    fn approval(day: u32) -> CardFact {
+        CardFact::Approval {
+            at: Utc.with_ymd_and_hms(2026, 1, day, 0, 0, 0).unwrap(),
+        }
+    }
+
+    #[test]
+    fn others_leave_out_exactly_the_named_source() {
+        let history = CardHistory {
+            facts: vec![
+                (source("order", "c1"), approval(1)),
+                (source("order", "c1-c2"), approval(2)),
+                (source("subscription", "c1"), approval(3)),
+                (source("order", "c"), approval(4)),
+                ("orderXc1".to_string(), approval(5)),
+            ],
+        };
+        for (kind, id) in [
+            ("order", "c1"),
+            ("subscription", "c1"),
+            ("order", "c"),
+            ("x", ""),
+        ] {
+            let own = [approval(9)];
+            let borrowed: Vec<CardFact> = history
+                .others(kind, id)
+                .chain(&own)
+                .cloned()
+                .collect::<Vec<_>>();
+            let mut sorted = borrowed.clone();
+            sorted.sort_by_key(CardFact::at);
+            assert_eq!(
+                sorted,
+                history.merged_with(&source(kind, id), &own),
+                "{kind}:{id}"
+            );
+            let ledger = LoadedLedger {
+                card: Some(CardKey::new("tok", "411111")),
+                history: history.clone(),
+            };
+            let card = CardKey::new("tok", "411111");
+            assert!(matches!(ledger.history_of(&card), Cow::Borrowed(_)));
+            assert_eq!(*ledger.history_of(&card), ledger.history(&card));
+            let stranger = CardKey::new("other", "411111");
+            assert_eq!(*ledger.history_of(&stranger), CardHistory::default());
         }
     }
 }

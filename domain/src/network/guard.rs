@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::block::{NetworkBlock, NetworkRule};
-use super::card_history::CardFact;
+use super::card_history::{CardFact, CardKey, CardLedger};
 use super::card_network::CardNetwork;
 use super::rules_config::{FlexFactorNetworkRules, NetworkRulesConfig};
 use crate::ids::GatewayId;
@@ -78,6 +78,64 @@ pub fn check(
     now: DateTime<Utc>,
     kind: AttemptKind,
 ) -> Verdict {
+    if unguarded(config, network, kind) {
+        return Verdict::Allow;
+    }
+    let facts: Vec<&CardFact> = facts.iter().filter(|f| f.at() <= now).collect();
+    check_facts(config, gateways, network, facts, now, kind)
+}
+
+/// Whether the rules leave every attempt of `kind` on a card of `network` alone, whatever its
+/// history.
+fn unguarded(config: &NetworkRulesConfig, network: CardNetwork, kind: AttemptKind) -> bool {
+    !config.enabled
+        || network == CardNetwork::Other
+        || matches!(
+            kind,
+            AttemptKind::FlexFactor {
+                rules: FlexFactorNetworkRules::Ignore
+            }
+        )
+}
+
+/// [`check`] on a card's facts as the aggregate deciding sees them: the facts of every other
+/// aggregate about `card` from `ledger` (borrowed when it holds them), then its own, `own`. The
+/// deciding aggregate is `id` of type `aggregate_type` (the ledger's entries of it are left
+/// out: its state is newer). The same verdict as [`check`] on
+/// `ledger.history(card).merged_with(&source(aggregate_type, id), own)`, without copying a fact
+/// when the ledger lends its history ([`CardLedger::history_of`]).
+#[allow(clippy::too_many_arguments)]
+pub fn check_card(
+    config: &NetworkRulesConfig,
+    gateways: &dyn GatewayFacts,
+    card: &CardKey,
+    ledger: &dyn CardLedger,
+    (aggregate_type, id): (&str, &str),
+    own: &[CardFact],
+    now: DateTime<Utc>,
+    kind: AttemptKind,
+) -> Verdict {
+    if unguarded(config, card.network, kind) {
+        return Verdict::Allow;
+    }
+    let history = ledger.history_of(card);
+    let facts: Vec<&CardFact> = history
+        .others(aggregate_type, id)
+        .chain(own)
+        .filter(|f| f.at() <= now)
+        .collect();
+    check_facts(config, gateways, card.network, facts, now, kind)
+}
+
+/// [`check`] on the facts up to `now` (borrowed, in the history's order).
+fn check_facts(
+    config: &NetworkRulesConfig,
+    gateways: &dyn GatewayFacts,
+    network: CardNetwork,
+    mut facts: Vec<&CardFact>,
+    now: DateTime<Utc>,
+    kind: AttemptKind,
+) -> Verdict {
     if !config.enabled || network == CardNetwork::Other {
         return Verdict::Allow;
     }
@@ -93,7 +151,6 @@ pub fn check(
         } => (false, false),
         AttemptKind::Regular { can_wait } => (false, can_wait),
     };
-    let mut facts: Vec<&CardFact> = facts.iter().filter(|f| f.at() <= now).collect();
     facts.sort_by_key(|f| f.at());
     let window_start = now - WINDOW;
     // Declines since the card was last approved: an approval shows the issuer approves it again.

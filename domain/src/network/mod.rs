@@ -19,6 +19,7 @@ pub use card_history::{
 pub use card_network::CardNetwork;
 pub use code_table::{CodeTableError, VisaCategoryTables, SHIPPED_VISA_CATEGORIES};
 pub use guard::{
-    check, AttemptKind, GatewayFacts, Verdict, MASTERCARD_MAX_ATTEMPTS, VISA_MAX_REATTEMPTS, WINDOW,
+    check, check_card, AttemptKind, GatewayFacts, Verdict, MASTERCARD_MAX_ATTEMPTS,
+    VISA_MAX_REATTEMPTS, WINDOW,
 };
 pub use rules_config::{FlexFactorNetworkRules, NetworkRulesConfig};

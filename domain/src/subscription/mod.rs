@@ -246,12 +246,17 @@ impl Subscription {
         let (Some(card), Some(id)) = (&self.card, &self.id) else {
             return Verdict::Allow;
         };
-        let facts = services.cards.history(card).merged_with(
-            &network::source("subscription", id.as_str()),
-            &self.card_facts,
-        );
         let setup = services.setup.as_ref();
-        network::check(&setup.network_rules, setup, card.network, &facts, now, kind)
+        network::check_card(
+            &setup.network_rules,
+            setup,
+            card,
+            services.cards.as_ref(),
+            ("subscription", id.as_str()),
+            &self.card_facts,
+            now,
+            kind,
+        )
     }
 
     fn interval_days(&self) -> i64 {
@@ -340,7 +345,7 @@ impl Subscription {
                             .state()
                             .billing_gateway
                             .clone()
-                            .unwrap_or(declined_gateway.clone());
+                            .unwrap_or_else(|| declined_gateway.clone());
                         d.emit(SubscriptionEvent::RebillDeclined {
                             order_id: order_id.clone(),
                             facts,
@@ -480,7 +485,7 @@ impl Subscription {
                             .state()
                             .billing_gateway
                             .clone()
-                            .unwrap_or(r.declined_gateway.clone());
+                            .unwrap_or_else(|| r.declined_gateway.clone());
                         d.emit(SubscriptionEvent::RecycleAttemptStarted {
                             idempotency_key: IdempotencyKey::recycle_charge(&order_id, attempt),
                             order_id,
@@ -516,7 +521,7 @@ impl Subscription {
                     .state()
                     .billing_gateway
                     .clone()
-                    .unwrap_or(r.declined_gateway.clone());
+                    .unwrap_or_else(|| r.declined_gateway.clone());
                 match answer {
                     GatewayAnswer::Approved { .. } => {
                         advance(

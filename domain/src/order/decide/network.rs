@@ -18,11 +18,19 @@ pub(super) fn verdict(
     let Some(details) = &state.details else {
         return Verdict::Allow;
     };
-    let card = CardKey::new(details.card.ledger_key(), &details.card.bin);
-    let facts = services.cards.history(&card).merged_with(
-        &network::source("order", details.order_id.as_str()),
-        &state.card_facts,
-    );
     let setup = services.setup.as_ref();
-    network::check(&setup.network_rules, setup, card.network, &facts, now, kind)
+    if !setup.network_rules.enabled {
+        return Verdict::Allow;
+    }
+    let card = CardKey::new(details.card.ledger_key(), &details.card.bin);
+    network::check_card(
+        &setup.network_rules,
+        setup,
+        &card,
+        services.cards.as_ref(),
+        ("order", details.order_id.as_str()),
+        &state.card_facts,
+        now,
+        kind,
+    )
 }
