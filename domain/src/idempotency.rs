@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::ids::OrderId;
+use crate::ids::{joined, OrderId, Part};
 
 /// Salvage's UUID namespace for name-based (v5) keys.
 const NAMESPACE: Uuid = Uuid::from_u128(0x5a17_a9e0_f1ec_4f7a_9c3d_2b6e_8d40_1c55);
@@ -16,22 +16,70 @@ pub struct IdempotencyKey(pub String);
 
 impl IdempotencyKey {
     fn from_name(name: &str) -> Self {
-        IdempotencyKey(Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string())
+        Self::from_bytes(name.as_bytes())
+    }
+
+    fn from_bytes(name: &[u8]) -> Self {
+        // The hyphenated lower-case form `to_string` gives, without the formatting machinery.
+        let mut buf = Uuid::encode_buffer();
+        let text = Uuid::new_v5(&NAMESPACE, name)
+            .hyphenated()
+            .encode_lower(&mut buf);
+        IdempotencyKey(text.to_string())
+    }
+
+    /// The key named `{kind}/{order}/{number}` (the name is built on the stack when short).
+    fn of(kind: &str, order: &OrderId, number: u32) -> Self {
+        let mut digits = [0u8; 10];
+        let mut at = digits.len();
+        let mut n = number;
+        loop {
+            at -= 1;
+            digits[at] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        let parts: [&[u8]; 5] = [
+            kind.as_bytes(),
+            b"/",
+            order.as_str().as_bytes(),
+            b"/",
+            &digits[at..],
+        ];
+        let mut name = [0u8; 128];
+        let mut len = 0;
+        for p in parts {
+            let Some(to) = name.get_mut(len..len + p.len()) else {
+                // A long order id: the name on the heap.
+                return Self::from_name(&joined(&[
+                    Part::Text(kind),
+                    Part::Text("/"),
+                    Part::Text(order.as_str()),
+                    Part::Text("/"),
+                    Part::Number(u64::from(number)),
+                ]));
+            };
+            to.copy_from_slice(p);
+            len += p.len();
+        }
+        Self::from_bytes(&name[..len])
     }
 
     /// The key of FlexFactor submission number `attempt` of an order (F3).
     pub fn salvage(order: &OrderId, attempt: u32) -> Self {
-        Self::from_name(&format!("salvage/{order}/{attempt}"))
+        Self::of("salvage", order, attempt)
     }
 
     /// The key of a charge on a regular gateway during a cascade.
     pub fn cascade_charge(order: &OrderId, step: u32) -> Self {
-        Self::from_name(&format!("cascade-charge/{order}/{step}"))
+        Self::of("cascade-charge", order, step)
     }
 
     /// The key of a recycle re-attempt on the billing gateway.
     pub fn recycle_charge(order: &OrderId, attempt: u32) -> Self {
-        Self::from_name(&format!("recycle-charge/{order}/{attempt}"))
+        Self::of("recycle-charge", order, attempt)
     }
 
     pub fn as_str(&self) -> &str {
@@ -66,5 +114,31 @@ mod tests {
             IdempotencyKey::salvage(&OrderId::new("o-2"), 1)
         );
         assert!(Uuid::parse_str(IdempotencyKey::salvage(&o, 1).as_str()).is_ok());
+        // The names and their rendering, as they were first written (keys are stored: they
+        // never change).
+        let long = OrderId::new("o".repeat(200));
+        for (key, name) in [
+            (
+                IdempotencyKey::salvage(&o, 12),
+                "salvage/o-1/12".to_string(),
+            ),
+            (
+                IdempotencyKey::cascade_charge(&o, 3),
+                "cascade-charge/o-1/3".to_string(),
+            ),
+            (
+                IdempotencyKey::recycle_charge(&o, u32::MAX),
+                format!("recycle-charge/o-1/{}", u32::MAX),
+            ),
+            (
+                IdempotencyKey::salvage(&long, 0),
+                format!("salvage/{}/0", "o".repeat(200)),
+            ),
+        ] {
+            assert_eq!(
+                key.as_str(),
+                Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string()
+            );
+        }
     }
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::customer::CredentialKind;
-use crate::ids::{GatewayId, OrderId, SubscriptionId};
+use crate::ids::{joined, GatewayId, OrderId, Part, SubscriptionId};
 use crate::network::CardKey;
 use crate::order::{CascadeOutcome, Order, OrderCommand, OrderEvent, RecurringLine, SalvageRoute};
 use crate::order_type::OrderType;
@@ -125,6 +125,18 @@ fn at(when: DateTime<Utc>, f: FollowUp) -> FollowUp {
     }
 }
 
+/// `{aggregate type}:{aggregate id}:{sequence}` (a notification's `event_id`), without the
+/// formatting machinery: a simulation makes millions.
+fn event_id_of(aggregate_type: &str, id: &str, sequence: usize) -> String {
+    joined(&[
+        Part::Text(aggregate_type),
+        Part::Text(":"),
+        Part::Text(id),
+        Part::Text(":"),
+        Part::Number(sequence as u64),
+    ])
+}
+
 fn notify(
     event_id: String,
     kind: NotificationKind,
@@ -147,10 +159,11 @@ pub fn subscription_id_for(order: &Order, line: &RecurringLine) -> Option<Subscr
     let details = order.details.as_ref()?;
     match (&details.subscription_id, details.recurring_lines.len()) {
         (Some(id), 1) => Some(id.clone()),
-        _ => Some(SubscriptionId::new(format!(
-            "{}-{}",
-            details.order_id, line.product_id
-        ))),
+        _ => Some(SubscriptionId::new(joined(&[
+            Part::Text(details.order_id.as_str()),
+            Part::Text("-"),
+            Part::Text(line.product_id.as_str()),
+        ]))),
     }
 }
 
@@ -196,20 +209,34 @@ pub fn on_order_event(
     event: &OrderEvent,
     order: &Order,
 ) -> Vec<FollowUp> {
-    let Some(details) = &order.details else {
-        return Vec::new();
-    };
-    let event_id = format!("order:{order_id}:{sequence}");
-    let when = event.at();
-    let sub_id = details.subscription_id.clone();
     let mut out = Vec::new();
+    order_follow_ups(setup, order_id, sequence, event, order, &mut out);
+    out
+}
+
+/// [`on_order_event`], appending the follow-ups to `out` (a buffer the caller reuses).
+pub fn order_follow_ups(
+    setup: &Setup,
+    order_id: &OrderId,
+    sequence: usize,
+    event: &OrderEvent,
+    order: &Order,
+    out: &mut Vec<FollowUp>,
+) {
+    let Some(details) = &order.details else {
+        return;
+    };
+    // Formatted only for the events that notify the CRM (most events do not).
+    let event_id = || event_id_of("order", order_id.as_str(), sequence);
+    let when = event.at();
+    let sub_id = || details.subscription_id.clone();
     match event {
         OrderEvent::AttemptApproved { gateway, .. } => match details.order_type {
             OrderType::NewSale => {
                 out.extend(create_subscriptions(order, gateway, CredentialKind::Token))
             }
             OrderType::Recurring | OrderType::TrialCompletion => {
-                if let Some(s) = sub_id {
+                if let Some(s) = sub_id() {
                     out.push(FollowUp::Subscription {
                         subscription_id: s,
                         command: SubscriptionCommand::RecordRebill {
@@ -225,7 +252,7 @@ pub fn on_order_event(
         OrderEvent::AttemptDeclined {
             facts, effective, ..
         } if details.order_type == OrderType::Recurring => {
-            if let Some(s) = sub_id {
+            if let Some(s) = sub_id() {
                 out.push(FollowUp::Subscription {
                     subscription_id: s,
                     command: SubscriptionCommand::RecordRebill {
@@ -269,7 +296,7 @@ pub fn on_order_event(
                 }
             }
             CascadeOutcome::Declined => out.push(notify(
-                event_id,
+                event_id(),
                 NotificationKind::OrderDeclined,
                 Some(order_id.clone()),
                 None,
@@ -357,7 +384,7 @@ pub fn on_order_event(
                     }
                 }
                 OrderType::TrialCompletion | OrderType::Recurring => {
-                    if let (Some(s), Some(declined)) = (sub_id, order.declining_gateway()) {
+                    if let (Some(s), Some(declined)) = (sub_id(), order.declining_gateway()) {
                         out.push(FollowUp::Subscription {
                             subscription_id: s,
                             command: SubscriptionCommand::ApplySalvageOutcome {
@@ -387,7 +414,7 @@ pub fn on_order_event(
                     });
                 }
                 out.push(notify(
-                    event_id,
+                    event_id(),
                     NotificationKind::OrderDeclined,
                     Some(order_id.clone()),
                     Some(subscription_id.clone()),
@@ -395,34 +422,34 @@ pub fn on_order_event(
                 ));
             }
             SalvageRoute::Rerun => out.push(notify(
-                event_id,
+                event_id(),
                 if details.order_type == OrderType::TrialCompletion {
                     NotificationKind::TrialCompletionFailed
                 } else {
                     NotificationKind::OrderDeclined
                 },
                 Some(order_id.clone()),
-                sub_id,
+                sub_id(),
                 when,
             )),
             SalvageRoute::Cascade { .. } => {}
         },
         OrderEvent::FulfillmentRequested { .. } => out.push(notify(
-            event_id,
+            event_id(),
             NotificationKind::OrderCompleted,
             Some(order_id.clone()),
-            sub_id,
+            sub_id(),
             when,
         )),
         OrderEvent::OrderRefunded { .. } => out.push(notify(
-            event_id,
+            event_id(),
             NotificationKind::Refunded,
             Some(order_id.clone()),
             None,
             when,
         )),
         OrderEvent::ChargebackRecorded { .. } => out.push(notify(
-            event_id,
+            event_id(),
             NotificationKind::Chargeback,
             Some(order_id.clone()),
             None,
@@ -430,7 +457,6 @@ pub fn on_order_event(
         )),
         _ => {}
     }
-    out
 }
 
 /// Follow-ups of a Subscription event. `subscription` is its state after the event.
@@ -440,9 +466,21 @@ pub fn on_subscription_event(
     event: &SubscriptionEvent,
     subscription: &Subscription,
 ) -> Vec<FollowUp> {
-    let event_id = format!("subscription:{subscription_id}:{sequence}");
-    let when = event.at();
     let mut out = Vec::new();
+    subscription_follow_ups(subscription_id, sequence, event, subscription, &mut out);
+    out
+}
+
+/// [`on_subscription_event`], appending the follow-ups to `out` (a buffer the caller reuses).
+pub fn subscription_follow_ups(
+    subscription_id: &SubscriptionId,
+    sequence: usize,
+    event: &SubscriptionEvent,
+    subscription: &Subscription,
+    out: &mut Vec<FollowUp>,
+) {
+    let event_id = || event_id_of("subscription", subscription_id.as_str(), sequence);
+    let when = event.at();
     match event {
         SubscriptionEvent::SubscriptionCreated { next_bill_at, .. } => out.push(at(
             *next_bill_at,
@@ -518,7 +556,7 @@ pub fn on_subscription_event(
                 });
             }
             out.push(notify(
-                event_id,
+                event_id(),
                 NotificationKind::SubscriptionAdvanced {
                     billing_gateway: billing_gateway.clone(),
                     cycle: *to_cycle,
@@ -538,7 +576,7 @@ pub fn on_subscription_event(
         SubscriptionEvent::RecycleFailed {
             order_id, reason, ..
         } => out.push(notify(
-            event_id,
+            event_id(),
             NotificationKind::RecycleFailed { reason: *reason },
             Some(order_id.clone()),
             Some(subscription_id.clone()),
@@ -546,5 +584,25 @@ pub fn on_subscription_event(
         )),
         _ => {}
     }
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::event_id_of;
+
+    #[test]
+    fn event_ids_read_as_formatted() {
+        for (kind, id, sequence) in [
+            ("order", "c12", 0),
+            ("order", "c12-c3", 7),
+            ("subscription", "c1-coaching", 10),
+            ("subscription", "", 1234567),
+            ("order", "x", usize::MAX),
+        ] {
+            assert_eq!(
+                event_id_of(kind, id, sequence),
+                format!("{kind}:{id}:{sequence}")
+            );
+        }
+    }
 }

@@ -5,7 +5,7 @@
 //! `Recurring`.
 
 use crate::customer::{CardToken, Customer, OrderItem};
-use crate::ids::{CampaignId, GatewayId, OrderId, SubscriptionId};
+use crate::ids::{joined, CampaignId, GatewayId, OrderId, Part, SubscriptionId};
 use crate::money::Money;
 use crate::order::{AttemptResult, OrderDetails, PlaceOrder};
 use crate::order_type::OrderType;
@@ -15,7 +15,11 @@ use super::{Subscription, SubscriptionStatus};
 /// The order id of the rebill that bills `cycle` (the subscription's current cycle):
 /// `{subscription_id}-c{cycle + 1}`.
 pub fn rebill_order_id(subscription_id: &SubscriptionId, cycle: u32) -> OrderId {
-    OrderId::new(format!("{subscription_id}-c{}", cycle + 1))
+    OrderId::new(joined(&[
+        Part::Text(subscription_id.as_str()),
+        Part::Text("-c"),
+        Part::Number(u64::from(cycle) + 1),
+    ]))
 }
 
 /// What a rebill's order takes from outside the subscription.
