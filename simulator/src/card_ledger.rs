@@ -90,7 +90,7 @@ pub(crate) fn history(
     now: DateTime<Utc>,
 ) -> CardHistory {
     let aggregates = store.orders.len() + store.subscriptions.len();
-    let mut others: Vec<(&str, &str, &[CardFact])> = Vec::with_capacity(aggregates);
+    let mut others: Vec<&[CardFact]> = Vec::with_capacity(aggregates);
     for (id, held) in &store.orders {
         let facts = &held.state.card_facts;
         let same = held
@@ -99,7 +99,7 @@ pub(crate) fn history(
             .as_ref()
             .is_some_and(|d| d.card.ledger_key() == card.token);
         if same && !facts.is_empty() && !matches!(deciding, Deciding::Order(d) if d == id) {
-            others.push(("order", id.as_str(), facts));
+            others.push(facts);
         }
     }
     for (id, held) in &store.subscriptions {
@@ -110,15 +110,11 @@ pub(crate) fn history(
             .as_ref()
             .is_some_and(|c| c.token == card.token);
         if same && !facts.is_empty() && !matches!(deciding, Deciding::Subscription(d) if d == id) {
-            others.push(("subscription", id.as_str(), facts));
+            others.push(facts);
         }
     }
     let mut last_approval = None;
-    for f in others
-        .iter()
-        .flat_map(|(_, _, facts)| facts.iter())
-        .chain(own)
-    {
+    for f in others.iter().flat_map(|facts| facts.iter()).chain(own) {
         if let CardFact::Approval { at } = f {
             if *at <= now && last_approval.is_none_or(|a| a < *at) {
                 last_approval = Some(*at);
@@ -135,24 +131,15 @@ pub(crate) fn history(
     let mut history = CardHistory {
         facts: Vec::with_capacity(16),
     };
-    for (kind, id, facts) in others {
-        let mut source: Option<String> = None;
+    // The sources are left empty (no allocation): the decision reads the history through
+    // `CardHistory::others`, which leaves out the deciding aggregate's entries by their source,
+    // and this history holds none of them already.
+    for facts in others {
         for f in facts.iter().filter(|f| readable(f)) {
-            let source = source.get_or_insert_with(|| source_of(kind, id));
-            history.facts.push((source.clone(), f.clone()));
+            history.facts.push((String::new(), f.clone()));
         }
     }
     history
-}
-
-/// [`salvage_domain::network::source`] without the formatting machinery (a million customers' re-attempts
-/// each name a source or two).
-fn source_of(kind: &str, id: &str) -> String {
-    let mut s = String::with_capacity(kind.len() + 1 + id.len());
-    s.push_str(kind);
-    s.push(':');
-    s.push_str(id);
-    s
 }
 
 #[cfg(test)]
@@ -209,16 +196,6 @@ mod tests {
     }
 
     #[test]
-    fn sources_are_named_as_the_domain_names_them() {
-        for (kind, id) in [("order", "c12-c3"), ("subscription", "sub-c12")] {
-            assert_eq!(
-                source_of(kind, id),
-                salvage_domain::network::source(kind, id)
-            );
-        }
-    }
-
-    #[test]
     fn n8_the_history_holds_every_other_aggregate_of_the_card_and_only_them() {
         let mut store = Store::default();
         let me = SubscriptionId::new("me");
@@ -235,8 +212,8 @@ mod tests {
         );
         let card = CardKey::new("tok-a", "411111");
         let h = history(&store, &card, Deciding::Subscription(&me), &[], t(4));
-        assert_eq!(h.facts.len(), 2);
-        assert!(h.facts.iter().all(|(s, _)| s == "subscription:other"));
+        let facts: Vec<CardFact> = h.facts.into_iter().map(|(_, f)| f).collect();
+        assert_eq!(facts, [attempt(2), decline(2, 2)]);
     }
 
     /// What is left out cannot change a verdict: histories of attempts, declines with every

@@ -9,14 +9,15 @@ use rand::RngExt;
 use salvage_domain::customer::{CardToken, CredentialKind, Customer, OrderItem};
 use salvage_domain::network::{CardFact, CardNetwork, GatewayFacts, NetworkRule};
 use salvage_domain::order::{
-    CascadeOutcome, FlexFactorResult, IgnoredBecause, Order, OrderCommand, OrderError, OrderEvent,
-    OrderStatus, ResultSource, SalvageRoute, SalvageState,
+    AttemptResult, CascadeOutcome, FlexFactorResult, IgnoredBecause, Order, OrderCommand,
+    OrderError, OrderEvent, OrderStatus, ResultSource, SalvageRoute, SalvageState,
 };
 use salvage_domain::ports::{ChargePurpose, EvaluateAnswer, SubmissionMode};
 use salvage_domain::process_manager::{Effect, FollowUp};
 use salvage_domain::routing::{RecycleSlot, RecycleTarget};
 use salvage_domain::subscription::{
-    Rebill, RebillParts, Subscription, SubscriptionCommand, SubscriptionEvent, SubscriptionStatus,
+    AdvanceVia, Rebill, RebillParts, Subscription, SubscriptionCommand, SubscriptionEvent,
+    SubscriptionStatus,
 };
 use salvage_domain::{
     DeclineFacts, DeclineType, FlexFactorOrderId, GatewayId, OrderId, OrderType, SubscriptionId,
@@ -25,7 +26,7 @@ use salvage_domain::{
 use crate::flexfactor_model::{AsyncKind, AsyncOutcome, AsyncResult, FlexFactorModel};
 use crate::gateway_model::{ChargedCard, GatewayModel, Purpose};
 use crate::names::{
-    advance_name, failure_name, ignored_name, notification_name, order_error_name,
+    advance_name, failure_name, id_of, ignored_name, notification_name, order_error_name,
     recycle_failure_name, subscription_error_name,
 };
 use crate::network_fees::{self, Avoided};
@@ -70,10 +71,54 @@ pub(crate) struct CustomerDriver<'a> {
     /// 99), and nothing approved it since: the models approve it with
     /// `never_retry_approval_factor`.
     pub(crate) issuer_refuses: bool,
+    /// Set while the customer's run is the prefix the variants share ([`Prefix`]).
+    pub(crate) prefix: Option<Prefix>,
+}
+
+/// The part of a customer's run every variant of a scenario shares: from the sale up to (not
+/// including) the first attempt the models decline. Until then only approvals happen (the sale,
+/// the subscription, its rebills), and what those decide and count reads nothing a variant
+/// changes (FlexFactor's options, recycle profiles, the network rules, the CRM's reruns, the
+/// FlexFactor model): the variants run it once, then each continues from a copy of its state
+/// (see `engine::run_seeds`). The driver checks that as it goes: any other event, effect or
+/// refusal voids the prefix (the variants then run the customer from the start).
+#[derive(Debug, Default)]
+pub(crate) struct Prefix {
+    /// The bill whose first attempt the gateway model declines: where the variants part. Not
+    /// performed (nothing of it is counted); each variant performs it again.
+    pub(crate) halted: Option<Effect>,
+    /// Something the variants may not share happened: the prefix is void.
+    pub(crate) void: bool,
+}
+
+impl Prefix {
+    fn order_event(&mut self, event: &OrderEvent) {
+        if !matches!(
+            event,
+            OrderEvent::OrderPlaced { .. }
+                | OrderEvent::AttemptApproved { .. }
+                | OrderEvent::FulfillmentRequested { .. }
+        ) {
+            self.void = true;
+        }
+    }
+
+    fn subscription_event(&mut self, event: &SubscriptionEvent) {
+        if !matches!(
+            event,
+            SubscriptionEvent::SubscriptionCreated { .. }
+                | SubscriptionEvent::CycleAdvanced {
+                    via: AdvanceVia::Rebill,
+                    ..
+                }
+        ) {
+            self.void = true;
+        }
+    }
 }
 
 /// The engine's records of a customer's orders (a handful: a linear search is the fastest).
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct OrderInfos(Vec<(OrderId, OrderInfo)>);
 
 impl OrderInfos {
@@ -146,6 +191,7 @@ impl<'a> CustomerDriver<'a> {
             subscriptions: Vec::new(),
             record,
             issuer_refuses: false,
+            prefix: None,
         }
     }
 }
@@ -344,7 +390,12 @@ impl CustomerDriver<'_> {
                 order_id: id.clone(),
                 command: OrderCommand::ApplyFlexFactorResult {
                     source: ResultSource::Webhook {
-                        delivery_id: format!("whk-{id}-{}", result.name()),
+                        delivery_id: {
+                            let mut d = id_of("whk-", id.as_str(), None);
+                            d.push('-');
+                            d.push_str(result.name());
+                            d
+                        },
                         resent: false,
                     },
                     result,
@@ -368,7 +419,7 @@ impl CustomerDriver<'_> {
         else {
             return;
         };
-        let ff_id = FlexFactorOrderId::new(format!("ff-{order_id}-{attempt}"));
+        let ff_id = FlexFactorOrderId::new(id_of("ff-", order_id.as_str(), Some(attempt.into())));
         let mut rng = self.rng(Site::FlexFactor {
             order: self.key(&order_id),
             attempt,
@@ -412,7 +463,11 @@ impl CustomerDriver<'_> {
                             command: OrderCommand::ApplyFlexFactorResult {
                                 result,
                                 source: ResultSource::Webhook {
-                                    delivery_id: format!("whk-{order_id}-{attempt}"),
+                                    delivery_id: id_of(
+                                        "whk-",
+                                        order_id.as_str(),
+                                        Some(attempt.into()),
+                                    ),
                                     resent: false,
                                 },
                             },
@@ -507,6 +562,16 @@ impl CustomerDriver<'_> {
             self.charged_card(),
             &mut self.rng(Site::Rebill { cycle }),
         );
+        if let Some(prefix) = &mut self.prefix {
+            if matches!(result, AttemptResult::Declined(_)) {
+                // The variants part here: each bills this cycle itself.
+                prefix.halted = Some(Effect::BillSubscription {
+                    subscription_id,
+                    cycle,
+                });
+                return;
+            }
+        }
         let subs = &mut self.tally.subscriptions;
         if order_type == OrderType::TrialCompletion {
             subs.trial_completions += 1;
@@ -598,6 +663,14 @@ impl Driver for CustomerDriver<'_> {
         effect: Effect,
         out: &mut Vec<FollowUp>,
     ) {
+        if let Some(prefix) = &mut self.prefix {
+            if !matches!(
+                effect,
+                Effect::BillSubscription { .. } | Effect::NotifyCrm(_)
+            ) {
+                prefix.void = true;
+            }
+        }
         match effect {
             Effect::SubmitToFlexFactor { order_id, attempt } => {
                 self.submit(store, now, order_id, attempt, out)
@@ -662,6 +735,9 @@ impl Driver for CustomerDriver<'_> {
     ) {
         if let Some(record) = self.record.as_deref_mut() {
             record.push(Recorded::Order(id.clone(), event.clone()));
+        }
+        if let Some(prefix) = &mut self.prefix {
+            prefix.order_event(event);
         }
         match event {
             OrderEvent::AttemptDeclined { facts, .. }
@@ -876,6 +952,9 @@ impl Driver for CustomerDriver<'_> {
         if let Some(record) = self.record.as_deref_mut() {
             record.push(Recorded::Subscription(id.clone(), event.clone()));
         }
+        if let Some(prefix) = &mut self.prefix {
+            prefix.subscription_event(event);
+        }
         match event {
             SubscriptionEvent::RecycleAttemptDeclined { facts, .. } => self.card_declined(facts),
             SubscriptionEvent::CycleAdvanced { .. } => self.issuer_refuses = false,
@@ -964,7 +1043,16 @@ impl Driver for CustomerDriver<'_> {
         }
     }
 
+    fn halted(&self) -> bool {
+        self.prefix
+            .as_ref()
+            .is_some_and(|p| p.void || p.halted.is_some())
+    }
+
     fn refused(&mut self, refused: Refused) {
+        if let Some(prefix) = &mut self.prefix {
+            prefix.void = true;
+        }
         let name = match &refused {
             Refused::Order { error, .. } => {
                 if matches!(error, OrderError::RerunRefused(_)) {

@@ -14,15 +14,16 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use salvage_domain::customer::{CredentialKind, OrderItem};
-use salvage_domain::order::{OrderCommand, PlaceOrder};
-use salvage_domain::{Money, OrderId, OrderType};
+use salvage_domain::order::{AttemptResult, OrderCommand, PlaceOrder};
+use salvage_domain::process_manager::Effect;
+use salvage_domain::{GatewayId, Money, OrderId, OrderType, SubscriptionId};
 
-use crate::customer::CustomerDriver;
+use crate::customer::{CustomerDriver, OrderInfos, Prefix};
 use crate::flexfactor_model::FlexFactorModel;
 use crate::gateway_model::{ChargedCard, GatewayModel, Purpose};
 use crate::population::{CustomerProfile, Population};
 use crate::rng::{stream, Site};
-use crate::runtime::{Driver, Refused, Runtime};
+use crate::runtime::{Driver, Refused, Runtime, Snapshot};
 use crate::scenario::Scenario;
 use crate::tally::{Merge, Tally};
 use crate::variant::Variant;
@@ -89,11 +90,15 @@ impl<'s> Engine<'s> {
         let items = chunks * seeds.len() as u64;
         let threads = options.threads.clamp(1, items.max(1) as usize);
         let next = AtomicU64::new(0);
+        let shares = self.shares_prefix();
+        let sharing = shares.iter().filter(|s| **s).count() > 1;
         let work = || {
             let mut runners: Vec<VariantRunner<'_, 's>> =
                 (0..variants).map(|v| self.runner(v)).collect();
+            let mut prefix_runner = sharing.then(|| self.runner(0));
             let mut tallies = vec![vec![Tally::default(); variants]; seeds.len()];
             let mut profiles = Vec::with_capacity(CHUNK as usize);
+            let mut prefixes: Vec<Prefixed> = Vec::with_capacity(CHUNK as usize);
             loop {
                 let item = next.fetch_add(1, Ordering::Relaxed);
                 if item >= items {
@@ -108,9 +113,36 @@ impl<'s> Engine<'s> {
                 profiles.clear();
                 profiles
                     .extend((lo..hi).map(|c| self.population.customer_of(self.scenario, seed, c)));
-                for (runner, tally) in runners.iter_mut().zip(tallies[s].iter_mut()) {
+                // Each customer's run up to its first decline, once for the variants that
+                // share it (see `customer::Prefix`).
+                let mut shared = Tally::default();
+                prefixes.clear();
+                if let Some(runner) = &mut prefix_runner {
                     for profile in &profiles {
-                        runner.run_profile(seed, profile, tally, None);
+                        let mut own = Tally::default();
+                        let prefixed = runner.prefix(seed, profile, &mut own);
+                        if !matches!(prefixed, Prefixed::Void) {
+                            shared.merge(&own);
+                        }
+                        prefixes.push(prefixed);
+                    }
+                }
+                for (v, (runner, tally)) in
+                    runners.iter_mut().zip(tallies[s].iter_mut()).enumerate()
+                {
+                    if !(sharing && shares[v]) {
+                        for profile in &profiles {
+                            runner.run_profile(seed, profile, tally, None);
+                        }
+                        continue;
+                    }
+                    tally.merge(&shared);
+                    for (profile, prefixed) in profiles.iter().zip(&prefixes) {
+                        match prefixed {
+                            Prefixed::Whole => {}
+                            Prefixed::Fork(fork) => runner.resume(seed, profile, fork, tally),
+                            Prefixed::Void => runner.run_profile(seed, profile, tally, None),
+                        }
                     }
                 }
                 if let Some(progress) = options.progress {
@@ -141,6 +173,28 @@ impl<'s> Engine<'s> {
         total
     }
 
+    /// Which variants share the customers' runs up to their first decline with the first
+    /// variant (see `customer::Prefix`): those whose setup is the first's in everything such a
+    /// run reads (the campaigns and their products, the gateways and which are FlexFactor's).
+    /// What else a variant may change (FlexFactor's options, recycle profiles, the network
+    /// rules, the CRM's reruns, the FlexFactor model) is read only once an attempt declined.
+    fn shares_prefix(&self) -> Vec<bool> {
+        let reads = |v: &Variant| {
+            let setup = &v.setup;
+            let gateways: Vec<(&GatewayId, bool)> = setup
+                .gateways
+                .iter()
+                .map(|g| (g.id(), g.is_flexfactor()))
+                .collect();
+            format!("{:?} {:?}", setup.campaigns, gateways)
+        };
+        let variants = &self.scenario.variants;
+        let Some(first) = variants.first().map(reads) else {
+            return Vec::new();
+        };
+        variants.iter().map(|v| reads(v) == first).collect()
+    }
+
     /// A runner for variant number `variant`, to simulate customers one by one.
     pub fn runner(&self, variant: usize) -> VariantRunner<'_, 's> {
         let v = &self.scenario.variants[variant];
@@ -164,7 +218,76 @@ pub struct VariantRunner<'e, 's> {
     runtime: Runtime,
 }
 
-impl VariantRunner<'_, '_> {
+/// What a customer's shared run (see `customer::Prefix`) left for the variants.
+pub(crate) enum Prefixed {
+    /// Nothing declined up to the horizon: the run, counted once, is every sharing variant's.
+    Whole,
+    /// A rebill's attempt declines: each variant continues from here.
+    Fork(Box<Fork>),
+    /// Not shared: each variant runs the customer from the start.
+    Void,
+}
+
+/// Where the variants part: the runtime's and the driver's state just before the bill whose
+/// attempt declines.
+pub(crate) struct Fork {
+    snapshot: Snapshot,
+    orders: OrderInfos,
+    subscriptions: Vec<SubscriptionId>,
+    bill: Effect,
+}
+
+impl<'e> VariantRunner<'e, '_> {
+    /// Runs the customer `profile` up to its first declined attempt (see `customer::Prefix`),
+    /// counting into `tally` (to be merged into every sharing variant's, unless void).
+    fn prefix(&mut self, seed: u64, profile: &CustomerProfile, tally: &mut Tally) -> Prefixed {
+        let Some(mut driver) = self.start(seed, profile, tally, None, true) else {
+            return Prefixed::Void;
+        };
+        let end = self.engine.scenario.end();
+        self.runtime.advance_to(end, &mut driver);
+        let Some(prefix) = driver.prefix.take() else {
+            return Prefixed::Void;
+        };
+        if prefix.void {
+            return Prefixed::Void;
+        }
+        match prefix.halted {
+            None => {
+                driver.finish(&self.runtime.store);
+                Prefixed::Whole
+            }
+            Some(bill) => Prefixed::Fork(Box::new(Fork {
+                snapshot: self.runtime.snapshot(),
+                orders: std::mem::take(&mut driver.orders),
+                subscriptions: std::mem::take(&mut driver.subscriptions),
+                bill,
+            })),
+        }
+    }
+
+    /// Continues the customer `profile` from `fork` to the horizon, in this variant.
+    fn resume(&mut self, seed: u64, profile: &CustomerProfile, fork: &Fork, tally: &mut Tally) {
+        let engine = self.engine;
+        let scenario = engine.scenario;
+        self.runtime.restore(&fork.snapshot);
+        let mut driver = CustomerDriver::new(
+            scenario,
+            seed,
+            &engine.gateways,
+            self.flexfactor,
+            self.variant,
+            profile,
+            tally,
+            None,
+        );
+        driver.orders = fork.orders.clone();
+        driver.subscriptions = fork.subscriptions.clone();
+        self.runtime.resume(fork.bill.clone(), &mut driver);
+        self.runtime.advance_to(scenario.end(), &mut driver);
+        driver.finish(&self.runtime.store);
+    }
+
     /// Simulates customer `index` of the scenario's seed from its sale to the horizon, counting
     /// into `tally` and, when asked, recording every committed event.
     pub fn customer(&mut self, index: u64, tally: &mut Tally, record: Option<&mut Vec<Recorded>>) {
@@ -182,13 +305,44 @@ impl VariantRunner<'_, '_> {
         tally: &mut Tally,
         record: Option<&mut Vec<Recorded>>,
     ) {
+        if let Some(mut driver) = self.start(seed, profile, tally, record, false) {
+            self.runtime
+                .advance_to(self.engine.scenario.end(), &mut driver);
+            driver.finish(&self.runtime.store);
+        }
+    }
+
+    /// Counts the customer and places its new sale (and everything that follows at once);
+    /// `None` when it arrives after the horizon, or, for a `prefix` run, when the sale's
+    /// attempt declines (no prefix: nothing of it is to be shared).
+    fn start<'d>(
+        &mut self,
+        seed: u64,
+        profile: &'d CustomerProfile,
+        tally: &'d mut Tally,
+        record: Option<&'d mut Vec<Recorded>>,
+        prefix: bool,
+    ) -> Option<CustomerDriver<'d>>
+    where
+        'e: 'd,
+    {
         let engine = self.engine;
         let scenario = engine.scenario;
         let index = profile.index;
         let end = scenario.end();
         tally.customers += 1;
         if profile.arrival >= end {
-            return;
+            return None;
+        }
+        let result = engine.gateways.attempt(
+            &profile.gateway,
+            Purpose::NewSale,
+            CredentialKind::Token,
+            ChargedCard::new(profile.network),
+            &mut stream(seed, index, Site::SaleAttempt),
+        );
+        if prefix && matches!(result, AttemptResult::Declined(_)) {
+            return None;
         }
         self.runtime.reset(profile.arrival);
         let product = &scenario.products[profile.product];
@@ -210,14 +364,10 @@ impl VariantRunner<'_, '_> {
             tally,
             record,
         );
-        let order_id = OrderId::new(format!("c{index}"));
-        let result = engine.gateways.attempt(
-            &profile.gateway,
-            Purpose::NewSale,
-            CredentialKind::Token,
-            ChargedCard::new(profile.network),
-            &mut stream(seed, index, Site::SaleAttempt),
-        );
+        if prefix {
+            driver.prefix = Some(Prefix::default());
+        }
+        let order_id = OrderId::new(crate::names::numbered("c", index));
         let place = PlaceOrder {
             order_id: order_id.clone(),
             order_type: OrderType::NewSale,
@@ -247,7 +397,6 @@ impl VariantRunner<'_, '_> {
         ) {
             driver.refused(Refused::Order { order_id, error });
         }
-        self.runtime.advance_to(end, &mut driver);
-        driver.finish(&self.runtime.store);
+        Some(driver)
     }
 }

@@ -6,6 +6,44 @@ use salvage_domain::process_manager::NotificationKind;
 use salvage_domain::routing::RerunRefusal;
 use salvage_domain::subscription::{AdvanceVia, RecycleFailure, SubscriptionError};
 
+/// `prefix`, `middle`, `-` and the decimal `n` (`format!("{prefix}{middle}-{n}")`), without the
+/// formatting machinery: the engine names millions of orders and FlexFactor ids.
+pub(crate) fn id_of(prefix: &str, middle: &str, n: Option<u64>) -> String {
+    let mut s = String::with_capacity(prefix.len() + middle.len() + 21);
+    s.push_str(prefix);
+    s.push_str(middle);
+    if let Some(n) = n {
+        s.push('-');
+        push_decimal(&mut s, n);
+    }
+    s
+}
+
+/// `prefix` and the decimal `n` (`format!("{prefix}{n}")`).
+pub(crate) fn numbered(prefix: &str, n: u64) -> String {
+    let mut s = String::with_capacity(prefix.len() + 20);
+    s.push_str(prefix);
+    push_decimal(&mut s, n);
+    s
+}
+
+fn push_decimal(s: &mut String, n: u64) {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    let mut n = n;
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in &digits[at..] {
+        s.push(char::from(*d));
+    }
+}
+
 pub(crate) fn failure_name(f: &SalvageFailure) -> &'static str {
     match f {
         SalvageFailure::Declined => "declined",
@@ -96,5 +134,19 @@ pub(crate) fn advance_name(via: &AdvanceVia) -> &'static str {
         AdvanceVia::Rebill => "rebill",
         AdvanceVia::Recycle { .. } => "recycle",
         AdvanceVia::FlexFactor => "flexfactor",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{id_of, numbered};
+
+    #[test]
+    fn ids_read_as_formatted() {
+        for n in [0u64, 9, 10, 4711, u64::MAX] {
+            assert_eq!(numbered("c", n), format!("c{n}"));
+            assert_eq!(id_of("ff-", "c1-c2", Some(n)), format!("ff-c1-c2-{n}"));
+        }
+        assert_eq!(id_of("whk-", "c1", None), "whk-c1");
     }
 }

@@ -49,7 +49,7 @@ impl CustomerProfile {
     /// millions of copies.
     pub fn card(&self) -> CardToken {
         CardToken {
-            token: format!("sim-{}", self.index),
+            token: crate::names::numbered("sim-", self.index),
             bin: bin(self.network).to_string(),
             last4: String::new(),
             exp_month: 12,

@@ -13,7 +13,9 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use salvage_domain::network::{CardFact, CardKey, LoadedLedger};
 use salvage_domain::order::{Order, OrderCommand, OrderError, OrderEvent};
-use salvage_domain::process_manager::{on_order_event, on_subscription_event, Effect, FollowUp};
+use salvage_domain::process_manager::{
+    order_follow_ups, subscription_follow_ups, Effect, FollowUp,
+};
 use salvage_domain::subscription::{
     Subscription, SubscriptionCommand, SubscriptionError, SubscriptionEvent,
 };
@@ -90,6 +92,23 @@ pub trait Driver {
         _subscription: &Subscription,
     ) {
     }
+
+    /// The driver stopped the run (asked after each effect and timer): the runtime returns at
+    /// once, leaving the rest of the queue and the timers as they are.
+    fn halted(&self) -> bool {
+        false
+    }
+}
+
+/// A runtime's aggregates, timers and clock, to continue from in another runtime (of another
+/// setup): [`Runtime::snapshot`], [`Runtime::restore`].
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    store: Store,
+    timers: BTreeMap<(DateTime<Utc>, u64), Box<FollowUp>>,
+    timer_seq: u64,
+    queue: VecDeque<FollowUp>,
+    now: DateTime<Utc>,
 }
 
 /// Aggregates, process manager and timers on one virtual clock.
@@ -129,6 +148,36 @@ impl Runtime {
         self.timer_seq = 0;
         self.queue.clear();
         self.clock.set(start);
+    }
+
+    /// Everything this runtime holds but its setup: aggregates, timers, queue and clock.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            store: self.store.clone(),
+            timers: self.timers.clone(),
+            timer_seq: self.timer_seq,
+            queue: self.queue.clone(),
+            now: self.clock.now(),
+        }
+    }
+
+    /// Takes `snapshot`'s aggregates, timers, queue and clock (keeping this runtime's setup).
+    pub fn restore(&mut self, snapshot: &Snapshot) {
+        self.store.orders.clone_from(&snapshot.store.orders);
+        self.store
+            .subscriptions
+            .clone_from(&snapshot.store.subscriptions);
+        self.timers.clone_from(&snapshot.timers);
+        self.timer_seq = snapshot.timer_seq;
+        self.queue.clone_from(&snapshot.queue);
+        self.clock.set(snapshot.now);
+    }
+
+    /// Performs `effect` now, ahead of the queue, then everything that follows from it: the
+    /// effect a driver halted at ([`Driver::halted`]), performed again by another driver.
+    pub fn resume(&mut self, effect: Effect, driver: &mut dyn Driver) {
+        self.queue.push_front(FollowUp::Effect(effect));
+        self.drain(driver);
     }
 
     pub fn setup(&self) -> &Setup {
@@ -206,6 +255,9 @@ impl Runtime {
             }
             self.queue.push_back(*then);
             self.drain(driver);
+            if driver.halted() {
+                return;
+            }
         }
         if to > self.clock.now() {
             self.clock.set(to);
@@ -238,6 +290,9 @@ impl Runtime {
                     let now = self.clock.now();
                     driver.effect(&self.store, now, effect, &mut self.scratch);
                     self.queue.extend(self.scratch.drain(..));
+                    if driver.halted() {
+                        return;
+                    }
                 }
             }
         }
@@ -374,13 +429,15 @@ impl Runtime {
         for event in events {
             held.state.apply(event.clone());
             held.sequence += 1;
-            self.queue.extend(on_order_event(
+            // The process manager's follow-ups, then the driver's, in that order.
+            order_follow_ups(
                 &self.services.setup,
                 &order_id,
                 held.sequence,
                 &event,
                 &held.state,
-            ));
+                &mut self.scratch,
+            );
             driver.order_event(&order_id, &event, &held.state, &mut self.scratch);
             self.queue.extend(self.scratch.drain(..));
         }
@@ -424,12 +481,13 @@ impl Runtime {
         for event in events {
             held.state.apply(event.clone());
             held.sequence += 1;
-            self.queue.extend(on_subscription_event(
+            subscription_follow_ups(
                 &subscription_id,
                 held.sequence,
                 &event,
                 &held.state,
-            ));
+                &mut self.scratch,
+            );
             driver.subscription_event(&subscription_id, &event, &held.state, &mut self.scratch);
             self.queue.extend(self.scratch.drain(..));
         }

@@ -15,7 +15,7 @@ pub struct Held<A> {
 }
 
 /// Every aggregate of the runtime.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Store {
     pub orders: BTreeMap<OrderId, Held<Order>>,
     pub subscriptions: BTreeMap<SubscriptionId, Held<Subscription>>,
