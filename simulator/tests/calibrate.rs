@@ -7,11 +7,15 @@ mod common;
 use std::sync::Arc;
 
 use common::*;
+use salvage_domain::order::OrderEvent;
 use salvage_sim::calibrate::{Fit, Share};
+use salvage_sim::engine::Recorded;
 use salvage_sim::replay::replay;
+use salvage_sim::report::Report;
 use salvage_sim::sim_trace::simulated_trace;
+use salvage_sim::stats::Interval;
 use salvage_sim::trace::NumberedLine;
-use salvage_sim::{Engine, Scenario, ScenarioOverrides};
+use salvage_sim::{Engine, RunOptions, Scenario, ScenarioOverrides};
 
 /// Known parameters. No decline says "never" (the models would then refuse the card, which a
 /// fitted share cannot tell apart), and O6 rebills approve like the others.
@@ -163,4 +167,104 @@ fn a_simulated_trace_gives_its_parameters_back() {
     )
     .unwrap_or_else(|e| panic!("{e}\n{text}"));
     assert_sound(&run(&fitted, 2));
+}
+
+/// Item 4's promise: `salvage simulate` on the scenario `salvage calibrate` wrote from a trace
+/// reproduces the trace's own recovery rate within the interval the report gives. The trace is
+/// the simulator's, from the known parameters (1,000 customers); its own figures are those of
+/// the run that made it (the same customers, seed and draws; checked against the trace's
+/// events). The fitted scenario is then run on 6 seeds, as `salvage simulate --seeds 6` does,
+/// and the trace's recovered revenue per declined revenue must lie within the 95% interval of
+/// that rate over the seeds (as the report makes its intervals), and its recovered orders within
+/// the report's own interval of `recovered_orders`.
+#[test]
+fn the_fitted_scenario_reproduces_the_traces_recovery_rate() {
+    let known = Scenario::from_toml_str(
+        KNOWN,
+        &scenarios_dir().join("test.toml"),
+        ScenarioOverrides {
+            customers: Some(1000),
+            ..Default::default()
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::new(&known);
+    let lines = simulated_trace(&engine, 0).unwrap();
+    let own = Report::build(
+        &known,
+        &engine.run(&RunOptions {
+            threads: 2,
+            progress: None,
+        }),
+    );
+    let own = &own.variants[0].summary;
+
+    let numbered: Vec<NumberedLine> = lines
+        .into_iter()
+        .enumerate()
+        .map(|(i, line)| NumberedLine {
+            number: i + 1,
+            line,
+        })
+        .collect();
+    let setup = known.base_setup.clone();
+    let outcome = replay(Arc::clone(&setup), &numbered);
+    assert!(outcome.refused.is_empty());
+    // The run's figures are the trace's: as many FlexFactor recoveries in its events.
+    let salvaged = outcome
+        .events
+        .iter()
+        .filter(|e| matches!(e, Recorded::Order(_, OrderEvent::SalvageSucceeded { .. })))
+        .count() as u64;
+    assert_eq!(salvaged, own.flexfactor_recovered_orders);
+    let fit = Fit::of_events(&setup, &outcome.events);
+    let text = fit.to_scenario_toml("fitted", "setup.toml", "a simulated trace");
+    let fitted = Scenario::from_toml_str(
+        &text,
+        &scenarios_dir().join("fitted.toml"),
+        ScenarioOverrides::default(),
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{text}"));
+    assert_eq!(fitted.spec.population.customers, 1000);
+
+    let seeds: Vec<u64> = (0..6).map(|i| fitted.spec.seed + i).collect();
+    let runs = Engine::new(&fitted).run_seeds(
+        &seeds,
+        &RunOptions {
+            threads: 2,
+            progress: None,
+        },
+    );
+    let report = Report::build_seeds(&fitted, &seeds, &runs);
+    assert_sound(&report);
+    let figure = |name: &str| {
+        report
+            .uncertainty
+            .figure(0, name)
+            .unwrap_or_else(|| panic!("no {name}"))
+    };
+    let recovered = figure("recovered_minor");
+    let declined = figure("declined_minor");
+    let rates: Vec<f64> = recovered
+        .per_seed
+        .iter()
+        .zip(&declined.per_seed)
+        .map(|(r, d)| *r as f64 / *d as f64)
+        .collect();
+    let rate = Interval::of(&rates);
+    let trace_rate = own.recovered_minor as f64 / own.declined_minor as f64;
+    assert!(
+        rate.covers(trace_rate),
+        "the trace recovered {trace_rate:.4} of its declined revenue; the fitted scenario \
+         {:.4} ({:?}-{:?}) over {rates:?}",
+        rate.mean,
+        rate.low,
+        rate.high
+    );
+    let orders = &figure("recovered_orders").interval;
+    assert!(
+        orders.covers(own.recovered_orders as f64),
+        "the trace recovered {} orders; the fitted scenario {orders:?}",
+        own.recovered_orders
+    );
 }

@@ -86,3 +86,48 @@ fn the_report_holds_no_wall_clock_time_and_money_is_integer() {
     assert_eq!(json["format"], "salvage-sim/report/v2");
     assert_eq!(json["scenario"]["start"], "2026-01-05T00:00:00+00:00");
 }
+
+/// A run of several variants shares each customer's run up to its first decline between them
+/// (`customer::Prefix`): every variant's tallies are still exactly those of the variant run
+/// alone, for scenarios whose variants change recycle slots, the network rules, the cascade,
+/// the expiry, reruns and FlexFactor's rates.
+#[test]
+fn a_variant_counts_the_same_with_others_as_alone() {
+    for (file, customers) in [
+        ("slots.toml", 300),
+        ("network_rules.toml", 300),
+        ("cascade_all.toml", 300),
+        ("expiry_days.toml", 300),
+        ("sweep_slot.toml", 150),
+    ] {
+        let path = scenarios_dir().join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let overrides = ScenarioOverrides {
+            customers: Some(customers),
+            horizon_days: Some(200),
+            ..Default::default()
+        };
+        let all = Scenario::from_toml_str(&text, &path, overrides).unwrap();
+        let seeds = [3, 4];
+        let options = salvage_sim::RunOptions {
+            threads: 2,
+            progress: None,
+        };
+        let together = salvage_sim::Engine::new(&all).run_seeds(&seeds, &options);
+        for (v, variant) in all.variants.iter().enumerate() {
+            // The scenario with this variant only.
+            let mut alone = all.clone();
+            alone.variants = vec![variant.clone()];
+            alone.sweeps.clear();
+            let by_itself = salvage_sim::Engine::new(&alone).run_seeds(&seeds, &options);
+            for (s, run) in by_itself.iter().enumerate() {
+                assert!(
+                    run[0] == together[s][v],
+                    "{file}: variant {} on seed {}",
+                    variant.spec.name,
+                    seeds[s]
+                );
+            }
+        }
+    }
+}
