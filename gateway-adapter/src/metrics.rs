@@ -43,6 +43,7 @@ pub struct Metrics {
     flexfactor_calls: IntCounterVec,
     flexfactor_latency: HistogramVec,
     webhook_batches: Histogram,
+    webhook_batches_undone: IntCounterVec,
     pub scheduler_lag_seconds: Gauge,
     pub notification_backlog: IntGauge,
     pub outbox_failed: IntGauge,
@@ -178,8 +179,17 @@ impl Metrics {
             .buckets(vec![1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0]),
         )?;
         registry.register(Box::new(webhook_batches.clone()))?;
+        let webhook_batches_undone = IntCounterVec::new(
+            Opts::new(
+                "webhook_batches_undone_total",
+                "Group commits of webhook deliveries that wrote nothing (each delivery then stored alone), by reason",
+            ),
+            &["reason"],
+        )?;
+        registry.register(Box::new(webhook_batches_undone.clone()))?;
         Ok(Metrics {
             webhook_batches,
+            webhook_batches_undone,
             registry,
             requests,
             latency,
@@ -210,6 +220,13 @@ impl Metrics {
     /// One group commit of `size` webhook deliveries.
     pub fn webhook_batch(&self, size: usize) {
         self.webhook_batches.observe(size as f64);
+    }
+
+    /// A group commit that wrote nothing: `conflict`, `guard` or `store`.
+    pub fn webhook_batch_undone(&self, reason: &str) {
+        self.webhook_batches_undone
+            .with_label_values(&[reason])
+            .inc();
     }
 
     pub fn webhook_refused(&self, reason: &str) {
