@@ -30,23 +30,13 @@ impl IdempotencyKey {
 
     /// The key named `{kind}/{order}/{number}` (the name is built on the stack when short).
     fn of(kind: &str, order: &OrderId, number: u32) -> Self {
-        let mut digits = [0u8; 10];
-        let mut at = digits.len();
-        let mut n = number;
-        loop {
-            at -= 1;
-            digits[at] = b'0' + (n % 10) as u8;
-            n /= 10;
-            if n == 0 {
-                break;
-            }
-        }
+        let mut digits = itoa::Buffer::new();
         let parts: [&[u8]; 5] = [
             kind.as_bytes(),
             b"/",
             order.as_str().as_bytes(),
             b"/",
-            &digits[at..],
+            digits.format(number).as_bytes(),
         ];
         let mut name = [0u8; 128];
         let mut len = 0;

@@ -6,21 +6,8 @@ use serde::{Deserialize, Serialize};
 
 /// Appends the decimal digits of `n` to `s`, as `write!(s, "{n}")` would, without the
 /// formatting machinery (ids and keys are built millions of times in a simulation).
-pub(crate) fn push_decimal(s: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for d in &digits[at..] {
-        s.push(char::from(*d));
-    }
+pub fn push_decimal(s: &mut String, n: u64) {
+    s.push_str(itoa::Buffer::new().format(n));
 }
 
 /// `parts` joined, each part text or a number, as `format!` would write them.

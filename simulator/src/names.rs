@@ -1,6 +1,7 @@
 //! Stable names of domain outcomes, used as keys of the report's counters (`BTreeMap`s, so the
 //! report lists them in name order).
 
+use salvage_domain::ids::push_decimal;
 use salvage_domain::order::{IgnoredBecause, OrderError, SalvageFailure};
 use salvage_domain::process_manager::NotificationKind;
 use salvage_domain::routing::RerunRefusal;
@@ -25,23 +26,6 @@ pub(crate) fn numbered(prefix: &str, n: u64) -> String {
     s.push_str(prefix);
     push_decimal(&mut s, n);
     s
-}
-
-fn push_decimal(s: &mut String, n: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    let mut n = n;
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    for d in &digits[at..] {
-        s.push(char::from(*d));
-    }
 }
 
 pub(crate) fn failure_name(f: &SalvageFailure) -> &'static str {

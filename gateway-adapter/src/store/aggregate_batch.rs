@@ -10,7 +10,7 @@ use cqrs_es::event_sink::EventSink;
 use cqrs_es::persist::SerializedEvent;
 use cqrs_es::{Aggregate, EventEnvelope};
 
-use super::aggregate_store::AggregateStore;
+use super::aggregate_store::{envelopes, AggregateStore};
 use super::guarded_commit::{self, CommitError, Write};
 use super::{Backend, StoreError};
 
@@ -151,18 +151,7 @@ where
                 outcomes.push(BatchOutcome::Refused(e));
                 continue;
             }
-            let events: Vec<EventEnvelope<A>> = sink
-                .collect()
-                .await
-                .into_iter()
-                .enumerate()
-                .map(|(i, payload)| EventEnvelope {
-                    aggregate_id: c.id.clone(),
-                    sequence: last + i + 1,
-                    payload,
-                    metadata: HashMap::new(),
-                })
-                .collect();
+            let events = envelopes(&c.id, last, sink.collect().await, &HashMap::new());
             if events.is_empty() {
                 outcomes.push(BatchOutcome::Unchanged);
                 continue;

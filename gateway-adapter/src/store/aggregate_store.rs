@@ -192,18 +192,7 @@ where
                 .handle(command.clone(), services, &sink)
                 .await
                 .map_err(ExecuteError::Refused)?;
-            let events: Vec<EventEnvelope<A>> = sink
-                .collect()
-                .await
-                .into_iter()
-                .enumerate()
-                .map(|(i, payload)| EventEnvelope {
-                    aggregate_id: id.to_string(),
-                    sequence: current + i + 1,
-                    payload,
-                    metadata: metadata.clone(),
-                })
-                .collect();
+            let events = envelopes(id, current, sink.collect().await, &metadata);
             let serialized = events
                 .iter()
                 .map(SerializedEvent::try_from)
@@ -222,6 +211,25 @@ where
         }
         Err(ExecuteError::Conflict(MAX_CONFLICT_RETRIES))
     }
+}
+
+/// The events a command decided on aggregate `id`, numbered after its last sequence `last`.
+pub(super) fn envelopes<A: Aggregate>(
+    id: &str,
+    last: usize,
+    payloads: Vec<A::Event>,
+    metadata: &HashMap<String, String>,
+) -> Vec<EventEnvelope<A>> {
+    payloads
+        .into_iter()
+        .enumerate()
+        .map(|(i, payload)| EventEnvelope {
+            aggregate_id: id.to_string(),
+            sequence: last + i + 1,
+            payload,
+            metadata: metadata.clone(),
+        })
+        .collect()
 }
 
 /// What a command committed, and the state it was decided on.
