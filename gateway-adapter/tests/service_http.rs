@@ -331,6 +331,14 @@ async fn c1_cascade_through_a_regular_gateway_completes_in_the_answer(place: Pla
     svc.stop().await;
 }
 
+/// How many of `answers` have `status` (and, when given, the acknowledgement's `outcome`).
+fn answered(answers: &[(StatusCode, Value)], status: StatusCode, outcome: Option<&str>) -> usize {
+    answers
+        .iter()
+        .filter(|(s, a)| *s == status && (outcome.is_none() || a["status"].as_str() == outcome))
+        .count()
+}
+
 /// A completed delivery for `order`, as FlexFactor sends it.
 fn completed(order: &str) -> String {
     format!(
@@ -384,12 +392,7 @@ async fn w3_o7_concurrent_deliveries_commit_together_and_each_is_answered_for_it
             .map(|(body, nonce)| svc.deliver(body, nonce, Duration::zero(), HMAC)),
     )
     .await;
-    let count = |status: StatusCode, outcome: Option<&str>| {
-        answers
-            .iter()
-            .filter(|(s, a)| *s == status && (outcome.is_none() || a["status"].as_str() == outcome))
-            .count()
-    };
+    let count = |status, outcome| answered(&answers, status, outcome);
     assert_eq!(count(StatusCode::UNAUTHORIZED, None), 1, "W2: {answers:?}");
     assert_eq!(count(StatusCode::OK, Some("applied")), n - 1, "{answers:?}");
     assert_eq!(
@@ -529,12 +532,7 @@ async fn w1_w2_w4_w5_webhook_verification(place: Place) {
         .iter()
         .map(|n| svc.deliver(&body2, n, Duration::zero(), HMAC));
     let answers = futures::future::join_all(copies).await;
-    let count = |status: StatusCode, outcome: Option<&str>| {
-        answers
-            .iter()
-            .filter(|(s, a)| *s == status && (outcome.is_none() || a["status"].as_str() == outcome))
-            .count()
-    };
+    let count = |status, outcome| answered(&answers, status, outcome);
     assert_eq!(count(StatusCode::OK, Some("unmatched")), 1, "{answers:?}");
     assert_eq!(count(StatusCode::UNAUTHORIZED, None), 1, "{answers:?}");
     assert_eq!(count(StatusCode::OK, Some("duplicate")), 4, "{answers:?}");
