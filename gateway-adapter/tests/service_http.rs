@@ -86,6 +86,18 @@ impl Svc {
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
+    /// The service's `/metrics` text.
+    async fn metrics(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     /// A signed delivery, as FlexFactor sends it.
     async fn deliver(
         &self,
@@ -463,15 +475,7 @@ async fn w3_o7_concurrent_deliveries_commit_together_and_each_is_answered_for_it
         after += engine.store.orders.load_events(id).await.unwrap().len();
     }
     assert_eq!(after, all, "O7: nothing applied twice");
-    let metrics = svc
-        .http
-        .get(svc.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = svc.metrics().await;
     assert!(
         metrics.contains("salvage_webhook_commit_batch_size_count"),
         "{metrics}"
@@ -561,15 +565,7 @@ async fn w1_w2_w4_w5_webhook_verification(place: Place) {
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
-    let metrics = svc
-        .http
-        .get(svc.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = svc.metrics().await;
     assert!(
         metrics.contains("salvage_webhooks_refused_total{reason=\"bad_signature\"}"),
         "{metrics}"
@@ -673,15 +669,7 @@ async fn feed_and_operations(place: Place) {
             .status(),
         StatusCode::OK
     );
-    let metrics = svc
-        .http
-        .get(svc.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = svc.metrics().await;
     assert!(
         metrics.contains(
             "salvage_http_requests_total{method=\"POST\",route=\"/v1/orders\",status=\"201\"} 3"
