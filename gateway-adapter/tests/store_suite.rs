@@ -49,7 +49,115 @@ both_stores!(
     the_read_side_answers_from_the_views_caught_up_with_later_events,
     w2_o7_w4_the_intake_stores_each_delivery_once_with_its_nonce,
     w3_a_batch_commits_every_accepted_command_together_or_nothing,
+    a_state_cached_by_one_process_never_hides_what_another_committed,
 );
+
+/// Each process keeps the states it last committed and decides on them without reading
+/// (store/state_cache.rs). Another process committing since makes the guess stale: a command
+/// decided on it conflicts and is decided again on the stored state (alone and in a batch), and
+/// a command the stale state would refuse is accepted as the stored state accepts it.
+async fn a_state_cached_by_one_process_never_hides_what_another_committed(place: Place) {
+    use salvage_gateway::engine::webhook_intake::for_order;
+    use salvage_gateway::store::{BatchCommand, BatchError, BatchOutcome};
+    let clock = Arc::new(ManualClock::new(t0()));
+    let a = engine(
+        Arc::new(place.open().await),
+        clock.clone(),
+        Arc::new(CountingHandler::default()),
+    );
+    let b = engine(
+        Arc::new(place.open().await),
+        clock,
+        Arc::new(CountingHandler::default()),
+    );
+    let sequences = |events: Vec<cqrs_es::EventEnvelope<Order>>| -> Vec<usize> {
+        events.iter().map(|e| e.sequence).collect()
+    };
+    // Alone: A caches o-1, B commits to it, A's next command lands after B's event.
+    a.order(&"o-1".into(), sale("o-1", true)).await.unwrap();
+    let placed = a.store.orders.load_events("o-1").await.unwrap().len();
+    b.order(&"o-1".into(), ignored_result()).await.unwrap();
+    let third = a.order(&"o-1".into(), ignored_result()).await.unwrap();
+    assert_eq!(sequences(third), vec![placed + 2]);
+    let all = sequences(a.store.orders.load_events("o-1").await.unwrap());
+    assert_eq!(all, (1..=placed + 2).collect::<Vec<_>>());
+
+    // A refusal is the stored state's: A caches o-2 declined; B reruns it on FlexFactor; the
+    // answer A then records is for a submission its cached state has never heard of (which
+    // that state refuses).
+    a.order(&"o-2".into(), sale("o-2", false)).await.unwrap();
+    b.order(
+        &"o-2".into(),
+        OrderCommand::RequestRerun {
+            gateway: "flexfactor".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let (rerun, _) = b.store.orders.load("o-2").await.unwrap();
+    let attempt = rerun.salvage.as_ref().map(|s| s.attempt).unwrap();
+    a.order(
+        &"o-2".into(),
+        OrderCommand::RecordFlexFactorAnswer {
+            attempt,
+            answer: salvage_domain::ports::EvaluateAnswer::Approved {
+                flexfactor_order_id: None,
+                confirmation_id: Some("C-2".into()),
+            },
+        },
+    )
+    .await
+    .unwrap();
+    let now = t0().timestamp_millis();
+    let (order, _) = b.store.orders.load("o-2").await.unwrap();
+    assert!(
+        order.is_paid()
+            && order.salvage.as_ref().map(|s| s.state)
+                == Some(salvage_domain::order::SalvageState::Succeeded),
+        "the result is applied to the salvage B started: {order:?}"
+    );
+
+    // In a batch: A caches o-3, B commits to it; A's batch conflicts and writes nothing, and
+    // the same batch again is decided on the stored state and commits.
+    a.order(&"o-3".into(), sale("o-3", false)).await.unwrap();
+    a.order(
+        &"o-3".into(),
+        OrderCommand::RequestRerun {
+            gateway: "flexfactor".into(),
+        },
+    )
+    .await
+    .unwrap();
+    b.order(&"o-3".into(), ignored_result()).await.unwrap();
+    let stored = a.store.orders.load_events("o-3").await.unwrap().len();
+    let batch = || {
+        let f = for_order(&delivery("order.completed", "o-3", "n-3"), now).unwrap();
+        vec![BatchCommand {
+            id: f.order_id,
+            command: f.command,
+            writes: f.writes,
+        }]
+    };
+    let stale = a.store.orders.execute_batch(batch(), &a.services).await;
+    assert!(
+        matches!(stale, Err(BatchError::Commit(_))),
+        "decided on the stale state: {stale:?}"
+    );
+    assert_eq!(
+        a.store.orders.load_events("o-3").await.unwrap().len(),
+        stored
+    );
+    let outcomes = a
+        .store
+        .orders
+        .execute_batch(batch(), &a.services)
+        .await
+        .unwrap();
+    assert!(matches!(&outcomes[0], BatchOutcome::Committed(ev) if ev[0].sequence == stored + 1));
+    let all = sequences(a.store.orders.load_events("o-3").await.unwrap());
+    assert_eq!(all, (1..=all.len()).collect::<Vec<_>>());
+    place.cleanup().await;
+}
 
 /// The group commit's store half: commands on several orders decided on one fold and committed
 /// in one transaction; a refused command writes nothing of its own; a failed guard or another
@@ -409,14 +517,14 @@ async fn stale_commit_is_refused(place: Place) {
     assert!(first.is_ok());
     // Commit events decided on the stale state through the raw cqrs-es store API.
     let stale = match &store.orders {
-        salvage_gateway::store::AggregateStore::Sqlite(s, _) => {
+        salvage_gateway::store::AggregateStore::Sqlite(s, ..) => {
             let ctx = s.load_aggregate("o-1").await.unwrap();
             // Simulate staleness: commit twice with the same context.
             let _ = s.commit(events_a.clone(), ctx, HashMap::new()).await;
             let ctx2 = stale_context(s).await;
             s.commit(events_a, ctx2, HashMap::new()).await
         }
-        salvage_gateway::store::AggregateStore::Postgres(s, _) => {
+        salvage_gateway::store::AggregateStore::Postgres(s, ..) => {
             let ctx = s.load_aggregate("o-1").await.unwrap();
             let _ = s.commit(events_a.clone(), ctx, HashMap::new()).await;
             let ctx2 = stale_context(s).await;

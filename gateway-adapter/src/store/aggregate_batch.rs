@@ -12,6 +12,7 @@ use cqrs_es::{Aggregate, EventEnvelope};
 
 use super::aggregate_store::{envelopes, AggregateStore};
 use super::guarded_commit::{self, CommitError, Write};
+use super::state_cache::StateCache;
 use super::{Backend, StoreError};
 
 /// One command of a batch, with the writes that commit with its events.
@@ -80,12 +81,12 @@ fn fold_sql(n: usize) -> String {
 
 impl<A> AggregateStore<A>
 where
-    A: Aggregate,
+    A: Aggregate + Clone,
     A::Command: Clone,
 {
-    fn backend(&self) -> Option<&Backend> {
+    fn backend(&self) -> Option<(&Backend, &StateCache<A>)> {
         match self {
-            AggregateStore::Sqlite(_, b) | AggregateStore::Postgres(_, b) => Some(b),
+            AggregateStore::Sqlite(_, b, c) | AggregateStore::Postgres(_, b, c) => Some((b, c)),
             AggregateStore::Memory(_) => None,
         }
     }
@@ -96,10 +97,11 @@ where
             .iter()
             .map(|id| (id.to_string(), (A::default(), 0)))
             .collect();
-        let Some(backend) = self.backend() else {
+        let Some((backend, _)) = self.backend() else {
             return Err(StoreError::Unsupported("batches").into());
         };
         let sql = fold_sql(ids.len());
+        let sql = backend.statement(&sql);
         let rows: Vec<(String, i64, String)> = crate::on_pool!(backend, pool => {
             let mut q = sqlx::query_as(&sql).bind(A::TYPE);
             for id in ids {
@@ -135,13 +137,30 @@ where
         if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
             return Err(BatchError::SameAggregate(w[0].to_string()));
         }
-        let mut folded = self.fold_many(&ids).await?;
-        let Some(backend) = self.backend() else {
+        let Some((backend, cache)) = self.backend() else {
             return Err(StoreError::Unsupported("batches").into());
         };
+        // The states this process last committed, the others read with one query. (A stale
+        // one makes the commit conflict; one that refuses or decides nothing is not taken at
+        // its word: the caller tries those alone, on the stored state.)
+        let mut folded = HashMap::with_capacity(ids.len());
+        let mut unknown = Vec::new();
+        for id in ids {
+            match cache.get(id) {
+                Some(state) => {
+                    folded.insert(id.to_string(), state);
+                }
+                None => unknown.push(id),
+            }
+        }
+        if !unknown.is_empty() {
+            folded.extend(self.fold_many(&unknown).await?);
+        }
         let mut outcomes = Vec::with_capacity(commands.len());
         let mut serialized: Vec<SerializedEvent> = Vec::new();
         let mut writes: Vec<Write> = Vec::new();
+        // Each committed aggregate's id, state after and last sequence, for the cache.
+        let mut after = Vec::with_capacity(commands.len());
         for c in commands {
             let Some((mut aggregate, last)) = folded.remove(&c.id) else {
                 return Err(BatchError::SameAggregate(c.id));
@@ -151,7 +170,8 @@ where
                 outcomes.push(BatchOutcome::Refused(e));
                 continue;
             }
-            let events = envelopes(&c.id, last, sink.collect().await, &HashMap::new());
+            let events: Vec<EventEnvelope<A>> =
+                envelopes(&c.id, last, sink.collect().await, &HashMap::new());
             if events.is_empty() {
                 outcomes.push(BatchOutcome::Unchanged);
                 continue;
@@ -161,12 +181,25 @@ where
                     SerializedEvent::try_from(e)
                         .map_err(|e| BatchError::Serialize(e.to_string()))?,
                 );
+                aggregate.apply(e.payload.clone());
             }
+            after.push((c.id, aggregate, last + events.len()));
             writes.extend(c.writes);
             outcomes.push(BatchOutcome::Committed(events));
         }
+        // Each delivery's nonce and record are rows of their own tables: one statement each.
+        let writes = guarded_commit::merge_rows(writes);
         if !serialized.is_empty() || !writes.is_empty() {
-            guarded_commit::commit(backend, &serialized, &writes).await?;
+            if let Err(e) = guarded_commit::commit(backend, &serialized, &writes).await {
+                // A stale state (a conflict), or an outcome not known: read them again.
+                for (id, ..) in &after {
+                    cache.forget(id);
+                }
+                return Err(e.into());
+            }
+        }
+        for (id, state, last) in after {
+            cache.put(&id, state, last);
         }
         Ok(outcomes)
     }

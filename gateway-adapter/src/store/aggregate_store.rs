@@ -12,6 +12,7 @@ use sqlite_es::SqliteEventRepository;
 
 use super::guarded_commit::{self, CommitError, Write};
 use super::memory::MemoryEventStore;
+use super::state_cache::StateCache;
 use super::Backend;
 
 /// How many times a command is tried on optimistic-concurrency conflicts. Each conflict means
@@ -39,10 +40,20 @@ pub enum ExecuteError<E: std::error::Error> {
 
 /// The event store of aggregate type `A`.
 pub enum AggregateStore<A: Aggregate> {
-    /// sqlite-es's store, and the database it is over (for commits shared with other writes).
-    Sqlite(PersistedEventStore<SqliteEventRepository, A>, Backend),
-    /// postgres-es's store, and the database it is over.
-    Postgres(PersistedEventStore<PostgresEventRepository, A>, Backend),
+    /// sqlite-es's store, the database it is over (for commits shared with other writes), and
+    /// the states this process last committed.
+    Sqlite(
+        PersistedEventStore<SqliteEventRepository, A>,
+        Backend,
+        StateCache<A>,
+    ),
+    /// postgres-es's store, the database it is over, and the states this process last
+    /// committed.
+    Postgres(
+        PersistedEventStore<PostgresEventRepository, A>,
+        Backend,
+        StateCache<A>,
+    ),
     /// For tests: no database, so no writes can share a command's commit.
     Memory(MemoryEventStore<A>),
 }
@@ -67,8 +78,8 @@ where
         id: &str,
     ) -> Result<Vec<EventEnvelope<A>>, ExecuteError<A::Error>> {
         let r = match self {
-            AggregateStore::Sqlite(s, _) => s.load_events(id).await,
-            AggregateStore::Postgres(s, _) => s.load_events(id).await,
+            AggregateStore::Sqlite(s, ..) => s.load_events(id).await,
+            AggregateStore::Postgres(s, ..) => s.load_events(id).await,
             AggregateStore::Memory(s) => s.load_events(id).await,
         };
         r.map_err(store_error)
@@ -107,7 +118,7 @@ where
         const SQL: &str = "SELECT sequence, CAST(payload AS TEXT) AS payload FROM events \
             WHERE aggregate_type = $1 AND aggregate_id = $2 ORDER BY sequence";
         let rows: Vec<(i64, String)> = match self {
-            AggregateStore::Sqlite(_, backend) | AggregateStore::Postgres(_, backend) => {
+            AggregateStore::Sqlite(_, backend, _) | AggregateStore::Postgres(_, backend, _) => {
                 crate::on_pool!(backend, pool => {
                     sqlx::query_as(SQL)
                         .bind(A::TYPE)
@@ -168,8 +179,8 @@ where
     where
         F: Fn(&A, &[EventEnvelope<A>]) -> Vec<Write>,
     {
-        let backend = match self {
-            AggregateStore::Sqlite(_, b) | AggregateStore::Postgres(_, b) => b,
+        let (backend, cache) = match self {
+            AggregateStore::Sqlite(_, b, c) | AggregateStore::Postgres(_, b, c) => (b, c),
             AggregateStore::Memory(s) => {
                 let (before, _) = self.load(id).await?;
                 let events = execute_in_memory(s, id, command, services, &metadata).await?;
@@ -181,18 +192,35 @@ where
                 return Ok(Committed { before, events });
             }
         };
+        // Once a guess (the caller's `known`, or the cache) has failed, the stored state.
+        let mut from_store = false;
         for _ in 0..MAX_CONFLICT_RETRIES {
             // `handle` takes `&mut self` in cqrs-es; the aggregates here decide without changing.
-            let (mut before, current) = match known.take() {
+            let guess = match known.take() {
+                Some(k) => Some(k),
+                None if from_store => None,
+                None => cache.get(id),
+            };
+            let guessed = guess.is_some();
+            let (mut before, current) = match guess {
                 Some(k) => k,
                 None => self.fold(id).await?,
             };
             let sink = EventSink::default();
-            before
-                .handle(command.clone(), services, &sink)
-                .await
-                .map_err(ExecuteError::Refused)?;
+            if let Err(e) = before.handle(command.clone(), services, &sink).await {
+                if guessed {
+                    // The guess may be stale: the stored state decides the refusal.
+                    from_store = true;
+                    continue;
+                }
+                return Err(ExecuteError::Refused(e));
+            }
             let events = envelopes(id, current, sink.collect().await, &metadata);
+            if events.is_empty() && guessed {
+                // Nothing to do on the guess: the stored state says whether that is so.
+                from_store = true;
+                continue;
+            }
             let serialized = events
                 .iter()
                 .map(SerializedEvent::try_from)
@@ -201,12 +229,21 @@ where
             let mut all = writes.to_vec();
             all.extend(derive(&before, &events));
             match guarded_commit::commit(backend, &serialized, &all).await {
-                Ok(()) => return Ok(Committed { before, events }),
+                Ok(()) => {
+                    let committed = Committed { before, events };
+                    cache.put(id, committed.after(), current + committed.events.len());
+                    return Ok(committed);
+                }
                 Err(CommitError::Conflict) => {
+                    cache.forget(id);
+                    from_store = true;
                     tokio::task::yield_now().await;
                     continue;
                 }
-                Err(e) => return Err(commit_error(e)),
+                Err(e) => {
+                    cache.forget(id);
+                    return Err(commit_error(e));
+                }
             }
         }
         Err(ExecuteError::Conflict(MAX_CONFLICT_RETRIES))

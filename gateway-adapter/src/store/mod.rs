@@ -20,6 +20,8 @@ pub mod outbox;
 pub mod projection;
 pub mod read_model;
 pub mod sqlite_busy;
+pub mod sqlite_placeholders;
+pub mod state_cache;
 pub mod webhook_book;
 
 pub use aggregate_batch::{BatchCommand, BatchError, BatchOutcome};
@@ -33,6 +35,7 @@ use postgres_es::PostgresEventRepository;
 use salvage_domain::order::Order;
 use salvage_domain::subscription::Subscription;
 use sqlite_es::SqliteEventRepository;
+use state_cache::StateCache;
 
 /// The store: one database, both aggregates' event stores over it.
 pub struct Store {
@@ -62,10 +65,12 @@ impl Store {
                 AggregateStore::Sqlite(
                     PersistedEventStore::new_event_store(SqliteEventRepository::new(pool.clone())),
                     backend.clone(),
+                    StateCache::new(state_cache::CAPACITY),
                 ),
                 AggregateStore::Sqlite(
                     PersistedEventStore::new_event_store(SqliteEventRepository::new(pool.clone())),
                     backend.clone(),
+                    StateCache::new(state_cache::CAPACITY),
                 ),
             ),
             Backend::Postgres(pool) => (
@@ -74,12 +79,14 @@ impl Store {
                         pool.clone(),
                     )),
                     backend.clone(),
+                    StateCache::new(state_cache::CAPACITY),
                 ),
                 AggregateStore::Postgres(
                     PersistedEventStore::new_event_store(PostgresEventRepository::new(
                         pool.clone(),
                     )),
                     backend.clone(),
+                    StateCache::new(state_cache::CAPACITY),
                 ),
             ),
         };
