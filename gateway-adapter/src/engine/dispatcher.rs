@@ -147,6 +147,7 @@ async fn states_before(
              WHERE aggregate_type = $1 AND aggregate_id IN ({}) ORDER BY aggregate_id, sequence",
             checkpointed::placeholders_from(2, ids.len())
         );
+        let sql = backend.statement(&sql);
         let history: Vec<(String, i64, String)> = crate::on_pool!(backend, pool => {
             let mut query = sqlx::query_as(&sql).bind(kind);
             for id in &ids {

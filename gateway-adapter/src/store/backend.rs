@@ -36,6 +36,16 @@ macro_rules! on_pool {
 }
 
 impl Backend {
+    /// `sql` (written with `$N` placeholders for both databases) as this database binds it
+    /// fastest: on SQLite with anonymous placeholders where that is the same statement (see
+    /// [`super::sqlite_placeholders`]).
+    pub fn statement<'a>(&self, sql: &'a str) -> std::borrow::Cow<'a, str> {
+        match self {
+            Backend::Sqlite(_) => super::sqlite_placeholders::anonymous(sql),
+            Backend::Postgres(_) => std::borrow::Cow::Borrowed(sql),
+        }
+    }
+
     /// Connects to `url`: `sqlite://PATH` (created if missing; WAL, synchronous=FULL),
     /// `sqlite::memory:`, or `postgres://...` / `postgresql://...`. With `pg_schema`, every
     /// PostgreSQL connection works in that schema (created if missing): tests use it to share one

@@ -204,6 +204,7 @@ pub async fn commit_together(
                 Bind::Int(batch.from),
             ],
             guard: Some(CHECKPOINT_MOVED),
+            rows: 1,
         });
     }
     all.extend(writes);
@@ -246,6 +247,7 @@ pub fn rows(head: &str, tail: &str, rows: Vec<Vec<Bind>>) -> Vec<Write> {
             sql: sql.into(),
             binds: chunk.into_iter().flatten().collect(),
             guard: None,
+            rows: 1,
         });
     }
     out
@@ -263,6 +265,7 @@ pub fn delete_ids(table: &str, column: &str, ids: Vec<String>) -> Vec<Write> {
             .into(),
             binds: chunk.iter().cloned().map(Bind::Text).collect(),
             guard: None,
+            rows: 1,
         })
         .collect()
 }

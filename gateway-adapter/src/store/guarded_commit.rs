@@ -33,6 +33,9 @@ pub struct Write {
     /// back and [`CommitError::Guard`] names this reason (an `INSERT ... ON CONFLICT DO NOTHING`
     /// that found the row already there: a replayed nonce, a delivery already recorded).
     pub guard: Option<&'static str>,
+    /// How many rows a guarded write must change: 1, or the rows of writes merged into one
+    /// (see [`merge_rows`]).
+    pub rows: u64,
 }
 
 /// Why a guarded commit did not happen.
@@ -126,16 +129,21 @@ macro_rules! bind_all {
 }
 
 macro_rules! run_in {
-    ($tx:ident, $events:expr, $writes:expr) => {{
+    ($tx:ident, $events:expr, $writes:expr, $sqlite:expr) => {{
         for w in $writes {
-            let q = bind_all!(sqlx::query(&w.sql), &w.binds);
+            let sql = if $sqlite {
+                super::sqlite_placeholders::anonymous(&w.sql)
+            } else {
+                Cow::Borrowed(&*w.sql)
+            };
+            let q = bind_all!(sqlx::query(&sql), &w.binds);
             let changed = q
                 .execute(&mut *$tx)
                 .await
                 .map_err(|e| CommitError::Store(e.into()))?
                 .rows_affected();
             if let Some(reason) = w.guard {
-                if changed != 1 {
+                if changed != w.rows {
                     return Err(CommitError::Guard(reason));
                 }
             }
@@ -143,6 +151,11 @@ macro_rules! run_in {
         let events: &[SerializedEvent] = $events;
         if !events.is_empty() {
             let sql = insert_events_sql(events.len());
+            let sql = if $sqlite {
+                super::sqlite_placeholders::anonymous(&sql)
+            } else {
+                Cow::Borrowed(sql.as_str())
+            };
             let q = bind_events!(sqlx::query(&sql), events);
             match q.execute(&mut *$tx).await {
                 Ok(_) => {}
@@ -164,9 +177,10 @@ pub async fn commit(
     if writes.is_empty() {
         // One statement: atomic without a transaction around it, and one round trip. (With
         // writes, PostgreSQL does the same below; SQLite, in process, uses a transaction.)
+        let sqlite = matches!(backend, Backend::Sqlite(_));
         return crate::on_pool!(backend, pool => {
             let mut conn = pool.acquire().await.map_err(|e| CommitError::Store(e.into()))?;
-            run_in!(conn, events, writes)
+            run_in!(conn, events, writes, sqlite)
         });
     }
     match backend {
@@ -175,7 +189,7 @@ pub async fn commit(
                 .begin_with("BEGIN IMMEDIATE")
                 .await
                 .map_err(|e| CommitError::Store(e.into()))?;
-            run_in!(tx, events, writes)?;
+            run_in!(tx, events, writes, true)?;
             tx.commit()
                 .await
                 .map_err(|e| CommitError::Store(e.into()))?;
@@ -183,6 +197,64 @@ pub async fn commit(
         Backend::Postgres(pool) => commit_in_one_statement(pool, events, writes).await?,
     }
     Ok(())
+}
+
+/// Single-row inserts that do not depend on one another (a group commit's nonces and delivery
+/// records) merged into multi-row ones: the writes of the same statement and guard, each an
+/// `INSERT ... VALUES ($1, ..., $k) [tail]` of one row, become one statement of all their rows
+/// whose guard requires every row. One statement per kind of row rather than one per row:
+/// fewer round trips on SQLite, a shorter statement on PostgreSQL. The writes are grouped by
+/// statement, in the order each statement first appears; a write of any other form is kept as
+/// it is, after them.
+pub fn merge_rows(writes: Vec<Write>) -> Vec<Write> {
+    // (head, tuple, tail, guard) of each group, with its binds and rows.
+    let mut groups: Vec<(String, Write)> = Vec::new();
+    let mut others = Vec::new();
+    for w in writes {
+        let Some((head, tuple, tail)) = single_row(&w.sql) else {
+            others.push(w);
+            continue;
+        };
+        let key = format!("{head}\u{0}{tuple}\u{0}{tail}");
+        match groups
+            .iter_mut()
+            .find(|(k, g)| *k == key && g.guard == w.guard)
+        {
+            Some((_, g)) => {
+                let offset = g.binds.len();
+                let mut sql = g.sql.to_string();
+                let insert_at = sql.len() - tail.len();
+                sql.insert_str(insert_at, &format!(", {}", renumber(tuple, offset)));
+                g.sql = sql.into();
+                g.binds.extend(w.binds);
+                g.rows += w.rows;
+            }
+            None => groups.push((key, w)),
+        }
+    }
+    groups.into_iter().map(|(_, w)| w).chain(others).collect()
+}
+
+/// `INSERT ... VALUES (tuple) tail` of one row whose tuple holds only `$1..$k` in order (and the
+/// tail no placeholder): its head (up to `VALUES `), tuple and tail.
+fn single_row(sql: &str) -> Option<(&str, &str, &str)> {
+    if !sql.trim_start().starts_with("INSERT INTO") {
+        return None;
+    }
+    let v = sql.find(" VALUES (")? + " VALUES ".len();
+    let close = v + sql[v..].find(')')? + 1;
+    let (head, tuple, tail) = (&sql[..v], &sql[v..close], &sql[close..]);
+    let inner = &tuple[1..tuple.len() - 1];
+    for (expected, part) in (1..).zip(inner.split(',')) {
+        let n: usize = part.trim().strip_prefix('$')?.parse().ok()?;
+        if n != expected {
+            return None;
+        }
+    }
+    if tail.contains('$') || head.contains('$') || tail.trim_start().starts_with(',') {
+        return None;
+    }
+    Some((head, tuple, tail))
 }
 
 /// The SQLSTATE `salvage_guard` (migration 7) raises when a guarded write changed no row.
@@ -237,7 +309,8 @@ async fn commit_in_one_statement(
     for (i, w) in writes.iter().enumerate() {
         if w.guard.is_some() {
             sql.push_str(&format!(
-                ", salvage_guard((SELECT count(*) FROM w{i}) = 1, {i})"
+                ", salvage_guard((SELECT count(*) FROM w{i}) = {}, {i})",
+                w.rows
             ));
         }
     }
@@ -267,6 +340,73 @@ async fn commit_in_one_statement(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn insert(sql: &'static str, binds: &[&str], guard: Option<&'static str>) -> Write {
+        Write {
+            sql: sql.into(),
+            binds: binds.iter().map(|b| Bind::Text(b.to_string())).collect(),
+            guard,
+            rows: 1,
+        }
+    }
+
+    #[test]
+    fn single_row_inserts_of_one_statement_and_guard_merge_into_one() {
+        const NONCE: &str =
+            "INSERT INTO n (nonce, at) VALUES ($1, $2) ON CONFLICT (nonce) DO NOTHING";
+        const RECORD: &str = "INSERT INTO r (k) VALUES ($1) ON CONFLICT DO NOTHING";
+        let merged = merge_rows(vec![
+            insert(NONCE, &["a", "1"], Some("replayed")),
+            insert(RECORD, &["ka"], Some("recorded")),
+            insert("UPDATE t SET x = $1", &["u"], None),
+            insert(NONCE, &["b", "2"], Some("replayed")),
+            insert(RECORD, &["kb"], Some("recorded")),
+            insert(NONCE, &["c", "3"], None),
+        ]);
+        let shapes: Vec<(&str, u64, Option<&str>)> =
+            merged.iter().map(|w| (&*w.sql, w.rows, w.guard)).collect();
+        assert_eq!(
+            shapes,
+            vec![
+                (
+                    "INSERT INTO n (nonce, at) VALUES ($1, $2), ($3, $4) ON CONFLICT (nonce) DO NOTHING",
+                    2,
+                    Some("replayed")
+                ),
+                (
+                    "INSERT INTO r (k) VALUES ($1), ($2) ON CONFLICT DO NOTHING",
+                    2,
+                    Some("recorded")
+                ),
+                (NONCE, 1, None),
+                ("UPDATE t SET x = $1", 1, None),
+            ]
+        );
+        let text = |w: &Write| -> Vec<String> {
+            w.binds
+                .iter()
+                .map(|b| match b {
+                    Bind::Text(s) => s.clone(),
+                    other => format!("{other:?}"),
+                })
+                .collect()
+        };
+        assert_eq!(text(&merged[0]), ["a", "1", "b", "2"]);
+        assert_eq!(text(&merged[1]), ["ka", "kb"]);
+    }
+
+    #[test]
+    fn other_statements_are_not_merged() {
+        for sql in [
+            "INSERT INTO t (a) SELECT $1",
+            "INSERT INTO t (a, b) VALUES ($2, $1)",
+            "INSERT INTO t (a) VALUES ($1), ($2)",
+            "INSERT INTO t (a) VALUES ($1) ON CONFLICT (a) DO UPDATE SET b = $2",
+            "INSERT INTO t (a, b) VALUES ($1, 'x')",
+        ] {
+            assert!(single_row(sql).is_none(), "{sql}");
+        }
+    }
 
     #[test]
     fn placeholders_are_renumbered() {

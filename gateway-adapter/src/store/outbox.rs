@@ -148,6 +148,7 @@ pub async fn complete_many(backend: &Backend, keys: &[String], now: i64) -> Resu
          WHERE key IN ({})",
         super::checkpointed::placeholders_from(2, keys.len())
     );
+    let sql = backend.statement(&sql);
     crate::on_pool!(backend, pool => {
         let mut q = sqlx::query(&sql).bind(now);
         for k in keys {
@@ -276,6 +277,7 @@ pub fn claim_write(key: &str, kind: &str, payload: &str, now: i64, lease_until: 
             Bind::Int(lease_until),
         ],
         guard: Some(HELD_ELSEWHERE),
+        rows: 1,
     }
 }
 
@@ -291,6 +293,7 @@ pub fn done_write(key: &str, kind: &str, payload: &str, now: i64) -> Write {
             Bind::Int(now),
         ],
         guard: Some(HELD_ELSEWHERE),
+        rows: 1,
     }
 }
 
@@ -307,6 +310,7 @@ pub fn failed_write(key: &str, kind: &str, payload: &str, now: i64, error: &str)
             Bind::Text(error.to_string()),
         ],
         guard: Some(HELD_ELSEWHERE),
+        rows: 1,
     }
 }
 
@@ -320,6 +324,7 @@ pub fn fail_write(key: &str, now: i64, error: &str) -> Write {
             Bind::Text(key.to_string()),
         ],
         guard: None,
+        rows: 1,
     }
 }
 
@@ -329,6 +334,7 @@ pub fn complete_write(key: &str, now: i64) -> Write {
         sql: COMPLETE.into(),
         binds: vec![Bind::Int(now), Bind::Text(key.to_string())],
         guard: None,
+        rows: 1,
     }
 }
 

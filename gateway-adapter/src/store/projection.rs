@@ -153,6 +153,7 @@ pub(crate) async fn view_states(
             "SELECT {id_col} AS id, state, last_sequence FROM {table} WHERE {id_col} IN ({})",
             checkpointed::placeholders(ids.len())
         );
+        let sql = backend.statement(&sql);
         let found: Vec<(String, String, i64)> = crate::on_pool!(backend, pool => {
             let mut query = sqlx::query_as(&sql);
             for id in &ids {
@@ -272,6 +273,7 @@ pub async fn reset(backend: &Backend) -> Result<(), StoreError> {
         sql: sql.into(),
         binds,
         guard: None,
+        rows: 1,
     };
     let name = || vec![Bind::Text(CHECKPOINT.to_string())];
     let writes = [

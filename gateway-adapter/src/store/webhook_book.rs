@@ -26,6 +26,7 @@ pub fn nonce_write(nonce: &str, now: i64) -> Write {
         sql: INSERT_NONCE.into(),
         binds: vec![Bind::Text(nonce.to_string()), Bind::Int(now)],
         guard: Some(REPLAYED_NONCE),
+        rows: 1,
     }
 }
 
@@ -50,6 +51,7 @@ pub fn delivery_write(
             Bind::Text(outcome.to_string()),
         ],
         guard: Some(DELIVERY_RECORDED),
+        rows: 1,
     }
 }
 
@@ -66,6 +68,7 @@ pub fn unmatched_write(d: &UnmatchedDelivery) -> Write {
             Bind::Int(d.received_at),
         ],
         guard: None,
+        rows: 1,
     }
 }
 
