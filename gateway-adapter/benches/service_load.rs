@@ -377,7 +377,11 @@ async fn main() {
         let hook = format!("{}/webhooks/flexfactor", svc.url());
         let ids = pending_orders(&svc, "max", n).await;
         caught_up(&svc).await;
-        let max = load(&hook, sign_all(&svc, &ids), concurrency, 0.0).await;
+        let signed = sign_all(&svc, &ids);
+        // Markers on stderr (unbuffered) for a profiler started from outside.
+        eprintln!("phase: {name} at max rate");
+        let max = load(&hook, signed, concurrency, 0.0).await;
+        eprintln!("phase: done");
         assert!(
             max.refused.is_empty(),
             "deliveries refused: {:?}",
@@ -405,9 +409,11 @@ async fn main() {
             let ids = pending_orders(&svc, "burst", burst).await;
             caught_up(&svc).await;
             let signed = sign_all(&svc, &ids);
+            eprintln!("phase: {name} burst");
             let offered = Instant::now();
             let b = load(&hook, signed, burst_concurrency, 0.0).await;
             caught_up(&svc).await;
+            eprintln!("phase: done");
             let settled = offered.elapsed();
             let not_2xx: usize = b.refused.values().sum();
             bursts.push(format!(

@@ -3,7 +3,7 @@
 //! notification backlog.
 
 use prometheus::{
-    Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
+    Counter, Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts,
     Registry, TextEncoder,
 };
 
@@ -44,6 +44,7 @@ pub struct Metrics {
     flexfactor_latency: HistogramVec,
     webhook_batches: Histogram,
     webhook_batches_undone: IntCounterVec,
+    worker_yield_seconds: Counter,
     pub scheduler_lag_seconds: Gauge,
     pub notification_backlog: IntGauge,
     pub outbox_failed: IntGauge,
@@ -187,7 +188,13 @@ impl Metrics {
             &["reason"],
         )?;
         registry.register(Box::new(webhook_batches_undone.clone()))?;
+        let worker_yield_seconds = Counter::new(
+            "worker_yield_seconds_total",
+            "Seconds the background worker held off while webhook deliveries kept arriving ([service] worker_yield_ms)",
+        )?;
+        registry.register(Box::new(worker_yield_seconds.clone()))?;
         Ok(Metrics {
+            worker_yield_seconds,
             webhook_batches,
             webhook_batches_undone,
             registry,
@@ -227,6 +234,11 @@ impl Metrics {
         self.webhook_batches_undone
             .with_label_values(&[reason])
             .inc();
+    }
+
+    /// The background worker held off for `seconds` while deliveries kept arriving.
+    pub fn worker_yielded(&self, seconds: f64) {
+        self.worker_yield_seconds.inc_by(seconds);
     }
 
     pub fn webhook_refused(&self, reason: &str) {

@@ -13,9 +13,12 @@
 //! nonce, a recorded delivery, another writer first, the store): nothing of that batch was
 //! written, and each delivery is then tried alone.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::time::Instant;
 
 use std::collections::HashSet;
 
@@ -47,6 +50,37 @@ struct Job {
 pub struct IntakeQueue {
     engine: Arc<Engine>,
     jobs: mpsc::Sender<Job>,
+    activity: Arc<Activity>,
+}
+
+/// Whether deliveries are coming in: the background worker yields to a burst
+/// (`[service] worker_yield_ms`).
+struct Activity {
+    /// Deliveries being stored now.
+    in_flight: AtomicUsize,
+    /// When the last one finished, in milliseconds after `origin`.
+    last_done_ms: AtomicU64,
+    origin: Instant,
+}
+
+impl Activity {
+    /// Milliseconds since `origin`, from 1 (0 is "no delivery yet").
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.origin.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1)
+    }
+}
+
+/// Counts a delivery in flight until dropped.
+struct InFlight<'a>(&'a Activity);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let a = self.0;
+        a.last_done_ms.store(a.now_ms(), Ordering::Relaxed);
+        a.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 impl IntakeQueue {
@@ -55,7 +89,32 @@ impl IntakeQueue {
     pub fn start(engine: Arc<Engine>) -> (IntakeQueue, tokio::task::JoinHandle<()>) {
         let (jobs, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(commit_batches(engine.clone(), rx));
-        (IntakeQueue { engine, jobs }, task)
+        let activity = Arc::new(Activity {
+            in_flight: AtomicUsize::new(0),
+            last_done_ms: AtomicU64::new(0),
+            origin: Instant::now(),
+        });
+        (
+            IntakeQueue {
+                engine,
+                jobs,
+                activity,
+            },
+            task,
+        )
+    }
+
+    /// Whether a delivery is being stored now or one finished within `quiet`.
+    pub fn busy(&self, quiet: Duration) -> bool {
+        let a = &self.activity;
+        if a.in_flight.load(Ordering::Relaxed) > 0 {
+            return true;
+        }
+        let last = a.last_done_ms.load(Ordering::Relaxed);
+        if last == 0 {
+            return false;
+        }
+        a.now_ms().saturating_sub(last) < u64::try_from(quiet.as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Stores a verified delivery and says what became of it, as
@@ -65,6 +124,8 @@ impl IntakeQueue {
         delivery: &VerifiedDelivery,
         body: &[u8],
     ) -> Result<Intake, IntakeError> {
+        self.activity.in_flight.fetch_add(1, Ordering::Relaxed);
+        let _counted = InFlight(&self.activity);
         let Some(for_order) = for_order(delivery, self.engine.now_ms()) else {
             return self.engine.take_delivery(delivery, body).await;
         };
@@ -83,15 +144,16 @@ impl IntakeQueue {
     }
 }
 
-/// How many batches may commit at once. PostgreSQL flushes its log once for concurrent commits,
-/// so at a steady rate deliveries commit side by side as they did one by one (half its pool of
-/// sixteen connections; measured: four in flight made each wait for three round trips in turn
-/// and cost a quarter of the steady rate), and only a burst fills the batches. SQLite has one
-/// writer: a second batch overlaps only its reads.
+/// How many batches may commit at once. PostgreSQL runs a few side by side (its log flush is
+/// shared by concurrent commits), and the deliveries that arrive meanwhile gather for the next;
+/// measured over sixteen connections (docs/benchmarks.md, issue 18): eight in flight left most
+/// batches at one delivery and cost the most CPU per delivery, two kept deliveries waiting,
+/// four was best. SQLite has one writer: with one batch in flight the next gathers while it
+/// commits (two in flight only had the second wait for the write lock: measured slower).
 fn batches_in_flight(backend: &Backend) -> usize {
     match backend {
-        Backend::Postgres(_) => 8,
-        _ => 2,
+        Backend::Postgres(_) => 4,
+        _ => 1,
     }
 }
 

@@ -53,6 +53,12 @@ pub struct ServiceSection {
     /// nothing woke it sooner. 10 to 60,000; default 250.
     #[serde(default = "default_scheduler_poll")]
     pub scheduler_poll_ms: u64,
+    /// How long, in milliseconds, the background worker (projections, notifications, due work)
+    /// may hold off while webhook deliveries keep arriving, so that a burst's commits have the
+    /// database and the cores; once this has passed it runs until it has caught up, then may
+    /// hold off again. 0 to 60,000; 0 never holds off; default 1,000.
+    #[serde(default = "default_worker_yield")]
+    pub worker_yield_ms: u64,
 }
 
 /// `[flexfactor]`: how to reach FlexFactor and accept its webhooks.
@@ -125,6 +131,12 @@ pub const MAX_SCHEDULER_POLL_MS: u64 = 60_000;
 fn default_scheduler_poll() -> u64 {
     DEFAULT_SCHEDULER_POLL_MS
 }
+/// `[service] worker_yield_ms`: the default and the bound.
+pub const DEFAULT_WORKER_YIELD_MS: u64 = 1_000;
+pub const MAX_WORKER_YIELD_MS: u64 = 60_000;
+fn default_worker_yield() -> u64 {
+    DEFAULT_WORKER_YIELD_MS
+}
 fn default_console_session() -> u64 {
     480
 }
@@ -159,6 +171,7 @@ impl Default for ServiceSection {
             shutdown_grace_seconds: default_shutdown(),
             work_lease_seconds: default_lease(),
             scheduler_poll_ms: default_scheduler_poll(),
+            worker_yield_ms: default_worker_yield(),
         }
     }
 }
@@ -470,6 +483,12 @@ impl ServiceConfig {
                 format!(
                     "scheduler_poll_ms must be {MIN_SCHEDULER_POLL_MS} to {MAX_SCHEDULER_POLL_MS}"
                 ),
+            );
+        }
+        if self.service.worker_yield_ms > MAX_WORKER_YIELD_MS {
+            add(
+                "[service]",
+                format!("worker_yield_ms must be 0 to {MAX_WORKER_YIELD_MS}"),
             );
         }
         if self.service.work_lease_seconds == 0 {

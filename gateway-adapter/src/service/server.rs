@@ -366,6 +366,7 @@ pub async fn start(
             .poll_interval
             .unwrap_or(Duration::from_millis(config.service.scheduler_poll_ms)),
         options.worker_settle,
+        Duration::from_millis(config.service.worker_yield_ms),
         config.flexfactor.webhook_tolerance_seconds as i64,
     ));
     let grace = Duration::from_secs(config.service.shutdown_grace_seconds);
@@ -396,21 +397,57 @@ pub async fn start(
     })
 }
 
+/// While yielding to deliveries, the worker looks this often whether they have stopped; they
+/// have when none was in flight for this long.
+const INTAKE_QUIET: Duration = Duration::from_millis(10);
+
 /// The background worker: projections, dispatcher and due outbox rows, woken by requests and
-/// polling for timers; prunes old webhook nonces.
+/// polling for timers; prunes old webhook nonces. While webhook deliveries keep arriving it
+/// holds off, at most `yield_max` after it was last caught up (see `[service] worker_yield_ms`).
 async fn worker(
     state: Arc<AppState>,
     mut stop: watch::Receiver<bool>,
     poll: Duration,
     settle: Duration,
+    yield_max: Duration,
     tolerance_s: i64,
 ) {
     let mut last_prune = Instant::now();
+    // Since when the worker has held off without catching up.
+    let mut holding_since: Option<tokio::time::Instant> = None;
     loop {
         if *stop.borrow() {
             break;
         }
-        let worked = match state.engine.background_round().await {
+        let held = tokio::time::Instant::now();
+        while !yield_max.is_zero() && state.intake.busy(INTAKE_QUIET) {
+            if holding_since
+                .get_or_insert_with(tokio::time::Instant::now)
+                .elapsed()
+                >= yield_max
+            {
+                break;
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(INTAKE_QUIET) => {}
+                _ = stop.changed() => {}
+            }
+            if *stop.borrow() {
+                break;
+            }
+        }
+        if let Some(m) = &state.engine.metrics {
+            let seconds = held.elapsed().as_secs_f64();
+            if seconds >= INTAKE_QUIET.as_secs_f64() {
+                m.worker_yielded(seconds);
+            }
+        }
+        let round = state.engine.background_round().await;
+        if !matches!(&round, Ok(s) if state.engine.saturated(s)) {
+            // Caught up with what was there: it may hold off again.
+            holding_since = None;
+        }
+        let worked = match round {
             // A full batch: more is waiting now.
             Ok(s) if state.engine.saturated(&s) => continue,
             Ok(s) => !s.is_idle(),
