@@ -149,6 +149,13 @@ fn check_config_and_serve_agree_on_every_configuration() {
             Some("scheduler_poll_ms must be 10 to 60000"),
         ),
         (
+            "a worker yield beyond the bound",
+            config("yield", |t| {
+                t.replace("api_keys = [", "worker_yield_ms = 60001\napi_keys = [")
+            }),
+            Some("worker_yield_ms must be 0 to 60000"),
+        ),
+        (
             "a recycle wait beyond the bound",
             config("wait", |t| {
                 t.replacen("{ wait_days = 1 }", "{ wait_days = 400 }", 1)

@@ -64,11 +64,36 @@ struct Activity {
 }
 
 impl Activity {
+    fn new() -> Self {
+        Activity {
+            in_flight: AtomicUsize::new(0),
+            last_done_ms: AtomicU64::new(0),
+            origin: Instant::now(),
+        }
+    }
+
     /// Milliseconds since `origin`, from 1 (0 is "no delivery yet").
     fn now_ms(&self) -> u64 {
         u64::try_from(self.origin.elapsed().as_millis())
             .unwrap_or(u64::MAX)
             .saturating_add(1)
+    }
+
+    /// Counts a delivery in flight until the guard is dropped.
+    fn start(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
+    }
+
+    fn busy(&self, quiet: Duration) -> bool {
+        if self.in_flight.load(Ordering::Relaxed) > 0 {
+            return true;
+        }
+        let last = self.last_done_ms.load(Ordering::Relaxed);
+        if last == 0 {
+            return false;
+        }
+        self.now_ms().saturating_sub(last) < u64::try_from(quiet.as_millis()).unwrap_or(u64::MAX)
     }
 }
 
@@ -89,11 +114,7 @@ impl IntakeQueue {
     pub fn start(engine: Arc<Engine>) -> (IntakeQueue, tokio::task::JoinHandle<()>) {
         let (jobs, rx) = mpsc::channel(QUEUE);
         let task = tokio::spawn(commit_batches(engine.clone(), rx));
-        let activity = Arc::new(Activity {
-            in_flight: AtomicUsize::new(0),
-            last_done_ms: AtomicU64::new(0),
-            origin: Instant::now(),
-        });
+        let activity = Arc::new(Activity::new());
         (
             IntakeQueue {
                 engine,
@@ -106,15 +127,7 @@ impl IntakeQueue {
 
     /// Whether a delivery is being stored now or one finished within `quiet`.
     pub fn busy(&self, quiet: Duration) -> bool {
-        let a = &self.activity;
-        if a.in_flight.load(Ordering::Relaxed) > 0 {
-            return true;
-        }
-        let last = a.last_done_ms.load(Ordering::Relaxed);
-        if last == 0 {
-            return false;
-        }
-        a.now_ms().saturating_sub(last) < u64::try_from(quiet.as_millis()).unwrap_or(u64::MAX)
+        self.activity.busy(quiet)
     }
 
     /// Stores a verified delivery and says what became of it, as
@@ -124,8 +137,7 @@ impl IntakeQueue {
         delivery: &VerifiedDelivery,
         body: &[u8],
     ) -> Result<Intake, IntakeError> {
-        self.activity.in_flight.fetch_add(1, Ordering::Relaxed);
-        let _counted = InFlight(&self.activity);
+        let _counted = self.activity.start();
         let Some(for_order) = for_order(delivery, self.engine.now_ms()) else {
             return self.engine.take_delivery(delivery, body).await;
         };
@@ -273,5 +285,29 @@ async fn commit_batch(engine: &Engine, jobs: Vec<Job>) {
     // After the batch's commit, so that they find what it wrote.
     for job in later {
         let _ = job.reply.send(None);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn busy_while_a_delivery_is_in_flight_and_for_a_quiet_moment_after() {
+        let quiet = Duration::from_millis(10);
+        let a = Activity::new();
+        assert!(!a.busy(quiet), "no delivery yet");
+        let first = a.start();
+        let second = a.start();
+        tokio::time::advance(Duration::from_secs(5)).await;
+        assert!(a.busy(quiet), "two in flight");
+        drop(first);
+        assert!(a.busy(quiet), "one still in flight");
+        drop(second);
+        assert!(a.busy(quiet), "the last one just finished");
+        tokio::time::advance(Duration::from_millis(9)).await;
+        assert!(a.busy(quiet));
+        tokio::time::advance(Duration::from_millis(2)).await;
+        assert!(!a.busy(quiet), "quiet for longer than `quiet`");
     }
 }
