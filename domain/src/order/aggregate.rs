@@ -37,7 +37,7 @@ impl Aggregate for Order {
         card_facts::record(&mut self.card_facts, &event);
         match event {
             OrderEvent::OrderPlaced { details, at } => {
-                self.details = Some(*details);
+                self.details = Some(details);
                 self.placed_at = Some(at);
                 self.status = Some(OrderStatus::Pending);
             }
