@@ -39,13 +39,14 @@ pub enum Refused {
 
 /// What drives a runtime: it performs the effects and watches the events.
 pub trait Driver {
-    /// Performs `effect` at `now`; answers (commands) and later work (timers) go to `out`.
+    /// Performs `effect` at `now`; answers (commands) and later work (timers) go to `out`,
+    /// the back of the runtime's queue (push them with `FollowUps::push` or `push_back`).
     fn effect(
         &mut self,
         store: &Store,
         now: DateTime<Utc>,
         effect: Effect,
-        out: &mut Vec<FollowUp>,
+        out: &mut VecDeque<FollowUp>,
     );
 
     /// An Order event was committed; `order` is the state after it.
@@ -54,7 +55,7 @@ pub trait Driver {
         _order_id: &OrderId,
         _event: &OrderEvent,
         _order: &Order,
-        _out: &mut Vec<FollowUp>,
+        _out: &mut VecDeque<FollowUp>,
     ) {
     }
 
@@ -64,7 +65,7 @@ pub trait Driver {
         _subscription_id: &SubscriptionId,
         _event: &SubscriptionEvent,
         _subscription: &Subscription,
-        _out: &mut Vec<FollowUp>,
+        _out: &mut VecDeque<FollowUp>,
     ) {
     }
 
@@ -125,7 +126,6 @@ pub struct Runtime {
     timers: BTreeMap<(DateTime<Utc>, u64), Box<FollowUp>>,
     timer_seq: u64,
     queue: VecDeque<FollowUp>,
-    scratch: Vec<FollowUp>,
 }
 
 impl Runtime {
@@ -140,7 +140,6 @@ impl Runtime {
             timers: BTreeMap::new(),
             timer_seq: 0,
             queue: VecDeque::new(),
-            scratch: Vec::new(),
         }
     }
 
@@ -298,8 +297,7 @@ impl Runtime {
                 FollowUp::At { at, then } => self.schedule_boxed(at, then),
                 FollowUp::Effect(effect) => {
                     let now = self.now;
-                    driver.effect(&self.store, now, effect, &mut self.scratch);
-                    self.queue.extend(self.scratch.drain(..));
+                    driver.effect(&self.store, now, effect, &mut self.queue);
                     if driver.halted() {
                         return;
                     }
@@ -447,10 +445,9 @@ impl Runtime {
                 held.sequence,
                 &event,
                 &held.state,
-                &mut self.scratch,
+                &mut self.queue,
             );
-            driver.order_event(&order_id, &event, &held.state, &mut self.scratch);
-            self.queue.extend(self.scratch.drain(..));
+            driver.order_event(&order_id, &event, &held.state, &mut self.queue);
         }
         if held.sequence == 0 {
             self.store.orders.remove(&order_id);
@@ -497,10 +494,9 @@ impl Runtime {
                 held.sequence,
                 &event,
                 &held.state,
-                &mut self.scratch,
+                &mut self.queue,
             );
-            driver.subscription_event(&subscription_id, &event, &held.state, &mut self.scratch);
-            self.queue.extend(self.scratch.drain(..));
+            driver.subscription_event(&subscription_id, &event, &held.state, &mut self.queue);
         }
         if held.sequence == 0 {
             self.store.subscriptions.remove(&subscription_id);
