@@ -16,6 +16,11 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+/// mimalloc: the simulator allocates and frees millions of small strings and events, which it
+/// does in about a third less time than with the system allocator (docs/benchmarks.md, issue 17).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Salvage rescues declined payments through the FlexFactor decline-recovery gateway: it
 /// cascades soft-declined new sales, reruns declined sales, hands rebills over from recycle
 /// billing, and writes the results back to event-sourced orders and subscriptions.

@@ -2,7 +2,8 @@
 //! replay, never a second submission or charge.
 
 use serde::{Deserialize, Serialize};
-use uuid::Uuid;
+use sha1::{Digest, Sha1};
+use uuid::{Builder, Uuid};
 
 use crate::ids::{joined, OrderId, Part};
 
@@ -20,11 +21,20 @@ impl IdempotencyKey {
     }
 
     fn from_bytes(name: &[u8]) -> Self {
+        // `Uuid::new_v5(&NAMESPACE, name)` (the SHA-1 of the namespace and the name, version
+        // and variant set), hashed by the `sha1` crate: with the CPU's SHA instructions where
+        // it has them, several times faster than `uuid`'s portable SHA-1. The keys are the
+        // same (the test below compares them with `new_v5`).
+        let mut hasher = Sha1::new();
+        hasher.update(NAMESPACE.as_bytes());
+        hasher.update(name);
+        let digest = hasher.finalize();
+        let mut bytes = [0u8; 16];
+        bytes.copy_from_slice(&digest[..16]);
+        let uuid = Builder::from_sha1_bytes(bytes).into_uuid();
         // The hyphenated lower-case form `to_string` gives, without the formatting machinery.
         let mut buf = Uuid::encode_buffer();
-        let text = Uuid::new_v5(&NAMESPACE, name)
-            .hyphenated()
-            .encode_lower(&mut buf);
+        let text = uuid.hyphenated().encode_lower(&mut buf);
         IdempotencyKey(text.to_string())
     }
 
@@ -128,6 +138,19 @@ mod tests {
             assert_eq!(
                 key.as_str(),
                 Uuid::new_v5(&NAMESPACE, name.as_bytes()).to_string()
+            );
+        }
+    }
+
+    /// The key of a name is `uuid`'s v5 of it, for names of every length around SHA-1's
+    /// 64-byte blocks (the namespace takes 16 bytes of the first).
+    #[test]
+    fn keys_are_uuid_v5_of_their_names() {
+        for len in 0..300 {
+            let name: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
+            assert_eq!(
+                IdempotencyKey::from_bytes(&name).as_str(),
+                Uuid::new_v5(&NAMESPACE, &name).to_string()
             );
         }
     }

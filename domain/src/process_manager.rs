@@ -3,6 +3,8 @@
 //! the dispatcher (FlexFactor calls, charges, CRM notifications) and timers. The service and the
 //! simulator share it.
 
+use std::collections::VecDeque;
+
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -118,6 +120,30 @@ pub enum FollowUp {
     },
 }
 
+/// Where the process manager appends follow-ups: a `Vec`, or a runtime's queue directly (the
+/// simulator's, which saves moving each follow-up through a buffer).
+pub trait FollowUps {
+    fn push(&mut self, f: FollowUp);
+
+    fn push_all(&mut self, follow_ups: Vec<FollowUp>) {
+        for f in follow_ups {
+            self.push(f);
+        }
+    }
+}
+
+impl FollowUps for Vec<FollowUp> {
+    fn push(&mut self, f: FollowUp) {
+        Vec::push(self, f);
+    }
+}
+
+impl FollowUps for VecDeque<FollowUp> {
+    fn push(&mut self, f: FollowUp) {
+        self.push_back(f);
+    }
+}
+
 fn at(when: DateTime<Utc>, f: FollowUp) -> FollowUp {
     FollowUp::At {
         at: when,
@@ -221,7 +247,7 @@ pub fn order_follow_ups(
     sequence: usize,
     event: &OrderEvent,
     order: &Order,
-    out: &mut Vec<FollowUp>,
+    out: &mut impl FollowUps,
 ) {
     let Some(details) = &order.details else {
         return;
@@ -233,7 +259,7 @@ pub fn order_follow_ups(
     match event {
         OrderEvent::AttemptApproved { gateway, .. } => match details.order_type {
             OrderType::NewSale => {
-                out.extend(create_subscriptions(order, gateway, CredentialKind::Token))
+                out.push_all(create_subscriptions(order, gateway, CredentialKind::Token))
             }
             OrderType::Recurring | OrderType::TrialCompletion => {
                 if let Some(s) = sub_id() {
@@ -285,14 +311,14 @@ pub fn order_follow_ups(
                     // O6: salvaged by FlexFactor: bill on the declining gateway, card number
                     // without CVV.
                     if let Some(declining) = order.declining_gateway() {
-                        out.extend(create_subscriptions(
+                        out.push_all(create_subscriptions(
                             order,
                             declining,
                             CredentialKind::CardNumberWithoutCvv,
                         ));
                     }
                 } else {
-                    out.extend(create_subscriptions(order, gateway, CredentialKind::Token));
+                    out.push_all(create_subscriptions(order, gateway, CredentialKind::Token));
                 }
             }
             CascadeOutcome::Declined => out.push(notify(
@@ -376,7 +402,7 @@ pub fn order_follow_ups(
             SalvageRoute::Rerun => match details.order_type {
                 OrderType::NewSale => {
                     if let Some(declining) = order.declining_gateway() {
-                        out.extend(create_subscriptions(
+                        out.push_all(create_subscriptions(
                             order,
                             declining,
                             CredentialKind::CardNumberWithoutCvv,
@@ -477,7 +503,7 @@ pub fn subscription_follow_ups(
     sequence: usize,
     event: &SubscriptionEvent,
     subscription: &Subscription,
-    out: &mut Vec<FollowUp>,
+    out: &mut impl FollowUps,
 ) {
     let event_id = || event_id_of("subscription", subscription_id.as_str(), sequence);
     let when = event.at();

@@ -336,7 +336,7 @@ fn generate(i: u64, n: u64, end: DateTime<Utc>) -> Generated {
         events: 0,
     };
     b.apply(OrderEvent::OrderPlaced {
-        details: Box::new(details),
+        details: Arc::new(details),
         at: placed_at,
     });
     let attempt_at = placed_at + Duration::milliseconds(300);

@@ -2,7 +2,7 @@
 //! runtime's effects, the CRM's policy (reruns, cancelling after a chargeback) acts on events, and
 //! everything that happens is counted into the variant's [`Tally`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Duration, Utc};
 use rand::RngExt;
@@ -13,7 +13,7 @@ use salvage_domain::order::{
     OrderError, OrderEvent, OrderStatus, ResultSource, SalvageRoute, SalvageState,
 };
 use salvage_domain::ports::{ChargePurpose, EvaluateAnswer, SubmissionMode};
-use salvage_domain::process_manager::{Effect, FollowUp};
+use salvage_domain::process_manager::{Effect, FollowUp, FollowUps};
 use salvage_domain::routing::{RecycleSlot, RecycleTarget};
 use salvage_domain::subscription::{
     AdvanceVia, Rebill, RebillParts, Subscription, SubscriptionCommand, SubscriptionEvent,
@@ -270,7 +270,7 @@ impl CustomerDriver<'_> {
         order: &Order,
         share: f64,
         at: DateTime<Utc>,
-        out: &mut Vec<FollowUp>,
+        out: &mut VecDeque<FollowUp>,
     ) {
         let Some(gateway) = &self.variant.rerun_gateway else {
             return;
@@ -367,7 +367,7 @@ impl CustomerDriver<'_> {
     }
 
     /// A salvaged order may be charged back or refunded later (K1-K3).
-    fn after_sale(&mut self, id: &OrderId, at: DateTime<Utc>, out: &mut Vec<FollowUp>) {
+    fn after_sale(&mut self, id: &OrderId, at: DateTime<Utc>, out: &mut VecDeque<FollowUp>) {
         let spec = &self.scenario.spec.after_sale;
         if spec.chargeback_share + spec.refund_share <= 0.0 {
             return;
@@ -410,7 +410,7 @@ impl CustomerDriver<'_> {
         now: DateTime<Utc>,
         order_id: OrderId,
         attempt: u32,
-        out: &mut Vec<FollowUp>,
+        out: &mut VecDeque<FollowUp>,
     ) {
         let Some(salvage) = store
             .order(&order_id)
@@ -495,7 +495,7 @@ impl CustomerDriver<'_> {
         now: DateTime<Utc>,
         order_id: OrderId,
         attempt: u32,
-        out: &mut Vec<FollowUp>,
+        out: &mut VecDeque<FollowUp>,
     ) {
         let open = store
             .order(&order_id)
@@ -531,7 +531,7 @@ impl CustomerDriver<'_> {
         store: &Store,
         subscription_id: SubscriptionId,
         cycle: u32,
-        out: &mut Vec<FollowUp>,
+        out: &mut VecDeque<FollowUp>,
     ) {
         let Some(sub) = store.subscription(&subscription_id) else {
             return;
@@ -661,7 +661,7 @@ impl Driver for CustomerDriver<'_> {
         store: &Store,
         now: DateTime<Utc>,
         effect: Effect,
-        out: &mut Vec<FollowUp>,
+        out: &mut VecDeque<FollowUp>,
     ) {
         if let Some(prefix) = &mut self.prefix {
             if !matches!(
@@ -731,7 +731,7 @@ impl Driver for CustomerDriver<'_> {
         id: &OrderId,
         event: &OrderEvent,
         order: &Order,
-        out: &mut Vec<FollowUp>,
+        out: &mut VecDeque<FollowUp>,
     ) {
         if let Some(record) = self.record.as_deref_mut() {
             record.push(Recorded::Order(id.clone(), event.clone()));
@@ -947,7 +947,7 @@ impl Driver for CustomerDriver<'_> {
         id: &SubscriptionId,
         event: &SubscriptionEvent,
         subscription: &Subscription,
-        _out: &mut Vec<FollowUp>,
+        _out: &mut VecDeque<FollowUp>,
     ) {
         if let Some(record) = self.record.as_deref_mut() {
             record.push(Recorded::Subscription(id.clone(), event.clone()));

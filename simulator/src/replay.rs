@@ -4,7 +4,7 @@
 //! would have called (FlexFactor, a charge, a bill, a reconciliation) shows in `effects`, and
 //! what the CRM would have been told in `notifications`.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
 use std::sync::Arc;
 
@@ -96,7 +96,7 @@ impl Driver for ReplayDriver {
         _store: &Store,
         now: DateTime<Utc>,
         effect: Effect,
-        _out: &mut Vec<FollowUp>,
+        _out: &mut VecDeque<FollowUp>,
     ) {
         match effect {
             Effect::NotifyCrm(n) => self.notifications.push(n),
@@ -113,7 +113,7 @@ impl Driver for ReplayDriver {
         id: &OrderId,
         event: &OrderEvent,
         _order: &Order,
-        _out: &mut Vec<FollowUp>,
+        _out: &mut VecDeque<FollowUp>,
     ) {
         self.order_history
             .entry(id.clone())
@@ -127,7 +127,7 @@ impl Driver for ReplayDriver {
         id: &SubscriptionId,
         event: &SubscriptionEvent,
         _subscription: &Subscription,
-        _out: &mut Vec<FollowUp>,
+        _out: &mut VecDeque<FollowUp>,
     ) {
         if let SubscriptionEvent::SubscriptionCreated {
             origin_order_id, ..

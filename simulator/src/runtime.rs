@@ -19,7 +19,7 @@ use salvage_domain::process_manager::{
 use salvage_domain::subscription::{
     Subscription, SubscriptionCommand, SubscriptionError, SubscriptionEvent,
 };
-use salvage_domain::{Clock, DomainServices, ManualClock, OrderId, Setup, SubscriptionId};
+use salvage_domain::{DomainServices, ManualClock, OrderId, Setup, SubscriptionId};
 
 use crate::card_ledger::{self, Deciding};
 pub use crate::store::{Held, Store};
@@ -39,13 +39,14 @@ pub enum Refused {
 
 /// What drives a runtime: it performs the effects and watches the events.
 pub trait Driver {
-    /// Performs `effect` at `now`; answers (commands) and later work (timers) go to `out`.
+    /// Performs `effect` at `now`; answers (commands) and later work (timers) go to `out`,
+    /// the back of the runtime's queue (push them with `FollowUps::push` or `push_back`).
     fn effect(
         &mut self,
         store: &Store,
         now: DateTime<Utc>,
         effect: Effect,
-        out: &mut Vec<FollowUp>,
+        out: &mut VecDeque<FollowUp>,
     );
 
     /// An Order event was committed; `order` is the state after it.
@@ -54,7 +55,7 @@ pub trait Driver {
         _order_id: &OrderId,
         _event: &OrderEvent,
         _order: &Order,
-        _out: &mut Vec<FollowUp>,
+        _out: &mut VecDeque<FollowUp>,
     ) {
     }
 
@@ -64,7 +65,7 @@ pub trait Driver {
         _subscription_id: &SubscriptionId,
         _event: &SubscriptionEvent,
         _subscription: &Subscription,
-        _out: &mut Vec<FollowUp>,
+        _out: &mut VecDeque<FollowUp>,
     ) {
     }
 
@@ -113,7 +114,10 @@ pub struct Snapshot {
 
 /// Aggregates, process manager and timers on one virtual clock.
 pub struct Runtime {
+    /// The services' clock: only this runtime sets it, always with `now`.
     clock: Arc<ManualClock>,
+    /// The time on `clock`, read without going through the clock.
+    now: DateTime<Utc>,
     services: DomainServices,
     /// The services with the network rules on, when the setup has them off and the driver
     /// wants to know which attempts they would have stopped ([`Runtime::watch_unguarded`]).
@@ -122,7 +126,6 @@ pub struct Runtime {
     timers: BTreeMap<(DateTime<Utc>, u64), Box<FollowUp>>,
     timer_seq: u64,
     queue: VecDeque<FollowUp>,
-    scratch: Vec<FollowUp>,
 }
 
 impl Runtime {
@@ -132,11 +135,11 @@ impl Runtime {
             services: DomainServices::new(setup, clock.clone()),
             guarded: None,
             clock,
+            now: start,
             store: Store::default(),
             timers: BTreeMap::new(),
             timer_seq: 0,
             queue: VecDeque::new(),
-            scratch: Vec::new(),
         }
     }
 
@@ -147,7 +150,13 @@ impl Runtime {
         self.timers.clear();
         self.timer_seq = 0;
         self.queue.clear();
-        self.clock.set(start);
+        self.set_now(start);
+    }
+
+    /// Sets the clock (and its copy `now`).
+    fn set_now(&mut self, to: DateTime<Utc>) {
+        self.now = to;
+        self.clock.set(to);
     }
 
     /// Everything this runtime holds but its setup: aggregates, timers, queue and clock.
@@ -157,7 +166,7 @@ impl Runtime {
             timers: self.timers.clone(),
             timer_seq: self.timer_seq,
             queue: self.queue.clone(),
-            now: self.clock.now(),
+            now: self.now,
         }
     }
 
@@ -170,7 +179,7 @@ impl Runtime {
         self.timers.clone_from(&snapshot.timers);
         self.timer_seq = snapshot.timer_seq;
         self.queue.clone_from(&snapshot.queue);
-        self.clock.set(snapshot.now);
+        self.set_now(snapshot.now);
     }
 
     /// Performs `effect` now, ahead of the queue, then everything that follows from it: the
@@ -198,7 +207,7 @@ impl Runtime {
     }
 
     pub fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+        self.now
     }
 
     /// Timers not yet run.
@@ -250,8 +259,8 @@ impl Runtime {
                 break;
             }
             let then = entry.remove();
-            if at > self.clock.now() {
-                self.clock.set(at);
+            if at > self.now {
+                self.set_now(at);
             }
             self.queue.push_back(*then);
             self.drain(driver);
@@ -259,8 +268,8 @@ impl Runtime {
                 return;
             }
         }
-        if to > self.clock.now() {
-            self.clock.set(to);
+        if to > self.now {
+            self.set_now(to);
         }
     }
 
@@ -287,9 +296,8 @@ impl Runtime {
                 }
                 FollowUp::At { at, then } => self.schedule_boxed(at, then),
                 FollowUp::Effect(effect) => {
-                    let now = self.clock.now();
-                    driver.effect(&self.store, now, effect, &mut self.scratch);
-                    self.queue.extend(self.scratch.drain(..));
+                    let now = self.now;
+                    driver.effect(&self.store, now, effect, &mut self.queue);
                     if driver.halted() {
                         return;
                     }
@@ -334,7 +342,7 @@ impl Runtime {
         deciding: Deciding<'_>,
         own: &[CardFact],
     ) -> DomainServices {
-        let history = card_ledger::history(&self.store, &card, deciding, own, self.clock.now());
+        let history = card_ledger::history(&self.store, &card, deciding, own, self.now);
         base.with_cards(Arc::new(LoadedLedger {
             card: Some(card),
             history,
@@ -427,7 +435,8 @@ impl Runtime {
             }
         };
         for event in events {
-            held.state.apply(event.clone());
+            // By reference: the process manager and the driver read the event after it.
+            held.state.apply_ref(&event);
             held.sequence += 1;
             // The process manager's follow-ups, then the driver's, in that order.
             order_follow_ups(
@@ -436,10 +445,9 @@ impl Runtime {
                 held.sequence,
                 &event,
                 &held.state,
-                &mut self.scratch,
+                &mut self.queue,
             );
-            driver.order_event(&order_id, &event, &held.state, &mut self.scratch);
-            self.queue.extend(self.scratch.drain(..));
+            driver.order_event(&order_id, &event, &held.state, &mut self.queue);
         }
         if held.sequence == 0 {
             self.store.orders.remove(&order_id);
@@ -479,17 +487,16 @@ impl Runtime {
             }
         };
         for event in events {
-            held.state.apply(event.clone());
+            held.state.apply_ref(&event);
             held.sequence += 1;
             subscription_follow_ups(
                 &subscription_id,
                 held.sequence,
                 &event,
                 &held.state,
-                &mut self.scratch,
+                &mut self.queue,
             );
-            driver.subscription_event(&subscription_id, &event, &held.state, &mut self.scratch);
-            self.queue.extend(self.scratch.drain(..));
+            driver.subscription_event(&subscription_id, &event, &held.state, &mut self.queue);
         }
         if held.sequence == 0 {
             self.store.subscriptions.remove(&subscription_id);

@@ -1,6 +1,8 @@
 //! Events of the Order aggregate. Each carries what an auditor needs and the time from the
 //! Clock; `event_type` names are stable and versioned.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use cqrs_es::DomainEvent;
 use serde::{Deserialize, Serialize};
@@ -147,7 +149,10 @@ pub enum IgnoredBecause {
 #[serde(tag = "type", rename_all = "PascalCase")]
 pub enum OrderEvent {
     OrderPlaced {
-        details: Box<OrderDetails>,
+        /// Shared with the order's state once applied (`Order::details`), so that a copy of
+        /// the event costs a count, not the order's strings (serialized as the details
+        /// themselves).
+        details: Arc<OrderDetails>,
         at: DateTime<Utc>,
     },
     AttemptApproved {

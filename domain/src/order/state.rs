@@ -1,6 +1,8 @@
 //! The Order aggregate's state: the order, its cascade progress and its FlexFactor salvage, with
 //! their small accessors.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -78,7 +80,8 @@ pub struct CascadeProgress {
 /// The Order aggregate's state.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Order {
-    pub details: Option<OrderDetails>,
+    /// Shared with the `OrderPlaced` event that set them.
+    pub details: Option<Arc<OrderDetails>>,
     pub status: Option<OrderStatus>,
     /// D1: the first declined attempt (its gateway is "the declining gateway" of O4/O6).
     pub first_decline: Option<DeclineFacts>,

@@ -231,6 +231,147 @@ impl Aggregate for Subscription {
 }
 
 impl Subscription {
+    /// [`Aggregate::apply`] of an event the caller keeps (a runtime that hands the committed
+    /// event on after applying it): the same state change, copying only what the state keeps
+    /// instead of the whole event. `apply_by_reference_is_apply` (in the simulator's tests)
+    /// checks the two agree on every event of simulated runs.
+    pub fn apply_ref(&mut self, event: &SubscriptionEvent) {
+        match event {
+            SubscriptionEvent::SubscriptionCreated {
+                subscription_id,
+                origin_order_id,
+                campaign_id,
+                product_id,
+                price,
+                billing_gateway,
+                credential,
+                terms,
+                status,
+                next_bill_at,
+                card,
+                ..
+            } => {
+                self.card = card.clone();
+                self.id = Some(subscription_id.clone());
+                self.origin_order_id = Some(origin_order_id.clone());
+                self.campaign_id = Some(campaign_id.clone());
+                self.product_id = Some(product_id.clone());
+                self.price = Some(*price);
+                self.billing_gateway = Some(billing_gateway.clone());
+                self.credential = Some(*credential);
+                self.terms = Some(*terms);
+                self.status = Some(*status);
+                self.cycle = 1;
+                self.next_bill_at = Some(*next_bill_at);
+            }
+            SubscriptionEvent::RebillDeclined { facts, at, .. } => {
+                // The attempt itself is the rebill order's fact; its decline is ours too.
+                self.card_facts.push(CardFact::declined(facts, *at));
+            }
+            SubscriptionEvent::RecycleBillingStarted {
+                order_id,
+                declined_gateway,
+                plan,
+                ..
+            } => {
+                self.status = Some(SubscriptionStatus::RecycleBilling);
+                self.recycle = Some(RecycleState {
+                    order_id: order_id.clone(),
+                    declined_gateway: declined_gateway.clone(),
+                    plan: plan.clone(),
+                    next_attempt: 1,
+                    next_target: None,
+                    due_at: None,
+                    in_flight: None,
+                    handed_over: None,
+                });
+            }
+            SubscriptionEvent::RecycleAttemptScheduled {
+                attempt,
+                target,
+                due_at,
+                ..
+            } => {
+                if let Some(r) = &mut self.recycle {
+                    r.next_attempt = *attempt;
+                    r.next_target = Some(target.clone());
+                    r.due_at = Some(*due_at);
+                    r.in_flight = None;
+                }
+            }
+            SubscriptionEvent::RecycleAttemptStarted {
+                attempt,
+                gateway,
+                at,
+                ..
+            } => {
+                if let Some(r) = &mut self.recycle {
+                    r.in_flight = Some(*attempt);
+                }
+                self.card_facts.push(CardFact::Attempt {
+                    at: *at,
+                    gateway: gateway.clone(),
+                    flexfactor: false,
+                });
+            }
+            SubscriptionEvent::RecycleAttemptDeclined { facts, at, .. } => {
+                self.card_facts.push(CardFact::declined(facts, *at));
+            }
+            SubscriptionEvent::RecycleAttemptOutcomeUnknown { .. }
+            | SubscriptionEvent::RecycleAttemptBlocked { .. }
+            | SubscriptionEvent::RecycleAttemptDelayed { .. } => {}
+            SubscriptionEvent::RecycleHandedToFlexFactor {
+                slot,
+                flexfactor_gateway,
+                at,
+                ..
+            } => {
+                self.card_facts.push(CardFact::Attempt {
+                    at: *at,
+                    gateway: flexfactor_gateway.clone(),
+                    flexfactor: true,
+                });
+                if let Some(r) = &mut self.recycle {
+                    r.handed_over = Some(*slot);
+                    r.due_at = None;
+                }
+            }
+            SubscriptionEvent::CycleAdvanced {
+                order_id,
+                to_cycle,
+                billing_gateway,
+                next_bill_at,
+                at,
+                ..
+            } => {
+                // The card was approved: older facts no longer speak for it (N1-N5).
+                self.card_facts.retain(|f| *at - f.at() < network::WINDOW);
+                self.card_facts.push(CardFact::Approval { at: *at });
+                self.cycle = *to_cycle;
+                self.billing_gateway = Some(billing_gateway.clone());
+                self.next_bill_at = Some(*next_bill_at);
+                self.status = Some(SubscriptionStatus::Active);
+                self.recycle = None;
+                self.settled_orders.push(order_id.clone());
+            }
+            SubscriptionEvent::RecycleFailed { order_id, .. } => {
+                self.status = Some(SubscriptionStatus::RecycleFailed);
+                if let Some(r) = &mut self.recycle {
+                    r.due_at = None;
+                    r.in_flight = None;
+                }
+                self.settled_orders.push(order_id.clone());
+            }
+            SubscriptionEvent::SalvageResultIgnored { .. } => {}
+            SubscriptionEvent::SubscriptionCancelled { .. } => {
+                self.status = Some(SubscriptionStatus::Cancelled);
+                self.recycle = None;
+            }
+        }
+    }
+}
+
+impl Subscription {
     fn is_settled(&self, order: &OrderId) -> bool {
         self.settled_orders.iter().any(|o| o == order)
     }

@@ -2,6 +2,8 @@
 //! its first attempt, the regular-gateway cascade, the FlexFactor submission and its answer, the
 //! salvage's result, and the results that come later (deferred, refunds, chargebacks, ignored).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use salvage_domain::order::{
     AttemptResult, CascadeOutcome, FlexFactorResult, OrderDetails, OrderEvent, PlaceOrder,
@@ -179,7 +181,7 @@ fn cascade(order_id: &OrderId, at: DateTime<Utc>, step: u32, answer: GatewayAnsw
 fn placed(
     track: &mut OrderTrack,
     position: i64,
-    details: Box<OrderDetails>,
+    details: Arc<OrderDetails>,
     at: DateTime<Utc>,
 ) -> Line {
     track.placed = Some(Placed {
@@ -196,7 +198,7 @@ fn first_attempt(track: &mut OrderTrack, result: AttemptResult) -> Result<Line, 
     let placed = track.placed.take().ok_or_else(|| {
         track.needs_history("the attempt result of an order placed before the feed starts")
     })?;
-    let d = *placed.details;
+    let d = Arc::unwrap_or_clone(placed.details);
     Ok(Some((
         placed.at,
         TraceEntry::PlaceOrder {

@@ -1,5 +1,7 @@
 //! What the exporter remembers of an order between its events ([`OrderTrack`]).
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 use salvage_domain::order::OrderDetails;
 
@@ -8,7 +10,7 @@ use salvage_domain::order::OrderDetails;
 pub(super) struct Placed {
     pub(super) position: i64,
     pub(super) at: DateTime<Utc>,
-    pub(super) details: Box<OrderDetails>,
+    pub(super) details: Arc<OrderDetails>,
 }
 
 /// What the exporter remembers of an order.

@@ -2,7 +2,7 @@
 //! the service would serve, the round trip (trace, feed, exported trace, replay) and the short
 //! stories that exercise every mapping.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -52,14 +52,14 @@ impl Recorder {
 }
 
 impl Driver for Recorder {
-    fn effect(&mut self, _: &Store, _: DateTime<Utc>, _: Effect, _: &mut Vec<FollowUp>) {}
+    fn effect(&mut self, _: &Store, _: DateTime<Utc>, _: Effect, _: &mut VecDeque<FollowUp>) {}
 
     fn order_event(
         &mut self,
         id: &OrderId,
         event: &OrderEvent,
         _: &salvage_domain::order::Order,
-        _: &mut Vec<FollowUp>,
+        _: &mut VecDeque<FollowUp>,
     ) {
         let payload = serde_json::to_value(event).expect("an event serializes");
         self.record("order", id.as_str(), event.name(), payload);
@@ -70,7 +70,7 @@ impl Driver for Recorder {
         id: &SubscriptionId,
         event: &SubscriptionEvent,
         _: &salvage_domain::subscription::Subscription,
-        _: &mut Vec<FollowUp>,
+        _: &mut VecDeque<FollowUp>,
     ) {
         let payload = serde_json::to_value(event).expect("an event serializes");
         self.record("subscription", id.as_str(), event.name(), payload);

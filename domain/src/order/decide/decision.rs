@@ -8,6 +8,6 @@ pub(super) type Decision<'a> = crate::decision::Decision<'a, Order>;
 
 impl Decision<'_> {
     pub(super) fn details(&self) -> Result<&OrderDetails, OrderError> {
-        self.state().details.as_ref().ok_or(OrderError::NotPlaced)
+        self.state().details.as_deref().ok_or(OrderError::NotPlaced)
     }
 }

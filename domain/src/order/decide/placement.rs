@@ -1,6 +1,8 @@
 //! Placing an order: checks, `OrderPlaced`, the first attempt's result, and the cascade of a
 //! declined new sale.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
 
 use super::cascade::start_cascade;
@@ -81,7 +83,7 @@ pub(super) fn place(
     // Taken before OrderPlaced is decided, so the decision needs no scratch copy of the order.
     let order_type = details.order_type;
     d.emit(OrderEvent::OrderPlaced {
-        details: Box::new(details),
+        details: Arc::new(details),
         at: now,
     });
     match cmd.result {
