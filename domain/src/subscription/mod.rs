@@ -74,6 +74,161 @@ pub struct Subscription {
 
 type Decision<'a> = crate::decision::Decision<'a, Subscription>;
 
+/// A field of an owned event, as the state keeps it: moved.
+macro_rules! moved {
+    ($field:expr) => {
+        $field
+    };
+}
+
+/// A field of a borrowed event, as the state keeps it: copied.
+macro_rules! copied {
+    ($field:expr) => {
+        $field.clone()
+    };
+}
+
+/// How an event changes the subscription, written once for [`Aggregate::apply`] (`moved`: the
+/// event is owned, its fields move into the state) and [`Subscription::apply_ref`] (`copied`:
+/// the caller keeps the event, the fields the state keeps are copied).
+macro_rules! apply_subscription_event {
+    ($sub:ident, $event:expr, $own:ident) => {
+        match $event {
+            SubscriptionEvent::SubscriptionCreated {
+                subscription_id,
+                origin_order_id,
+                campaign_id,
+                product_id,
+                price,
+                billing_gateway,
+                credential,
+                terms,
+                status,
+                next_bill_at,
+                card,
+                ..
+            } => {
+                $sub.card = $own!(card);
+                $sub.id = Some($own!(subscription_id));
+                $sub.origin_order_id = Some($own!(origin_order_id));
+                $sub.campaign_id = Some($own!(campaign_id));
+                $sub.product_id = Some($own!(product_id));
+                $sub.price = Some($own!(price));
+                $sub.billing_gateway = Some($own!(billing_gateway));
+                $sub.credential = Some($own!(credential));
+                $sub.terms = Some($own!(terms));
+                $sub.status = Some($own!(status));
+                $sub.cycle = 1;
+                $sub.next_bill_at = Some($own!(next_bill_at));
+            }
+            SubscriptionEvent::RebillDeclined { facts, at, .. } => {
+                // The attempt itself is the rebill order's fact; its decline is ours too.
+                $sub.card_facts.push(CardFact::declined(&facts, $own!(at)));
+            }
+            SubscriptionEvent::RecycleBillingStarted {
+                order_id,
+                declined_gateway,
+                plan,
+                ..
+            } => {
+                $sub.status = Some(SubscriptionStatus::RecycleBilling);
+                $sub.recycle = Some(RecycleState {
+                    order_id: $own!(order_id),
+                    declined_gateway: $own!(declined_gateway),
+                    plan: $own!(plan),
+                    next_attempt: 1,
+                    next_target: None,
+                    due_at: None,
+                    in_flight: None,
+                    handed_over: None,
+                });
+            }
+            SubscriptionEvent::RecycleAttemptScheduled {
+                attempt,
+                target,
+                due_at,
+                ..
+            } => {
+                if let Some(r) = &mut $sub.recycle {
+                    r.next_attempt = $own!(attempt);
+                    r.next_target = Some($own!(target));
+                    r.due_at = Some($own!(due_at));
+                    r.in_flight = None;
+                }
+            }
+            SubscriptionEvent::RecycleAttemptStarted {
+                attempt,
+                gateway,
+                at,
+                ..
+            } => {
+                if let Some(r) = &mut $sub.recycle {
+                    r.in_flight = Some($own!(attempt));
+                }
+                $sub.card_facts.push(CardFact::Attempt {
+                    at: $own!(at),
+                    gateway: $own!(gateway),
+                    flexfactor: false,
+                });
+            }
+            SubscriptionEvent::RecycleAttemptDeclined { facts, at, .. } => {
+                $sub.card_facts.push(CardFact::declined(&facts, $own!(at)));
+            }
+            SubscriptionEvent::RecycleAttemptOutcomeUnknown { .. }
+            | SubscriptionEvent::RecycleAttemptBlocked { .. }
+            | SubscriptionEvent::RecycleAttemptDelayed { .. } => {}
+            SubscriptionEvent::RecycleHandedToFlexFactor {
+                slot,
+                flexfactor_gateway,
+                at,
+                ..
+            } => {
+                $sub.card_facts.push(CardFact::Attempt {
+                    at: $own!(at),
+                    gateway: $own!(flexfactor_gateway),
+                    flexfactor: true,
+                });
+                if let Some(r) = &mut $sub.recycle {
+                    r.handed_over = Some($own!(slot));
+                    r.due_at = None;
+                }
+            }
+            SubscriptionEvent::CycleAdvanced {
+                order_id,
+                to_cycle,
+                billing_gateway,
+                next_bill_at,
+                at,
+                ..
+            } => {
+                let at = $own!(at);
+                // The card was approved: older facts no longer speak for it (N1-N5).
+                $sub.card_facts.retain(|f| at - f.at() < network::WINDOW);
+                $sub.card_facts.push(CardFact::Approval { at });
+                $sub.cycle = $own!(to_cycle);
+                $sub.billing_gateway = Some($own!(billing_gateway));
+                $sub.next_bill_at = Some($own!(next_bill_at));
+                $sub.status = Some(SubscriptionStatus::Active);
+                $sub.recycle = None;
+                $sub.settled_orders.push($own!(order_id));
+            }
+            SubscriptionEvent::RecycleFailed { order_id, .. } => {
+                $sub.status = Some(SubscriptionStatus::RecycleFailed);
+                if let Some(r) = &mut $sub.recycle {
+                    r.due_at = None;
+                    r.in_flight = None;
+                }
+                $sub.settled_orders.push($own!(order_id));
+            }
+            SubscriptionEvent::SalvageResultIgnored { .. } => {}
+            SubscriptionEvent::SubscriptionCancelled { .. } => {
+                $sub.status = Some(SubscriptionStatus::Cancelled);
+                $sub.recycle = None;
+            }
+        }
+    };
+}
+
 impl Aggregate for Subscription {
     const TYPE: &'static str = "subscription";
     type Command = SubscriptionCommand;
@@ -94,280 +249,20 @@ impl Aggregate for Subscription {
         Ok(())
     }
 
+    // `moved!(x)` is `x`: `x: moved!(x)` in the shared body is `x: x` here.
+    #[allow(clippy::redundant_field_names, clippy::redundant_locals)]
     fn apply(&mut self, event: Self::Event) {
-        match event {
-            SubscriptionEvent::SubscriptionCreated {
-                subscription_id,
-                origin_order_id,
-                campaign_id,
-                product_id,
-                price,
-                billing_gateway,
-                credential,
-                terms,
-                status,
-                next_bill_at,
-                card,
-                ..
-            } => {
-                self.card = card;
-                self.id = Some(subscription_id);
-                self.origin_order_id = Some(origin_order_id);
-                self.campaign_id = Some(campaign_id);
-                self.product_id = Some(product_id);
-                self.price = Some(price);
-                self.billing_gateway = Some(billing_gateway);
-                self.credential = Some(credential);
-                self.terms = Some(terms);
-                self.status = Some(status);
-                self.cycle = 1;
-                self.next_bill_at = Some(next_bill_at);
-            }
-            SubscriptionEvent::RebillDeclined { facts, at, .. } => {
-                // The attempt itself is the rebill order's fact; its decline is ours too.
-                self.card_facts.push(CardFact::declined(&facts, at));
-            }
-            SubscriptionEvent::RecycleBillingStarted {
-                order_id,
-                declined_gateway,
-                plan,
-                ..
-            } => {
-                self.status = Some(SubscriptionStatus::RecycleBilling);
-                self.recycle = Some(RecycleState {
-                    order_id,
-                    declined_gateway,
-                    plan,
-                    next_attempt: 1,
-                    next_target: None,
-                    due_at: None,
-                    in_flight: None,
-                    handed_over: None,
-                });
-            }
-            SubscriptionEvent::RecycleAttemptScheduled {
-                attempt,
-                target,
-                due_at,
-                ..
-            } => {
-                if let Some(r) = &mut self.recycle {
-                    r.next_attempt = attempt;
-                    r.next_target = Some(target);
-                    r.due_at = Some(due_at);
-                    r.in_flight = None;
-                }
-            }
-            SubscriptionEvent::RecycleAttemptStarted {
-                attempt,
-                gateway,
-                at,
-                ..
-            } => {
-                if let Some(r) = &mut self.recycle {
-                    r.in_flight = Some(attempt);
-                }
-                self.card_facts.push(CardFact::Attempt {
-                    at,
-                    gateway,
-                    flexfactor: false,
-                });
-            }
-            SubscriptionEvent::RecycleAttemptDeclined { facts, at, .. } => {
-                self.card_facts.push(CardFact::declined(&facts, at));
-            }
-            SubscriptionEvent::RecycleAttemptOutcomeUnknown { .. }
-            | SubscriptionEvent::RecycleAttemptBlocked { .. }
-            | SubscriptionEvent::RecycleAttemptDelayed { .. } => {}
-            SubscriptionEvent::RecycleHandedToFlexFactor {
-                slot,
-                flexfactor_gateway,
-                at,
-                ..
-            } => {
-                self.card_facts.push(CardFact::Attempt {
-                    at,
-                    gateway: flexfactor_gateway,
-                    flexfactor: true,
-                });
-                if let Some(r) = &mut self.recycle {
-                    r.handed_over = Some(slot);
-                    r.due_at = None;
-                }
-            }
-            SubscriptionEvent::CycleAdvanced {
-                order_id,
-                to_cycle,
-                billing_gateway,
-                next_bill_at,
-                at,
-                ..
-            } => {
-                // The card was approved: older facts no longer speak for it (N1-N5).
-                self.card_facts.retain(|f| at - f.at() < network::WINDOW);
-                self.card_facts.push(CardFact::Approval { at });
-                self.cycle = to_cycle;
-                self.billing_gateway = Some(billing_gateway);
-                self.next_bill_at = Some(next_bill_at);
-                self.status = Some(SubscriptionStatus::Active);
-                self.recycle = None;
-                self.settled_orders.push(order_id);
-            }
-            SubscriptionEvent::RecycleFailed { order_id, .. } => {
-                self.status = Some(SubscriptionStatus::RecycleFailed);
-                if let Some(r) = &mut self.recycle {
-                    r.due_at = None;
-                    r.in_flight = None;
-                }
-                self.settled_orders.push(order_id);
-            }
-            SubscriptionEvent::SalvageResultIgnored { .. } => {}
-            SubscriptionEvent::SubscriptionCancelled { .. } => {
-                self.status = Some(SubscriptionStatus::Cancelled);
-                self.recycle = None;
-            }
-        }
+        apply_subscription_event!(self, event, moved);
     }
 }
 
 impl Subscription {
     /// [`Aggregate::apply`] of an event the caller keeps (a runtime that hands the committed
-    /// event on after applying it): the same state change, copying only what the state keeps
-    /// instead of the whole event. `apply_by_reference_is_apply` (in the simulator's tests)
-    /// checks the two agree on every event of simulated runs.
+    /// event on after applying it): the same state change (one body,
+    /// `apply_subscription_event!`), copying only what the state keeps instead of the whole
+    /// event.
     pub fn apply_ref(&mut self, event: &SubscriptionEvent) {
-        match event {
-            SubscriptionEvent::SubscriptionCreated {
-                subscription_id,
-                origin_order_id,
-                campaign_id,
-                product_id,
-                price,
-                billing_gateway,
-                credential,
-                terms,
-                status,
-                next_bill_at,
-                card,
-                ..
-            } => {
-                self.card = card.clone();
-                self.id = Some(subscription_id.clone());
-                self.origin_order_id = Some(origin_order_id.clone());
-                self.campaign_id = Some(campaign_id.clone());
-                self.product_id = Some(product_id.clone());
-                self.price = Some(*price);
-                self.billing_gateway = Some(billing_gateway.clone());
-                self.credential = Some(*credential);
-                self.terms = Some(*terms);
-                self.status = Some(*status);
-                self.cycle = 1;
-                self.next_bill_at = Some(*next_bill_at);
-            }
-            SubscriptionEvent::RebillDeclined { facts, at, .. } => {
-                // The attempt itself is the rebill order's fact; its decline is ours too.
-                self.card_facts.push(CardFact::declined(facts, *at));
-            }
-            SubscriptionEvent::RecycleBillingStarted {
-                order_id,
-                declined_gateway,
-                plan,
-                ..
-            } => {
-                self.status = Some(SubscriptionStatus::RecycleBilling);
-                self.recycle = Some(RecycleState {
-                    order_id: order_id.clone(),
-                    declined_gateway: declined_gateway.clone(),
-                    plan: plan.clone(),
-                    next_attempt: 1,
-                    next_target: None,
-                    due_at: None,
-                    in_flight: None,
-                    handed_over: None,
-                });
-            }
-            SubscriptionEvent::RecycleAttemptScheduled {
-                attempt,
-                target,
-                due_at,
-                ..
-            } => {
-                if let Some(r) = &mut self.recycle {
-                    r.next_attempt = *attempt;
-                    r.next_target = Some(target.clone());
-                    r.due_at = Some(*due_at);
-                    r.in_flight = None;
-                }
-            }
-            SubscriptionEvent::RecycleAttemptStarted {
-                attempt,
-                gateway,
-                at,
-                ..
-            } => {
-                if let Some(r) = &mut self.recycle {
-                    r.in_flight = Some(*attempt);
-                }
-                self.card_facts.push(CardFact::Attempt {
-                    at: *at,
-                    gateway: gateway.clone(),
-                    flexfactor: false,
-                });
-            }
-            SubscriptionEvent::RecycleAttemptDeclined { facts, at, .. } => {
-                self.card_facts.push(CardFact::declined(facts, *at));
-            }
-            SubscriptionEvent::RecycleAttemptOutcomeUnknown { .. }
-            | SubscriptionEvent::RecycleAttemptBlocked { .. }
-            | SubscriptionEvent::RecycleAttemptDelayed { .. } => {}
-            SubscriptionEvent::RecycleHandedToFlexFactor {
-                slot,
-                flexfactor_gateway,
-                at,
-                ..
-            } => {
-                self.card_facts.push(CardFact::Attempt {
-                    at: *at,
-                    gateway: flexfactor_gateway.clone(),
-                    flexfactor: true,
-                });
-                if let Some(r) = &mut self.recycle {
-                    r.handed_over = Some(*slot);
-                    r.due_at = None;
-                }
-            }
-            SubscriptionEvent::CycleAdvanced {
-                order_id,
-                to_cycle,
-                billing_gateway,
-                next_bill_at,
-                at,
-                ..
-            } => {
-                // The card was approved: older facts no longer speak for it (N1-N5).
-                self.card_facts.retain(|f| *at - f.at() < network::WINDOW);
-                self.card_facts.push(CardFact::Approval { at: *at });
-                self.cycle = *to_cycle;
-                self.billing_gateway = Some(billing_gateway.clone());
-                self.next_bill_at = Some(*next_bill_at);
-                self.status = Some(SubscriptionStatus::Active);
-                self.recycle = None;
-                self.settled_orders.push(order_id.clone());
-            }
-            SubscriptionEvent::RecycleFailed { order_id, .. } => {
-                self.status = Some(SubscriptionStatus::RecycleFailed);
-                if let Some(r) = &mut self.recycle {
-                    r.due_at = None;
-                    r.in_flight = None;
-                }
-                self.settled_orders.push(order_id.clone());
-            }
-            SubscriptionEvent::SalvageResultIgnored { .. } => {}
-            SubscriptionEvent::SubscriptionCancelled { .. } => {
-                self.status = Some(SubscriptionStatus::Cancelled);
-                self.recycle = None;
-            }
-        }
+        apply_subscription_event!(self, event, copied);
     }
 }
 
