@@ -7,6 +7,10 @@
 //!
 //! Nothing here performs I/O: no network, no database, no runtime needed to test it.
 
+// Macros first: the modules below use them.
+#[macro_use]
+mod apply_field;
+
 pub mod clock;
 pub mod customer;
 mod decision;

@@ -13,20 +13,6 @@ use super::status::OrderStatus;
 use crate::order_type::OrderType;
 use crate::services::DomainServices;
 
-/// A field of an owned event, as the state keeps it: moved.
-macro_rules! moved {
-    ($field:expr) => {
-        $field
-    };
-}
-
-/// A field of a borrowed event, as the state keeps it: copied.
-macro_rules! copied {
-    ($field:expr) => {
-        $field.clone()
-    };
-}
-
 /// How an event changes the order, written once for [`Aggregate::apply`] (`moved`: the event is
 /// owned, its fields move into the state) and [`Order::apply_ref`] (`copied`: the caller keeps
 /// the event, the fields the state keeps are copied).

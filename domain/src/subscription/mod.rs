@@ -74,20 +74,6 @@ pub struct Subscription {
 
 type Decision<'a> = crate::decision::Decision<'a, Subscription>;
 
-/// A field of an owned event, as the state keeps it: moved.
-macro_rules! moved {
-    ($field:expr) => {
-        $field
-    };
-}
-
-/// A field of a borrowed event, as the state keeps it: copied.
-macro_rules! copied {
-    ($field:expr) => {
-        $field.clone()
-    };
-}
-
 /// How an event changes the subscription, written once for [`Aggregate::apply`] (`moved`: the
 /// event is owned, its fields move into the state) and [`Subscription::apply_ref`] (`copied`:
 /// the caller keeps the event, the fields the state keeps are copied).
