@@ -129,13 +129,9 @@ macro_rules! bind_all {
 }
 
 macro_rules! run_in {
-    ($tx:ident, $events:expr, $writes:expr, $sqlite:expr) => {{
+    ($tx:ident, $events:expr, $writes:expr, $backend:expr) => {{
         for w in $writes {
-            let sql = if $sqlite {
-                super::sqlite_placeholders::anonymous(&w.sql)
-            } else {
-                Cow::Borrowed(&*w.sql)
-            };
+            let sql = $backend.statement(&w.sql);
             let q = bind_all!(sqlx::query(&sql), &w.binds);
             let changed = q
                 .execute(&mut *$tx)
@@ -151,11 +147,7 @@ macro_rules! run_in {
         let events: &[SerializedEvent] = $events;
         if !events.is_empty() {
             let sql = insert_events_sql(events.len());
-            let sql = if $sqlite {
-                super::sqlite_placeholders::anonymous(&sql)
-            } else {
-                Cow::Borrowed(sql.as_str())
-            };
+            let sql = $backend.statement(&sql);
             let q = bind_events!(sqlx::query(&sql), events);
             match q.execute(&mut *$tx).await {
                 Ok(_) => {}
@@ -177,10 +169,9 @@ pub async fn commit(
     if writes.is_empty() {
         // One statement: atomic without a transaction around it, and one round trip. (With
         // writes, PostgreSQL does the same below; SQLite, in process, uses a transaction.)
-        let sqlite = matches!(backend, Backend::Sqlite(_));
         return crate::on_pool!(backend, pool => {
             let mut conn = pool.acquire().await.map_err(|e| CommitError::Store(e.into()))?;
-            run_in!(conn, events, writes, sqlite)
+            run_in!(conn, events, writes, backend)
         });
     }
     match backend {
@@ -189,7 +180,7 @@ pub async fn commit(
                 .begin_with("BEGIN IMMEDIATE")
                 .await
                 .map_err(|e| CommitError::Store(e.into()))?;
-            run_in!(tx, events, writes, true)?;
+            run_in!(tx, events, writes, backend)?;
             tx.commit()
                 .await
                 .map_err(|e| CommitError::Store(e.into()))?;
