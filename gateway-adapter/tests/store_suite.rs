@@ -1369,6 +1369,88 @@ async fn postgres_pool_replaces_connections_the_server_dropped() {
     place.cleanup().await;
 }
 
+/// The group commit's committers keep their connections from batch to batch (sqlx checks every
+/// connection given back to its pool with a round trip). A kept connection stays kept through a
+/// refusal (a guard, a conflict), is given back after a store error, and the next commit takes
+/// another: a connection the server dropped fails one commit, which writes nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kept_connection_the_server_dropped_fails_one_commit_then_is_replaced() {
+    use salvage_gateway::store::guarded_commit::{commit_held, CommitError};
+    use salvage_gateway::store::held_connection::HeldConnection;
+
+    let place = Place::new_postgres();
+    let store = place.open().await;
+    let Backend::Postgres(pool) = &store.backend else {
+        unreachable!("a PostgreSQL place")
+    };
+    let nonce = |n: &str| webhook_book::nonce_write(n, 1);
+    let mut held = HeldConnection::default();
+    commit_held(&store.backend, &mut held, &[], &[nonce("k-1")])
+        .await
+        .unwrap();
+    assert!(held.holds());
+    let first: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(held.get(pool).await.unwrap())
+        .await
+        .unwrap();
+    // A refusal leaves the connection kept, and says which guard refused.
+    let again = commit_held(
+        &store.backend,
+        &mut held,
+        &[],
+        &[nonce("k-2"), nonce("k-1")],
+    )
+    .await;
+    assert!(
+        matches!(again, Err(CommitError::Guard(r)) if r == webhook_book::REPLAYED_NONCE),
+        "{again:?}"
+    );
+    assert!(held.holds());
+    assert!(
+        webhook_book::remember_nonce(&store.backend, "k-2", 1)
+            .await
+            .unwrap(),
+        "the refused commit wrote nothing"
+    );
+    // The server drops the kept connection.
+    let admin = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
+    sqlx::query("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .execute(&admin)
+        .await
+        .unwrap();
+    loop {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = $1")
+            .bind(first)
+            .fetch_one(&admin)
+            .await
+            .unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    let failed = commit_held(&store.backend, &mut held, &[], &[nonce("k-3")]).await;
+    assert!(matches!(failed, Err(CommitError::Store(_))), "{failed:?}");
+    assert!(!held.holds(), "given back after the store error");
+    commit_held(&store.backend, &mut held, &[], &[nonce("k-3")])
+        .await
+        .unwrap();
+    let second: i32 = sqlx::query_scalar("SELECT pg_backend_pid()")
+        .fetch_one(held.get(pool).await.unwrap())
+        .await
+        .unwrap();
+    assert_ne!(first, second);
+    assert!(
+        !webhook_book::remember_nonce(&store.backend, "k-3", 1)
+            .await
+            .unwrap(),
+        "stored once, by the commit on the new connection"
+    );
+    admin.close().await;
+    place.cleanup().await;
+}
+
 // ----------------------------------------------------------------- the in-memory store
 
 #[tokio::test]

@@ -26,6 +26,7 @@ use super::webhook_intake::{for_order, ForOrder, Intake, IntakeError};
 use super::Engine;
 use crate::flexfactor::VerifiedDelivery;
 use crate::store::guarded_commit::CommitError;
+use crate::store::held_connection::HeldConnection;
 use crate::store::webhook_book;
 use crate::store::Backend;
 use crate::store::{BatchCommand, BatchError, BatchOutcome};
@@ -176,6 +177,8 @@ const LOOK_FIRST: usize = 4;
 
 async fn commit_batches(engine: Arc<Engine>, mut rx: mpsc::Receiver<Job>) {
     let in_flight = Arc::new(Semaphore::new(batches_in_flight(&engine.store.backend)));
+    // The committers' connections, kept from batch to batch (see [`HeldConnection`]).
+    let connections: Arc<std::sync::Mutex<Vec<HeldConnection>>> = Arc::default();
     let mut jobs = Vec::with_capacity(MAX_BATCH);
     loop {
         // While every batch is in flight, deliveries gather in the queue for the next one.
@@ -187,15 +190,30 @@ async fn commit_batches(engine: Arc<Engine>, mut rx: mpsc::Receiver<Job>) {
         }
         let batch = std::mem::replace(&mut jobs, Vec::with_capacity(MAX_BATCH));
         let engine = engine.clone();
+        let connections = connections.clone();
         tokio::spawn(async move {
-            commit_batch(&engine, batch).await;
+            let mut held = take_connection(&connections);
+            commit_batch(&engine, batch, &mut held).await;
+            if held.holds() {
+                if let Ok(mut kept) = connections.lock() {
+                    kept.push(held);
+                }
+            }
             drop(permit);
         });
     }
 }
 
+/// A kept connection, or an empty holder that takes one from the pool when first used.
+fn take_connection(kept: &std::sync::Mutex<Vec<HeldConnection>>) -> HeldConnection {
+    kept.lock()
+        .ok()
+        .and_then(|mut k| k.pop())
+        .unwrap_or_default()
+}
+
 /// Commits one batch and answers each of its deliveries.
-async fn commit_batch(engine: &Engine, jobs: Vec<Job>) {
+async fn commit_batch(engine: &Engine, jobs: Vec<Job>, held: &mut HeldConnection) {
     // Redeliveries and replayed nonces would fail their guards and undo the whole batch: they
     // go the one-delivery path, which says what they are. (A look that fails leaves them in;
     // the commit then decides. A small batch is not looked for, see [`LOOK_FIRST`].)
@@ -207,7 +225,7 @@ async fn commit_batch(engine: &Engine, jobs: Vec<Job>) {
             .iter()
             .map(|j| j.delivery.delivery_key.as_str())
             .collect();
-        webhook_book::already_stored(&engine.store.backend, &nonces, &keys)
+        webhook_book::already_stored(&engine.store.backend, held, &nonces, &keys)
             .await
             .unwrap_or_default()
     };
@@ -253,7 +271,7 @@ async fn commit_batch(engine: &Engine, jobs: Vec<Job>) {
     match engine
         .store
         .orders
-        .execute_batch(commands, &engine.services)
+        .execute_batch_held(commands, &engine.services, held)
         .await
     {
         Ok(outcomes) => {

@@ -12,6 +12,7 @@ use cqrs_es::{Aggregate, EventEnvelope};
 
 use super::aggregate_store::{envelopes, AggregateStore};
 use super::guarded_commit::{self, CommitError, Write};
+use super::held_connection::HeldConnection;
 use super::state_cache::StateCache;
 use super::{Backend, StoreError};
 
@@ -91,8 +92,13 @@ where
         }
     }
 
-    /// Each aggregate's state and last sequence, folded from one query.
-    async fn fold_many(&self, ids: &[&str]) -> Result<HashMap<String, (A, usize)>, BatchError> {
+    /// Each aggregate's state and last sequence, folded from one query (on PostgreSQL over the
+    /// connection `held` keeps).
+    async fn fold_many(
+        &self,
+        ids: &[&str],
+        held: &mut HeldConnection,
+    ) -> Result<HashMap<String, (A, usize)>, BatchError> {
         let mut folded: HashMap<String, (A, usize)> = ids
             .iter()
             .map(|id| (id.to_string(), (A::default(), 0)))
@@ -102,13 +108,29 @@ where
         };
         let sql = fold_sql(ids.len());
         let sql = backend.statement(&sql);
-        let rows: Vec<(String, i64, String)> = crate::on_pool!(backend, pool => {
-            let mut q = sqlx::query_as(&sql).bind(A::TYPE);
-            for id in ids {
-                q = q.bind(*id);
+        let rows: Vec<(String, i64, String)> = match backend {
+            Backend::Sqlite(pool) => {
+                let mut q = sqlx::query_as(&sql).bind(A::TYPE);
+                for id in ids {
+                    q = q.bind(*id);
+                }
+                q.fetch_all(pool).await.map_err(StoreError::from)?
             }
-            q.fetch_all(pool).await.map_err(StoreError::from)?
-        });
+            Backend::Postgres(pool) => {
+                let conn = held.get(pool).await.map_err(StoreError::from)?;
+                let mut q = sqlx::query_as(&sql).bind(A::TYPE);
+                for id in ids {
+                    q = q.bind(*id);
+                }
+                match q.fetch_all(conn).await {
+                    Ok(rows) => rows,
+                    Err(e) => {
+                        held.release();
+                        return Err(StoreError::from(e).into());
+                    }
+                }
+            }
+        };
         for (id, sequence, payload) in rows {
             let event: A::Event =
                 serde_json::from_str(&payload).map_err(|e| BatchError::Unreadable {
@@ -132,6 +154,18 @@ where
         commands: Vec<BatchCommand<A>>,
         services: &A::Services,
     ) -> Result<Vec<BatchOutcome<A>>, BatchError> {
+        self.execute_batch_held(commands, services, &mut HeldConnection::default())
+            .await
+    }
+
+    /// [`Self::execute_batch`], on PostgreSQL over the connection `held` keeps (a committer
+    /// that runs batch after batch saves the pool's check of each connection given back).
+    pub async fn execute_batch_held(
+        &self,
+        commands: Vec<BatchCommand<A>>,
+        services: &A::Services,
+        held: &mut HeldConnection,
+    ) -> Result<Vec<BatchOutcome<A>>, BatchError> {
         let mut ids: Vec<&str> = commands.iter().map(|c| c.id.as_str()).collect();
         ids.sort_unstable();
         if let Some(w) = ids.windows(2).find(|w| w[0] == w[1]) {
@@ -154,7 +188,7 @@ where
             }
         }
         if !unknown.is_empty() {
-            folded.extend(self.fold_many(&unknown).await?);
+            folded.extend(self.fold_many(&unknown, held).await?);
         }
         let mut outcomes = Vec::with_capacity(commands.len());
         let mut serialized: Vec<SerializedEvent> = Vec::new();
@@ -187,10 +221,10 @@ where
             writes.extend(c.writes);
             outcomes.push(BatchOutcome::Committed(events));
         }
-        // Each delivery's nonce and record are rows of their own tables: one statement each.
-        let writes = guarded_commit::merge_rows(writes);
+        // Each delivery's nonce and record are rows of their own tables: the commit writes each
+        // kind of row with one statement.
         if !serialized.is_empty() || !writes.is_empty() {
-            if let Err(e) = guarded_commit::commit(backend, &serialized, &writes).await {
+            if let Err(e) = guarded_commit::commit_held(backend, held, &serialized, &writes).await {
                 // A stale state (a conflict), or an outcome not known: read them again.
                 for (id, ..) in &after {
                     cache.forget(id);

@@ -11,6 +11,8 @@ use std::borrow::Cow;
 
 use cqrs_es::persist::SerializedEvent;
 
+use super::held_connection::HeldConnection;
+use super::pg_row_arrays::{self, Column};
 use super::{Backend, StoreError};
 
 /// A value bound to a [`Write`].
@@ -166,20 +168,29 @@ pub async fn commit(
     events: &[SerializedEvent],
     writes: &[Write],
 ) -> Result<(), CommitError> {
-    if writes.is_empty() {
-        // One statement: atomic without a transaction around it, and one round trip. (With
-        // writes, PostgreSQL does the same below; SQLite, in process, uses a transaction.)
-        return crate::on_pool!(backend, pool => {
-            let mut conn = pool.acquire().await.map_err(|e| CommitError::Store(e.into()))?;
-            run_in!(conn, events, writes, backend)
-        });
-    }
     match backend {
+        Backend::Sqlite(pool) if writes.is_empty() => {
+            // One statement: atomic without a transaction around it, and one round trip.
+            let mut conn = pool
+                .acquire()
+                .await
+                .map_err(|e| CommitError::Store(e.into()))?;
+            run_in!(conn, events, writes, backend)?;
+        }
         Backend::Sqlite(pool) => {
             let mut tx = pool
                 .begin_with("BEGIN IMMEDIATE")
                 .await
                 .map_err(|e| CommitError::Store(e.into()))?;
+            // Each kind of row in one statement: fewer statements to step through (a batch's;
+            // one delivery's nonce and record are of two kinds).
+            let merged;
+            let writes = if writes.len() > 2 {
+                merged = merge_rows(writes.to_vec());
+                &merged[..]
+            } else {
+                writes
+            };
             run_in!(tx, events, writes, backend)?;
             tx.commit()
                 .await
@@ -190,14 +201,35 @@ pub async fn commit(
     Ok(())
 }
 
+/// [`commit`], on PostgreSQL over the connection `held` keeps (see [`HeldConnection`]).
+pub async fn commit_held(
+    backend: &Backend,
+    held: &mut HeldConnection,
+    events: &[SerializedEvent],
+    writes: &[Write],
+) -> Result<(), CommitError> {
+    let Backend::Postgres(pool) = backend else {
+        return commit(backend, events, writes).await;
+    };
+    let conn = held
+        .get(pool)
+        .await
+        .map_err(|e| CommitError::Store(e.into()))?;
+    let result = commit_in_one_statement(conn, events, writes).await;
+    if matches!(result, Err(CommitError::Store(_))) {
+        held.release();
+    }
+    result
+}
+
 /// Single-row inserts that do not depend on one another (a group commit's nonces and delivery
 /// records) merged into multi-row ones: the writes of the same statement and guard, each an
 /// `INSERT ... VALUES ($1, ..., $k) [tail]` of one row, become one statement of all their rows
-/// whose guard requires every row. One statement per kind of row rather than one per row:
-/// fewer round trips on SQLite, a shorter statement on PostgreSQL. The writes are grouped by
+/// whose guard requires every row. One statement per kind of row rather than one per row, on
+/// SQLite (PostgreSQL binds them as arrays, see [`pg_row_arrays`]). The writes are grouped by
 /// statement, in the order each statement first appears; a write of any other form is kept as
 /// it is, after them.
-pub fn merge_rows(writes: Vec<Write>) -> Vec<Write> {
+fn merge_rows(writes: Vec<Write>) -> Vec<Write> {
     // (head, tuple, tail, guard) of each group, with its binds and rows.
     let mut groups: Vec<(String, Write)> = Vec::new();
     let mut others = Vec::new();
@@ -228,7 +260,7 @@ pub fn merge_rows(writes: Vec<Write>) -> Vec<Write> {
 
 /// `INSERT ... VALUES (tuple) tail` of one row whose tuple holds only `$1..$k` in order (and the
 /// tail no placeholder): its head (up to `VALUES `), tuple and tail.
-fn single_row(sql: &str) -> Option<(&str, &str, &str)> {
+pub(super) fn single_row(sql: &str) -> Option<(&str, &str, &str)> {
     if !sql.trim_start().starts_with("INSERT INTO") {
         return None;
     }
@@ -275,42 +307,66 @@ fn renumber(sql: &str, offset: usize) -> String {
 
 /// PostgreSQL: the writes and the events as one statement of data-modifying CTEs, so one round
 /// trip, atomic without a transaction around it. A guarded write that changed no row makes
-/// `salvage_guard` raise, which undoes the whole statement.
-async fn commit_in_one_statement(
-    pool: &sqlx::PgPool,
+/// `salvage_guard` raise, which undoes the whole statement. Single-row inserts and the events
+/// are bound as column arrays ([`pg_row_arrays`]): the statement's text depends on which
+/// writes there are, not on how many rows, so its plan is kept.
+async fn commit_in_one_statement<'c, E>(
+    executor: E,
     events: &[SerializedEvent],
     writes: &[Write],
-) -> Result<(), CommitError> {
-    let mut parts = Vec::with_capacity(writes.len() + 1);
+) -> Result<(), CommitError>
+where
+    E: sqlx::Executor<'c, Database = sqlx::Postgres>,
+{
+    let (arrays, others) = pg_row_arrays::group(writes);
+    let mut parts = Vec::with_capacity(arrays.len() + others.len() + 1);
+    // Each CTE's guard, in the order of `guard_reasons`: (CTE, rows it must change).
+    let mut guards: Vec<(String, String)> = Vec::new();
+    let mut guard_reasons: Vec<&'static str> = Vec::new();
     let mut offset = 0;
-    for (i, w) in writes.iter().enumerate() {
+    for (i, a) in arrays.iter().enumerate() {
+        parts.push(format!("a{i} AS ({} RETURNING 1)", a.sql(offset)));
+        if let Some(reason) = a.guard {
+            guards.push((
+                format!("a{i}"),
+                format!("cardinality(${}::{})", offset + 1, a.first_type()),
+            ));
+            guard_reasons.push(reason);
+        }
+        offset += a.columns.len();
+    }
+    for (i, w) in others.iter().enumerate() {
         parts.push(format!(
             "w{i} AS ({} RETURNING 1)",
             renumber(&w.sql, offset)
         ));
+        if let Some(reason) = w.guard {
+            guards.push((format!("w{i}"), w.rows.to_string()));
+            guard_reasons.push(reason);
+        }
         offset += w.binds.len();
     }
+    let event_rows = pg_row_arrays::RowArrays::events(events);
     if !events.is_empty() {
-        parts.push(format!(
-            "ev AS ({} RETURNING 1)",
-            insert_events_sql_from(offset, events.len())
-        ));
+        parts.push(format!("ev AS ({} RETURNING 1)", event_rows.sql(offset)));
     }
     let mut sql = format!("WITH {} SELECT 1", parts.join(", "));
-    for (i, w) in writes.iter().enumerate() {
-        if w.guard.is_some() {
-            sql.push_str(&format!(
-                ", salvage_guard((SELECT count(*) FROM w{i}) = {}, {i})",
-                w.rows
-            ));
-        }
+    for (i, (cte, rows)) in guards.iter().enumerate() {
+        sql.push_str(&format!(
+            ", salvage_guard((SELECT count(*) FROM {cte}) = {rows}, {i})"
+        ));
     }
     let mut q = sqlx::query(&sql);
-    for w in writes {
+    for a in &arrays {
+        q = bind_columns(q, &a.columns);
+    }
+    for w in &others {
         q = bind_all!(q, &w.binds);
     }
-    let q = bind_events!(q, events);
-    match q.execute(pool).await {
+    if !events.is_empty() {
+        q = bind_columns(q, &event_rows.columns);
+    }
+    match q.execute(executor).await {
         Ok(_) => Ok(()),
         Err(err) if is_unique_violation(&err) => Err(CommitError::Conflict),
         Err(sqlx::Error::Database(d)) if d.code().as_deref() == Some(GUARD_SQLSTATE) => {
@@ -319,13 +375,27 @@ async fn commit_in_one_statement(
                 .rsplit(' ')
                 .next()
                 .and_then(|i| i.parse::<usize>().ok())
-                .and_then(|i| writes.get(i))
-                .and_then(|w| w.guard)
+                .and_then(|i| guard_reasons.get(i).copied())
                 .unwrap_or("a guarded write changed no row");
             Err(CommitError::Guard(reason))
         }
         Err(err) => Err(CommitError::Store(err.into())),
     }
+}
+
+/// Binds each column's values as one array.
+fn bind_columns<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    columns: &'q [Column<'q>],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    for c in columns {
+        q = match c {
+            Column::Text(v) => q.bind(v),
+            Column::Int(v) => q.bind(v),
+            Column::Json(v) => q.bind(v),
+        };
+    }
+    q
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 use sqlx::Row;
 
 use super::guarded_commit::{self, Bind, CommitError, Write};
+use super::held_connection::HeldConnection;
 use super::{Backend, StoreError};
 
 const INSERT_NONCE: &str = "INSERT INTO salvage_webhook_nonces (nonce, seen_at) VALUES ($1, $2) \
@@ -200,11 +201,48 @@ pub async fn delivery_seen(backend: &Backend, delivery_key: &str) -> Result<bool
 
 /// Of `nonces` and `delivery_keys`, those already stored (nonces seen, deliveries recorded), in
 /// one query: a group commit leaves them out, so that one redelivery does not undo the batch.
+/// On PostgreSQL the lists are bound as arrays (one statement text, planned once) over the
+/// connection `held` keeps.
 pub async fn already_stored(
     backend: &Backend,
+    held: &mut HeldConnection,
     nonces: &[&str],
     delivery_keys: &[&str],
 ) -> Result<std::collections::HashSet<String>, StoreError> {
+    if nonces.is_empty() && delivery_keys.is_empty() {
+        return Ok(Default::default());
+    }
+    let found: Vec<String> = match backend {
+        Backend::Sqlite(pool) => {
+            let sql = already_stored_sql(nonces.len(), delivery_keys.len());
+            let sql = backend.statement(&sql);
+            let mut q = sqlx::query_scalar(&sql);
+            for v in nonces.iter().chain(delivery_keys) {
+                q = q.bind(*v);
+            }
+            q.fetch_all(pool).await?
+        }
+        Backend::Postgres(pool) => {
+            let result = sqlx::query_scalar(
+                "SELECT nonce AS v FROM salvage_webhook_nonces WHERE nonce = ANY($1::text[]) \
+                 UNION ALL SELECT delivery_key AS v FROM salvage_webhook_deliveries \
+                 WHERE delivery_key = ANY($2::text[])",
+            )
+            .bind(nonces)
+            .bind(delivery_keys)
+            .fetch_all(held.get(pool).await?)
+            .await;
+            if result.is_err() {
+                held.release();
+            }
+            result?
+        }
+    };
+    Ok(found.into_iter().collect())
+}
+
+/// [`already_stored`]'s query on SQLite: `IN` lists of `nonces` then `keys` placeholders.
+fn already_stored_sql(nonces: usize, keys: usize) -> String {
     let list = |from: usize, n: usize| {
         (from..from + n)
             .map(|i| format!("${i}"))
@@ -212,30 +250,19 @@ pub async fn already_stored(
             .join(", ")
     };
     let mut parts = Vec::new();
-    if !nonces.is_empty() {
+    if nonces > 0 {
         parts.push(format!(
             "SELECT nonce AS v FROM salvage_webhook_nonces WHERE nonce IN ({})",
-            list(1, nonces.len())
+            list(1, nonces)
         ));
     }
-    if !delivery_keys.is_empty() {
+    if keys > 0 {
         parts.push(format!(
             "SELECT delivery_key AS v FROM salvage_webhook_deliveries WHERE delivery_key IN ({})",
-            list(nonces.len() + 1, delivery_keys.len())
+            list(nonces + 1, keys)
         ));
     }
-    if parts.is_empty() {
-        return Ok(Default::default());
-    }
-    let sql = parts.join(" UNION ALL ");
-    let found: Vec<String> = crate::on_pool!(backend, pool => {
-        let mut q = sqlx::query_scalar(&sql);
-        for v in nonces.iter().chain(delivery_keys) {
-            q = q.bind(*v);
-        }
-        q.fetch_all(pool).await?
-    });
-    Ok(found.into_iter().collect())
+    parts.join(" UNION ALL ")
 }
 
 /// How many refused deliveries the inbox keeps (the newest).
