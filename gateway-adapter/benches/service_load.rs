@@ -22,6 +22,11 @@ use salvage_gateway::service::config::ServiceConfig;
 use salvage_gateway::service::{start, RunningService, ServeOptions};
 use secrecy::SecretString;
 
+/// The allocator of the `salvage` binary that serves in production (src/main.rs), so that the
+/// service is measured as it ships.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 const SAMPLE: &str = include_str!("../../examples/salvage.toml");
 const HMAC: &str =
     "XRmKBxG5uvt1qWzqvp+T6CAbTo0MB89GTxXZD5cHA56RP7Mj4NbnHQOR1Y8uorUU9YQz8ujaVRUdm9vTSkPZSw==";
@@ -269,14 +274,24 @@ async fn batch_figures(svc: &RunningService) -> String {
     }
 }
 
-/// Waits until the background work (projector, dispatcher) has caught up with the log.
+/// Waits until the background work has caught up: the projector and the dispatcher with the
+/// log, and no outbox row due.
 async fn caught_up(svc: &RunningService) {
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
         let lag = salvage_gateway::store::console::lag(&svc.state.store.backend)
             .await
             .expect("lag");
-        if !lag.checkpoints.is_empty() && lag.checkpoints.iter().all(|(_, p)| *p >= lag.head) {
+        // The outbox too: what the events asked for (FlexFactor's calls) is done.
+        let now = SystemClock.now().timestamp_millis();
+        let due = salvage_gateway::store::outbox::stats(&svc.state.store.backend, now)
+            .await
+            .expect("outbox")
+            .due;
+        if due == 0
+            && !lag.checkpoints.is_empty()
+            && lag.checkpoints.iter().all(|(_, p)| *p >= lag.head)
+        {
             return;
         }
         assert!(
