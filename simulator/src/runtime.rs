@@ -396,10 +396,7 @@ impl Runtime {
             }
         };
         let services = services.as_ref().unwrap_or(&self.services);
-        let held = match self.store.orders.get_mut(&order_id) {
-            Some(held) => held,
-            None => self.store.orders.entry(order_id.clone()).or_default(),
-        };
+        let held = self.store.orders.get_or_default(&order_id);
         let events = match held.state.decide(command, services) {
             Ok(events) => events,
             Err(e) => {
@@ -450,14 +447,7 @@ impl Runtime {
             }
         };
         let services = services.as_ref().unwrap_or(&self.services);
-        let held = match self.store.subscriptions.get_mut(&subscription_id) {
-            Some(held) => held,
-            None => self
-                .store
-                .subscriptions
-                .entry(subscription_id.clone())
-                .or_default(),
-        };
+        let held = self.store.subscriptions.get_or_default(&subscription_id);
         let events = match held.state.decide(command, services) {
             Ok(events) => events,
             Err(e) => {
