@@ -1043,6 +1043,11 @@ impl Driver for CustomerDriver<'_> {
         }
     }
 
+    /// Notifications are only counted, by kind.
+    fn notification_ids(&self) -> bool {
+        false
+    }
+
     fn halted(&self) -> bool {
         self.prefix
             .as_ref()

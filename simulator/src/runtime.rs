@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
 use salvage_domain::order::{Order, OrderCommand, OrderError, OrderEvent};
 use salvage_domain::process_manager::{
-    order_follow_ups, subscription_follow_ups, Effect, FollowUp,
+    order_follow_ups, subscription_follow_ups, Effect, FollowUp, FollowUps,
 };
 use salvage_domain::subscription::{
     Subscription, SubscriptionCommand, SubscriptionError, SubscriptionEvent,
@@ -68,6 +68,13 @@ pub trait Driver {
     ) {
     }
 
+    /// Whether the driver reads the ids of the CRM notifications it performs (`event_id`, order
+    /// and subscription id); when not, the process manager leaves them out
+    /// ([`FollowUps::notification_ids`]).
+    fn notification_ids(&self) -> bool {
+        true
+    }
+
     /// A follow-up command (from the process manager, a timer or the driver) was refused.
     fn refused(&mut self, _refused: Refused) {}
 
@@ -97,6 +104,23 @@ pub trait Driver {
     /// once, leaving the rest of the queue and the timers as they are.
     fn halted(&self) -> bool {
         false
+    }
+}
+
+/// The back of the runtime's queue, where the process manager appends its follow-ups, with
+/// the driver's wish about the notifications' ids.
+struct Back<'q> {
+    queue: &'q mut VecDeque<FollowUp>,
+    notification_ids: bool,
+}
+
+impl FollowUps for Back<'_> {
+    fn push(&mut self, f: FollowUp) {
+        self.queue.push_back(f);
+    }
+
+    fn notification_ids(&self) -> bool {
+        self.notification_ids
     }
 }
 
@@ -411,13 +435,17 @@ impl Runtime {
             held.state.apply_ref(&event);
             held.sequence += 1;
             // The process manager's follow-ups, then the driver's, in that order.
+            let mut back = Back {
+                queue: &mut self.queue,
+                notification_ids: driver.notification_ids(),
+            };
             order_follow_ups(
                 &self.services.setup,
                 &order_id,
                 held.sequence,
                 &event,
                 &held.state,
-                &mut self.queue,
+                &mut back,
             );
             driver.order_event(&order_id, &event, &held.state, &mut self.queue);
         }
@@ -460,12 +488,16 @@ impl Runtime {
         for event in events {
             held.state.apply_ref(&event);
             held.sequence += 1;
+            let mut back = Back {
+                queue: &mut self.queue,
+                notification_ids: driver.notification_ids(),
+            };
             subscription_follow_ups(
                 &subscription_id,
                 held.sequence,
                 &event,
                 &held.state,
-                &mut self.queue,
+                &mut back,
             );
             driver.subscription_event(&subscription_id, &event, &held.state, &mut self.queue);
         }
