@@ -157,8 +157,10 @@ fn fill(
     own: &[CardFact],
     now: DateTime<Utc>,
 ) {
+    let mut sources: Vec<&[CardFact]> = Vec::with_capacity(store.orders.len() + 1);
+    sources.extend(others(store, card, deciding));
     let mut last_approval = None;
-    for f in others(store, card, deciding).flatten().chain(own) {
+    for f in sources.iter().copied().flatten().chain(own) {
         if let CardFact::Approval { at } = f {
             if *at <= now && last_approval.is_none_or(|a| a < *at) {
                 last_approval = Some(*at);
