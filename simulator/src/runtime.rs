@@ -430,9 +430,9 @@ impl Runtime {
                 return Err((order_id, e));
             }
         };
-        for event in events {
+        for event in &events {
             // By reference: the process manager and the driver read the event after it.
-            held.state.apply_ref(&event);
+            held.state.apply_ref(event);
             held.sequence += 1;
             // The process manager's follow-ups, then the driver's, in that order.
             let mut back = Back {
@@ -443,11 +443,11 @@ impl Runtime {
                 &self.services.setup,
                 &order_id,
                 held.sequence,
-                &event,
+                event,
                 &held.state,
                 &mut back,
             );
-            driver.order_event(&order_id, &event, &held.state, &mut self.queue);
+            driver.order_event(&order_id, event, &held.state, &mut self.queue);
         }
         if held.sequence == 0 {
             self.store.orders.remove(&order_id);
@@ -485,8 +485,8 @@ impl Runtime {
                 return Err((subscription_id, e));
             }
         };
-        for event in events {
-            held.state.apply_ref(&event);
+        for event in &events {
+            held.state.apply_ref(event);
             held.sequence += 1;
             let mut back = Back {
                 queue: &mut self.queue,
@@ -495,11 +495,11 @@ impl Runtime {
             subscription_follow_ups(
                 &subscription_id,
                 held.sequence,
-                &event,
+                event,
                 &held.state,
                 &mut back,
             );
-            driver.subscription_event(&subscription_id, &event, &held.state, &mut self.queue);
+            driver.subscription_event(&subscription_id, event, &held.state, &mut self.queue);
         }
         if held.sequence == 0 {
             self.store.subscriptions.remove(&subscription_id);
