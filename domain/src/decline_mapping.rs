@@ -70,10 +70,19 @@ impl DeclineMappingRule {
     }
 }
 
-/// Case-insensitive substring test (Unicode lower-casing).
+/// Case-insensitive substring test (Unicode lower-casing). Without allocating when both are
+/// ASCII (lower-casing ASCII text changes no length, so the windows of the haystack are those
+/// of its lower-cased copy).
 fn contains_ignore_case(haystack: &str, needle: &str) -> bool {
     if needle.is_empty() {
         return false;
+    }
+    if haystack.is_ascii() && needle.is_ascii() {
+        let needle = needle.as_bytes();
+        return haystack
+            .as_bytes()
+            .windows(needle.len())
+            .any(|w| w.eq_ignore_ascii_case(needle));
     }
     haystack.to_lowercase().contains(&needle.to_lowercase())
 }
@@ -208,6 +217,18 @@ mod tests {
     }
 
     proptest! {
+        /// The ASCII path reads as the lower-cased containment, and non-ASCII text (the Kelvin
+        /// sign lower-cases to an ASCII k, the dotted I to two characters) takes the other.
+        #[test]
+        fn contains_ignore_case_is_containment_of_the_lower_cased(
+            haystack in "[a-zA-Z \u{e9}\u{c9}\u{130}\u{212a}]{0,12}",
+            needle in "[a-zA-Z \u{e9}\u{c9}\u{130}\u{212a}]{0,4}",
+        ) {
+            let expected =
+                !needle.is_empty() && haystack.to_lowercase().contains(&needle.to_lowercase());
+            prop_assert_eq!(contains_ignore_case(&haystack, &needle), expected);
+        }
+
         /// D2 properties: no rule matches → the processor's verdict; otherwise the verdict is the
         /// first matching rule's, whatever the case of the message.
         #[test]

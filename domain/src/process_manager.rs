@@ -125,6 +125,13 @@ pub enum FollowUp {
 pub trait FollowUps {
     fn push(&mut self, f: FollowUp);
 
+    /// Whether the CRM notifications pushed here need their ids (`event_id`, `order_id`,
+    /// `subscription_id`). A sink that only counts notifications by kind (the simulator's
+    /// engine) says no and gets them without: `event_id` empty, no order or subscription id.
+    fn notification_ids(&self) -> bool {
+        true
+    }
+
     fn push_all(&mut self, follow_ups: Vec<FollowUp>) {
         for f in follow_ups {
             self.push(f);
@@ -163,20 +170,29 @@ fn event_id_of(aggregate_type: &str, id: &str, sequence: usize) -> String {
     ])
 }
 
+/// The ids of a notification: its `event_id`, order id and subscription id.
+type NotificationIds = (String, Option<OrderId>, Option<SubscriptionId>);
+
+/// Pushes a notification of `kind` to `out`, with the ids `ids` gives when `out` wants them
+/// ([`FollowUps::notification_ids`]).
 fn notify(
-    event_id: String,
+    out: &mut impl FollowUps,
     kind: NotificationKind,
-    order_id: Option<OrderId>,
-    subscription_id: Option<SubscriptionId>,
+    ids: impl FnOnce() -> NotificationIds,
     when: DateTime<Utc>,
-) -> FollowUp {
-    FollowUp::Effect(Effect::NotifyCrm(Notification {
+) {
+    let (event_id, order_id, subscription_id) = if out.notification_ids() {
+        ids()
+    } else {
+        (String::new(), None, None)
+    };
+    out.push(FollowUp::Effect(Effect::NotifyCrm(Notification {
         event_id,
         kind,
         order_id,
         subscription_id,
         at: when,
-    }))
+    })));
 }
 
 /// The subscription id of a recurring line: the order's `subscription_id` when it has one
@@ -321,13 +337,12 @@ pub fn order_follow_ups(
                     out.push_all(create_subscriptions(order, gateway, CredentialKind::Token));
                 }
             }
-            CascadeOutcome::Declined => out.push(notify(
-                event_id(),
+            CascadeOutcome::Declined => notify(
+                out,
                 NotificationKind::OrderDeclined,
-                Some(order_id.clone()),
-                None,
+                || (event_id(), Some(order_id.clone()), None),
                 when,
-            )),
+            ),
             CascadeOutcome::Unknown { .. } => {}
         },
         OrderEvent::SalvageSubmitted { attempt, mode, .. } => {
@@ -439,48 +454,49 @@ pub fn order_follow_ups(
                         },
                     });
                 }
-                out.push(notify(
-                    event_id(),
+                notify(
+                    out,
                     NotificationKind::OrderDeclined,
-                    Some(order_id.clone()),
-                    Some(subscription_id.clone()),
+                    || {
+                        (
+                            event_id(),
+                            Some(order_id.clone()),
+                            Some(subscription_id.clone()),
+                        )
+                    },
                     when,
-                ));
+                );
             }
-            SalvageRoute::Rerun => out.push(notify(
-                event_id(),
+            SalvageRoute::Rerun => notify(
+                out,
                 if details.order_type == OrderType::TrialCompletion {
                     NotificationKind::TrialCompletionFailed
                 } else {
                     NotificationKind::OrderDeclined
                 },
-                Some(order_id.clone()),
-                sub_id(),
+                || (event_id(), Some(order_id.clone()), sub_id()),
                 when,
-            )),
+            ),
             SalvageRoute::Cascade { .. } => {}
         },
-        OrderEvent::FulfillmentRequested { .. } => out.push(notify(
-            event_id(),
+        OrderEvent::FulfillmentRequested { .. } => notify(
+            out,
             NotificationKind::OrderCompleted,
-            Some(order_id.clone()),
-            sub_id(),
+            || (event_id(), Some(order_id.clone()), sub_id()),
             when,
-        )),
-        OrderEvent::OrderRefunded { .. } => out.push(notify(
-            event_id(),
+        ),
+        OrderEvent::OrderRefunded { .. } => notify(
+            out,
             NotificationKind::Refunded,
-            Some(order_id.clone()),
-            None,
+            || (event_id(), Some(order_id.clone()), None),
             when,
-        )),
-        OrderEvent::ChargebackRecorded { .. } => out.push(notify(
-            event_id(),
+        ),
+        OrderEvent::ChargebackRecorded { .. } => notify(
+            out,
             NotificationKind::Chargeback,
-            Some(order_id.clone()),
-            None,
+            || (event_id(), Some(order_id.clone()), None),
             when,
-        )),
+        ),
         _ => {}
     }
 }
@@ -581,16 +597,21 @@ pub fn subscription_follow_ups(
                     },
                 });
             }
-            out.push(notify(
-                event_id(),
+            notify(
+                out,
                 NotificationKind::SubscriptionAdvanced {
                     billing_gateway: billing_gateway.clone(),
                     cycle: *to_cycle,
                 },
-                Some(order_id.clone()),
-                Some(subscription_id.clone()),
+                || {
+                    (
+                        event_id(),
+                        Some(order_id.clone()),
+                        Some(subscription_id.clone()),
+                    )
+                },
                 when,
-            ));
+            );
             out.push(at(
                 *next_bill_at,
                 FollowUp::Effect(Effect::BillSubscription {
@@ -601,20 +622,75 @@ pub fn subscription_follow_ups(
         }
         SubscriptionEvent::RecycleFailed {
             order_id, reason, ..
-        } => out.push(notify(
-            event_id(),
+        } => notify(
+            out,
             NotificationKind::RecycleFailed { reason: *reason },
-            Some(order_id.clone()),
-            Some(subscription_id.clone()),
+            || {
+                (
+                    event_id(),
+                    Some(order_id.clone()),
+                    Some(subscription_id.clone()),
+                )
+            },
             when,
-        )),
+        ),
         _ => {}
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::event_id_of;
+    use chrono::TimeZone;
+
+    use super::*;
+
+    /// A sink that counts notifications by kind only.
+    struct KindsOnly(Vec<FollowUp>);
+
+    impl FollowUps for KindsOnly {
+        fn push(&mut self, f: FollowUp) {
+            self.0.push(f);
+        }
+
+        fn notification_ids(&self) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn a_sink_that_counts_kinds_gets_notifications_without_ids() {
+        let at = Utc.with_ymd_and_hms(2026, 3, 1, 0, 0, 0).unwrap();
+        let event = SubscriptionEvent::RecycleFailed {
+            order_id: OrderId::new("c1-c2"),
+            reason: RecycleFailure::Exhausted,
+            at,
+        };
+        let id = SubscriptionId::new("c1-coaching");
+        let subscription = Subscription::default();
+        let full = on_subscription_event(&id, 7, &event, &subscription);
+        let mut kinds = KindsOnly(Vec::new());
+        subscription_follow_ups(&id, 7, &event, &subscription, &mut kinds);
+        let expected = Notification {
+            event_id: "subscription:c1-coaching:7".into(),
+            kind: NotificationKind::RecycleFailed {
+                reason: RecycleFailure::Exhausted,
+            },
+            order_id: Some(OrderId::new("c1-c2")),
+            subscription_id: Some(id.clone()),
+            at,
+        };
+        assert_eq!(
+            full,
+            [FollowUp::Effect(Effect::NotifyCrm(expected.clone()))]
+        );
+        let without = Notification {
+            event_id: String::new(),
+            order_id: None,
+            subscription_id: None,
+            ..expected
+        };
+        assert_eq!(kinds.0, [FollowUp::Effect(Effect::NotifyCrm(without))]);
+    }
 
     #[test]
     fn event_ids_read_as_formatted() {

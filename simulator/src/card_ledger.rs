@@ -17,23 +17,25 @@
 //! instant is kept too, whichever way the guard reads a decline and an approval in one instant),
 //! and that approval.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
-use salvage_domain::network::{CardFact, CardHistory, CardKey, CardNetwork, WINDOW};
+use salvage_domain::network::{CardFact, CardHistory, CardKey, CardNetwork, LoadedLedger, WINDOW};
 use salvage_domain::order::{AttemptResult, Order, OrderCommand, SalvageRoute};
 use salvage_domain::subscription::{Subscription, SubscriptionCommand};
-use salvage_domain::{OrderId, OrderType, SubscriptionId};
+use salvage_domain::{DomainServices, OrderId, OrderType, SubscriptionId};
 
 use crate::store::Store;
 
 /// The aggregate a command is decided on: its own facts are its state's, not the ledger's.
 #[derive(Debug, Clone, Copy)]
-pub(crate) enum Deciding<'a> {
+enum Deciding<'a> {
     Order(&'a OrderId),
     Subscription(&'a SubscriptionId),
 }
 
 /// The card `command` may make an attempt on, when the network rules can apply to it.
-pub(crate) fn order_card(command: &OrderCommand, order: Option<&Order>) -> Option<CardKey> {
+fn order_card(command: &OrderCommand, order: Option<&Order>) -> Option<CardKey> {
     let card = match command {
         // Only a new sale cascades on its decline; a rebill's first attempt is the CRM's.
         OrderCommand::Place(p)
@@ -64,7 +66,7 @@ pub(crate) fn order_card(command: &OrderCommand, order: Option<&Order>) -> Optio
 }
 
 /// The card a subscription command may make an attempt on (a due re-attempt or hand-over).
-pub(crate) fn subscription_card(
+fn subscription_card(
     command: &SubscriptionCommand,
     subscription: Option<&Subscription>,
 ) -> Option<CardKey> {
@@ -79,42 +81,86 @@ fn guarded(card: CardKey) -> Option<CardKey> {
     (card.network != CardNetwork::Other).then_some(card)
 }
 
-/// The facts about `card` (its ledger key: the card's fingerprint, else its token) of every
-/// aggregate of `store` but `deciding`, as the guard can still read them at `now`; `own` are the deciding aggregate's facts (they can hold the card's last
-/// approval).
-pub(crate) fn history(
+/// The runtime's ledger for N8: one [`LoadedLedger`], refilled for each decision that needs a
+/// card's history. Its buffers are reused (the facts' strings too, fact by fact), so a decision
+/// allocates nothing for its history once the runtime has run a few.
+#[derive(Debug, Default)]
+pub(crate) struct Lender {
+    ledger: Arc<LoadedLedger>,
+}
+
+impl Lender {
+    /// The services to decide `command` on order `order_id` with, `base` with the facts of
+    /// every other aggregate of `store` about the card `command` may attempt, as the guard can
+    /// read them at `now`. `None`: the command makes no attempt on a guarded card.
+    pub(crate) fn order_services(
+        &mut self,
+        store: &Store,
+        now: DateTime<Utc>,
+        base: &DomainServices,
+        order_id: &OrderId,
+        command: &OrderCommand,
+    ) -> Option<DomainServices> {
+        let order = store.order(order_id);
+        let card = order_card(command, order)?;
+        let own = order.map_or(&[][..], |o| &o.card_facts[..]);
+        Some(self.services(store, now, base, card, Deciding::Order(order_id), own))
+    }
+
+    /// The same for a command on a subscription.
+    pub(crate) fn subscription_services(
+        &mut self,
+        store: &Store,
+        now: DateTime<Utc>,
+        base: &DomainServices,
+        subscription_id: &SubscriptionId,
+        command: &SubscriptionCommand,
+    ) -> Option<DomainServices> {
+        let subscription = store.subscription(subscription_id);
+        let card = subscription_card(command, subscription)?;
+        let own = subscription.map_or(&[][..], |s| &s.card_facts[..]);
+        let deciding = Deciding::Subscription(subscription_id);
+        Some(self.services(store, now, base, card, deciding, own))
+    }
+
+    fn services(
+        &mut self,
+        store: &Store,
+        now: DateTime<Utc>,
+        base: &DomainServices,
+        card: CardKey,
+        deciding: Deciding<'_>,
+        own: &[CardFact],
+    ) -> DomainServices {
+        // The services of the last decision are gone by now, so the ledger is this runtime's
+        // alone; were it still shared, a new one is taken.
+        if Arc::get_mut(&mut self.ledger).is_none() {
+            self.ledger = Arc::new(LoadedLedger::default());
+        }
+        if let Some(ledger) = Arc::get_mut(&mut self.ledger) {
+            fill(&mut ledger.history, store, &card, deciding, own, now);
+            ledger.card = Some(card);
+        }
+        base.with_cards(self.ledger.clone())
+    }
+}
+
+/// Puts into `history` the facts about `card` (its ledger key: the card's fingerprint, else its
+/// token) of every aggregate of `store` but `deciding`, as the guard can still read them at
+/// `now`; `own` are the deciding aggregate's facts (they can hold the card's last approval).
+/// What `history` held before is overwritten, its buffers reused.
+fn fill(
+    history: &mut CardHistory,
     store: &Store,
     card: &CardKey,
     deciding: Deciding<'_>,
     own: &[CardFact],
     now: DateTime<Utc>,
-) -> CardHistory {
-    let aggregates = store.orders.len() + store.subscriptions.len();
-    let mut others: Vec<&[CardFact]> = Vec::with_capacity(aggregates);
-    for (id, held) in &store.orders {
-        let facts = &held.state.card_facts;
-        let same = held
-            .state
-            .details
-            .as_ref()
-            .is_some_and(|d| d.card.ledger_key() == card.token);
-        if same && !facts.is_empty() && !matches!(deciding, Deciding::Order(d) if d == id) {
-            others.push(facts);
-        }
-    }
-    for (id, held) in &store.subscriptions {
-        let facts = &held.state.card_facts;
-        let same = held
-            .state
-            .card
-            .as_ref()
-            .is_some_and(|c| c.token == card.token);
-        if same && !facts.is_empty() && !matches!(deciding, Deciding::Subscription(d) if d == id) {
-            others.push(facts);
-        }
-    }
+) {
+    let mut sources: Vec<&[CardFact]> = Vec::with_capacity(store.orders.len() + 1);
+    sources.extend(others(store, card, deciding));
     let mut last_approval = None;
-    for f in others.iter().flat_map(|facts| facts.iter()).chain(own) {
+    for f in sources.iter().copied().flatten().chain(own) {
         if let CardFact::Approval { at } = f {
             if *at <= now && last_approval.is_none_or(|a| a < *at) {
                 last_approval = Some(*at);
@@ -128,18 +174,98 @@ pub(crate) fn history(
         CardFact::Decline { at, .. } => *at > pairing || last_approval.is_none_or(|a| *at >= a),
         CardFact::Approval { at } => Some(*at) == last_approval,
     };
-    let mut history = CardHistory {
-        facts: Vec::with_capacity(16),
-    };
     // The sources are left empty (no allocation): the decision reads the history through
     // `CardHistory::others`, which leaves out the deciding aggregate's entries by their source,
     // and this history holds none of them already.
-    for facts in others {
-        for f in facts.iter().filter(|f| readable(f)) {
-            history.facts.push((String::new(), f.clone()));
+    let facts = &mut history.facts;
+    let mut n = 0;
+    for f in others(store, card, deciding)
+        .flatten()
+        .filter(|f| readable(f))
+    {
+        match facts.get_mut(n) {
+            Some((source, slot)) => {
+                source.clear();
+                assign(slot, f);
+            }
+            None => facts.push((String::new(), f.clone())),
         }
+        n += 1;
     }
-    history
+    facts.truncate(n);
+}
+
+/// The facts of every aggregate of `store` but `deciding` about `card`, aggregate by aggregate
+/// (orders, then subscriptions, each in the order of their ids).
+fn others<'s>(
+    store: &'s Store,
+    card: &'s CardKey,
+    deciding: Deciding<'s>,
+) -> impl Iterator<Item = &'s [CardFact]> + 's {
+    let orders = store.orders.iter().filter_map(move |(id, held)| {
+        let same = held
+            .state
+            .details
+            .as_ref()
+            .is_some_and(|d| d.card.ledger_key() == card.token);
+        let me = matches!(deciding, Deciding::Order(d) if d == id);
+        (same && !me).then_some(&held.state.card_facts[..])
+    });
+    let subscriptions = store.subscriptions.iter().filter_map(move |(id, held)| {
+        let same = held
+            .state
+            .card
+            .as_ref()
+            .is_some_and(|c| c.token == card.token);
+        let me = matches!(deciding, Deciding::Subscription(d) if d == id);
+        (same && !me).then_some(&held.state.card_facts[..])
+    });
+    orders.chain(subscriptions)
+}
+
+/// `*to = from.clone()`, reusing `to`'s strings when it is the same kind of fact.
+fn assign(to: &mut CardFact, from: &CardFact) {
+    match (to, from) {
+        (
+            CardFact::Attempt {
+                at,
+                gateway,
+                flexfactor,
+            },
+            CardFact::Attempt {
+                at: from_at,
+                gateway: from_gateway,
+                flexfactor: from_flexfactor,
+            },
+        ) => {
+            *at = *from_at;
+            gateway.0.clone_from(&from_gateway.0);
+            *flexfactor = *from_flexfactor;
+        }
+        (
+            CardFact::Decline {
+                at,
+                gateway,
+                response_code,
+                visa_category,
+                mastercard_advice_code,
+            },
+            CardFact::Decline {
+                at: from_at,
+                gateway: from_gateway,
+                response_code: from_code,
+                visa_category: from_category,
+                mastercard_advice_code: from_advice,
+            },
+        ) => {
+            *at = *from_at;
+            gateway.0.clone_from(&from_gateway.0);
+            response_code.clone_from(from_code);
+            *visa_category = *from_category;
+            mastercard_advice_code.clone_from(from_advice);
+        }
+        (to, from) => *to = from.clone(),
+    }
 }
 
 #[cfg(test)]
@@ -171,6 +297,19 @@ mod tests {
             visa_category: Some(category),
             mastercard_advice_code: None,
         }
+    }
+
+    /// The history [`fill`] gives from scratch.
+    fn history(
+        store: &Store,
+        card: &CardKey,
+        deciding: Deciding<'_>,
+        own: &[CardFact],
+        now: DateTime<Utc>,
+    ) -> CardHistory {
+        let mut history = CardHistory::default();
+        fill(&mut history, store, card, deciding, own, now);
+        history
     }
 
     fn subscription(token: &str, facts: Vec<CardFact>) -> Held<Subscription> {
@@ -230,6 +369,8 @@ mod tests {
         };
         let me = SubscriptionId::new("me");
         let mut blocked = 0;
+        // One history refilled for every decision, as the runtime's: the same as a fresh one.
+        let mut reused = CardHistory::default();
         for case in 0..300 {
             let network = if case % 2 == 0 {
                 CardNetwork::Visa
@@ -272,6 +413,15 @@ mod tests {
             for k in 0..8 {
                 let now = end - Duration::hours(next(24 * 40) as i64) + Duration::hours(k);
                 let h = history(&store, &card, Deciding::Subscription(&me), &[], now);
+                fill(
+                    &mut reused,
+                    &store,
+                    &card,
+                    Deciding::Subscription(&me),
+                    &[],
+                    now,
+                );
+                assert_eq!(reused, h, "case {case} at {now}");
                 let pruned: Vec<CardFact> = h.facts.into_iter().map(|(_, f)| f).collect();
                 for kind in [
                     AttemptKind::Regular { can_wait: true },

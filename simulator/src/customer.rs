@@ -117,18 +117,19 @@ impl Prefix {
     }
 }
 
-/// The engine's records of a customer's orders (a handful: a linear search is the fastest).
+/// The engine's records of a customer's orders (a handful: a linear search is the fastest,
+/// from the newest, which most events are about).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OrderInfos(Vec<(OrderId, OrderInfo)>);
 
 impl OrderInfos {
     fn get(&self, id: &OrderId) -> Option<&OrderInfo> {
-        self.0.iter().find(|(k, _)| k == id).map(|(_, i)| i)
+        self.0.iter().rev().find(|(k, _)| k == id).map(|(_, i)| i)
     }
 
     /// The record of `id`, created on first sight.
     fn entry(&mut self, id: &OrderId) -> &mut OrderInfo {
-        let at = match self.0.iter().position(|(k, _)| k == id) {
+        let at = match self.0.iter().rposition(|(k, _)| k == id) {
             Some(at) => at,
             None => {
                 self.0.push((id.clone(), OrderInfo::default()));
@@ -756,7 +757,6 @@ impl Driver for CustomerDriver<'_> {
         };
         let amount = details.amount.amount_minor;
         let order_type = details.order_type;
-        let status_before = self.orders.get(id).and_then(|i| i.status);
         let crm = &self.variant.crm;
         match event {
             OrderEvent::AttemptApproved { .. } => {
@@ -874,6 +874,8 @@ impl Driver for CustomerDriver<'_> {
                 {
                     bump(&mut t.failed, name);
                 }
+                // The status before this event: kept below for trial completions only.
+                let status_before = self.orders.get(id).and_then(|i| i.status);
                 if order_type == OrderType::TrialCompletion && order.status != status_before {
                     self.tally.invariants.trial_status_changed_by_failure += 1;
                 }
@@ -1041,6 +1043,11 @@ impl Driver for CustomerDriver<'_> {
             }
             _ => {}
         }
+    }
+
+    /// Notifications are only counted, by kind.
+    fn notification_ids(&self) -> bool {
+        false
     }
 
     fn halted(&self) -> bool {

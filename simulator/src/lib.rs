@@ -9,6 +9,7 @@
 //! See `docs/simulation.md` for the scenario format, the models and their sources, the trace
 //! format and the benchmark.
 
+pub mod aggregates;
 pub mod calibrate;
 mod card_ledger;
 mod crm;

@@ -11,17 +11,16 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use cqrs_es::Aggregate;
-use salvage_domain::network::{CardFact, CardKey, LoadedLedger};
 use salvage_domain::order::{Order, OrderCommand, OrderError, OrderEvent};
 use salvage_domain::process_manager::{
-    order_follow_ups, subscription_follow_ups, Effect, FollowUp,
+    order_follow_ups, subscription_follow_ups, Effect, FollowUp, FollowUps,
 };
 use salvage_domain::subscription::{
     Subscription, SubscriptionCommand, SubscriptionError, SubscriptionEvent,
 };
 use salvage_domain::{DomainServices, ManualClock, OrderId, Setup, SubscriptionId};
 
-use crate::card_ledger::{self, Deciding};
+use crate::card_ledger::Lender;
 pub use crate::store::{Held, Store};
 
 /// A follow-up command the aggregate refused.
@@ -69,6 +68,13 @@ pub trait Driver {
     ) {
     }
 
+    /// Whether the driver reads the ids of the CRM notifications it performs (`event_id`, order
+    /// and subscription id); when not, the process manager leaves them out
+    /// ([`FollowUps::notification_ids`]).
+    fn notification_ids(&self) -> bool {
+        true
+    }
+
     /// A follow-up command (from the process manager, a timer or the driver) was refused.
     fn refused(&mut self, _refused: Refused) {}
 
@@ -101,6 +107,23 @@ pub trait Driver {
     }
 }
 
+/// The back of the runtime's queue, where the process manager appends its follow-ups, with
+/// the driver's wish about the notifications' ids.
+struct Back<'q> {
+    queue: &'q mut VecDeque<FollowUp>,
+    notification_ids: bool,
+}
+
+impl FollowUps for Back<'_> {
+    fn push(&mut self, f: FollowUp) {
+        self.queue.push_back(f);
+    }
+
+    fn notification_ids(&self) -> bool {
+        self.notification_ids
+    }
+}
+
 /// A runtime's aggregates, timers and clock, to continue from in another runtime (of another
 /// setup): [`Runtime::snapshot`], [`Runtime::restore`].
 #[derive(Debug, Clone)]
@@ -122,6 +145,8 @@ pub struct Runtime {
     /// The services with the network rules on, when the setup has them off and the driver
     /// wants to know which attempts they would have stopped ([`Runtime::watch_unguarded`]).
     guarded: Option<DomainServices>,
+    /// The card ledger of the decisions the network rules guard (N8).
+    lender: Lender,
     pub store: Store,
     timers: BTreeMap<(DateTime<Utc>, u64), Box<FollowUp>>,
     timer_seq: u64,
@@ -134,6 +159,7 @@ impl Runtime {
         Runtime {
             services: DomainServices::new(setup, clock.clone()),
             guarded: None,
+            lender: Lender::default(),
             clock,
             now: start,
             store: Store::default(),
@@ -306,56 +332,16 @@ impl Runtime {
         }
     }
 
-    /// N8: the services to decide `command` on order `order_id` with, `base` with the facts of
-    /// every other aggregate of the store about the card `command` may attempt (see
-    /// [`card_ledger`]). `None`: the command makes no attempt on a guarded card.
-    fn order_services(
-        &self,
-        base: &DomainServices,
-        order_id: &OrderId,
-        command: &OrderCommand,
-    ) -> Option<DomainServices> {
-        let order = self.store.order(order_id);
-        let card = card_ledger::order_card(command, order)?;
-        let own = order.map_or(&[][..], |o| &o.card_facts[..]);
-        Some(self.with_card(base, card, Deciding::Order(order_id), own))
-    }
-
-    /// N8: the same for a command on a subscription.
-    fn subscription_services(
-        &self,
-        base: &DomainServices,
-        subscription_id: &SubscriptionId,
-        command: &SubscriptionCommand,
-    ) -> Option<DomainServices> {
-        let subscription = self.store.subscription(subscription_id);
-        let card = card_ledger::subscription_card(command, subscription)?;
-        let own = subscription.map_or(&[][..], |s| &s.card_facts[..]);
-        let deciding = Deciding::Subscription(subscription_id);
-        Some(self.with_card(base, card, deciding, own))
-    }
-
-    fn with_card(
-        &self,
-        base: &DomainServices,
-        card: CardKey,
-        deciding: Deciding<'_>,
-        own: &[CardFact],
-    ) -> DomainServices {
-        let history = card_ledger::history(&self.store, &card, deciding, own, self.now);
-        base.with_cards(Arc::new(LoadedLedger {
-            card: Some(card),
-            history,
-        }))
-    }
-
     /// [`Runtime::watch_unguarded`]: decides `command` with the rules on and tells the driver
     /// of the attempt they would have stopped or moved.
-    fn watch_order(&self, order_id: &OrderId, command: &OrderCommand, driver: &mut dyn Driver) {
+    fn watch_order(&mut self, order_id: &OrderId, command: &OrderCommand, driver: &mut dyn Driver) {
         let Some(guarded) = &self.guarded else {
             return;
         };
-        let Some(services) = self.order_services(guarded, order_id, command) else {
+        let services =
+            self.lender
+                .order_services(&self.store, self.now, guarded, order_id, command);
+        let Some(services) = services else {
             return;
         };
         let empty = Order::default();
@@ -379,7 +365,7 @@ impl Runtime {
     }
 
     fn watch_subscription(
-        &self,
+        &mut self,
         subscription_id: &SubscriptionId,
         command: &SubscriptionCommand,
         driver: &mut dyn Driver,
@@ -387,7 +373,14 @@ impl Runtime {
         let Some(guarded) = &self.guarded else {
             return;
         };
-        let Some(services) = self.subscription_services(guarded, subscription_id, command) else {
+        let services = self.lender.subscription_services(
+            &self.store,
+            self.now,
+            guarded,
+            subscription_id,
+            command,
+        );
+        let Some(services) = services else {
             return;
         };
         let Some(subscription) = self.store.subscription(subscription_id) else {
@@ -414,17 +407,20 @@ impl Runtime {
         driver: &mut dyn Driver,
     ) -> Result<(), (OrderId, OrderError)> {
         let services = match self.services.setup.network_rules.enabled {
-            true => self.order_services(&self.services, &order_id, &command),
+            true => self.lender.order_services(
+                &self.store,
+                self.now,
+                &self.services,
+                &order_id,
+                &command,
+            ),
             false => {
                 self.watch_order(&order_id, &command, driver);
                 None
             }
         };
         let services = services.as_ref().unwrap_or(&self.services);
-        let held = match self.store.orders.get_mut(&order_id) {
-            Some(held) => held,
-            None => self.store.orders.entry(order_id.clone()).or_default(),
-        };
+        let held = self.store.orders.get_or_default(&order_id);
         let events = match held.state.decide(command, services) {
             Ok(events) => events,
             Err(e) => {
@@ -434,20 +430,24 @@ impl Runtime {
                 return Err((order_id, e));
             }
         };
-        for event in events {
+        for event in &events {
             // By reference: the process manager and the driver read the event after it.
-            held.state.apply_ref(&event);
+            held.state.apply_ref(event);
             held.sequence += 1;
             // The process manager's follow-ups, then the driver's, in that order.
+            let mut back = Back {
+                queue: &mut self.queue,
+                notification_ids: driver.notification_ids(),
+            };
             order_follow_ups(
                 &self.services.setup,
                 &order_id,
                 held.sequence,
-                &event,
+                event,
                 &held.state,
-                &mut self.queue,
+                &mut back,
             );
-            driver.order_event(&order_id, &event, &held.state, &mut self.queue);
+            driver.order_event(&order_id, event, &held.state, &mut self.queue);
         }
         if held.sequence == 0 {
             self.store.orders.remove(&order_id);
@@ -462,21 +462,20 @@ impl Runtime {
         driver: &mut dyn Driver,
     ) -> Result<(), (SubscriptionId, SubscriptionError)> {
         let services = match self.services.setup.network_rules.enabled {
-            true => self.subscription_services(&self.services, &subscription_id, &command),
+            true => self.lender.subscription_services(
+                &self.store,
+                self.now,
+                &self.services,
+                &subscription_id,
+                &command,
+            ),
             false => {
                 self.watch_subscription(&subscription_id, &command, driver);
                 None
             }
         };
         let services = services.as_ref().unwrap_or(&self.services);
-        let held = match self.store.subscriptions.get_mut(&subscription_id) {
-            Some(held) => held,
-            None => self
-                .store
-                .subscriptions
-                .entry(subscription_id.clone())
-                .or_default(),
-        };
+        let held = self.store.subscriptions.get_or_default(&subscription_id);
         let events = match held.state.decide(command, services) {
             Ok(events) => events,
             Err(e) => {
@@ -486,17 +485,21 @@ impl Runtime {
                 return Err((subscription_id, e));
             }
         };
-        for event in events {
-            held.state.apply_ref(&event);
+        for event in &events {
+            held.state.apply_ref(event);
             held.sequence += 1;
+            let mut back = Back {
+                queue: &mut self.queue,
+                notification_ids: driver.notification_ids(),
+            };
             subscription_follow_ups(
                 &subscription_id,
                 held.sequence,
-                &event,
+                event,
                 &held.state,
-                &mut self.queue,
+                &mut back,
             );
-            driver.subscription_event(&subscription_id, &event, &held.state, &mut self.queue);
+            driver.subscription_event(&subscription_id, event, &held.state, &mut self.queue);
         }
         if held.sequence == 0 {
             self.store.subscriptions.remove(&subscription_id);

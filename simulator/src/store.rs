@@ -1,11 +1,11 @@
 //! The aggregates a runtime holds: each order's and subscription's state as committed, with the
 //! sequence number of its last event.
 
-use std::collections::BTreeMap;
-
 use salvage_domain::order::Order;
 use salvage_domain::subscription::Subscription;
 use salvage_domain::{OrderId, SubscriptionId};
+
+pub use crate::aggregates::Aggregates;
 
 /// An aggregate's state and the sequence number of its last event.
 #[derive(Debug, Clone, Default)]
@@ -17,8 +17,8 @@ pub struct Held<A> {
 /// Every aggregate of the runtime.
 #[derive(Debug, Clone, Default)]
 pub struct Store {
-    pub orders: BTreeMap<OrderId, Held<Order>>,
-    pub subscriptions: BTreeMap<SubscriptionId, Held<Subscription>>,
+    pub orders: Aggregates<OrderId, Order>,
+    pub subscriptions: Aggregates<SubscriptionId, Subscription>,
 }
 
 impl Store {

@@ -189,15 +189,12 @@ fn check_facts(
     };
     match network {
         CardNetwork::Visa => {
-            let categories: Vec<(DateTime<Utc>, u8)> = declines
-                .map(|(at, gateway, code, category, _)| {
-                    let category = category.unwrap_or_else(|| {
-                        config.tables().category(gateways.processor(gateway), code)
-                    });
-                    (at, category)
-                })
-                .collect();
-            if categories.iter().any(|(_, c)| *c == 1) {
+            let never = declines.into_iter().any(|(_, gateway, code, category, _)| {
+                let category = category
+                    .unwrap_or_else(|| config.tables().category(gateways.processor(gateway), code));
+                category == 1
+            });
+            if never {
                 return Verdict::Block {
                     reason: NetworkBlock::NetworkNeverRetry,
                     rule: NetworkRule::N1,
@@ -208,23 +205,26 @@ fn check_facts(
             }
             // N2: reattempts in the window: attempts that came after a decline of the card (in
             // the history's order) by at most 30 days. The attempt to be made is one only when
-            // such a decline precedes it.
-            let mut declined_at: Vec<DateTime<Utc>> = Vec::new();
+            // such a decline precedes it. Some decline before an instant is at most 30 days
+            // before it exactly when the latest one is.
+            let mut latest_decline: Option<DateTime<Utc>> = None;
             let mut reattempts = 0;
             for f in &facts {
                 match f {
-                    CardFact::Decline { at, .. } => declined_at.push(*at),
+                    CardFact::Decline { at, .. } => {
+                        latest_decline = Some(latest_decline.map_or(*at, |d| d.max(*at)))
+                    }
                     CardFact::Attempt { at, .. }
                         if counts(&f)
                             && *at > window_start
-                            && declined_at.iter().any(|d| *at - *d <= WINDOW) =>
+                            && latest_decline.is_some_and(|d| *at - d <= WINDOW) =>
                     {
                         reattempts += 1
                     }
                     _ => {}
                 }
             }
-            if !declined_at.iter().any(|d| now - *d <= WINDOW) {
+            if latest_decline.is_none_or(|d| now - d > WINDOW) {
                 return Verdict::Allow;
             }
             if reattempts >= VISA_MAX_REATTEMPTS {
