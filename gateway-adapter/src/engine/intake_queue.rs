@@ -1,8 +1,8 @@
 //! Group commit of concurrent webhook deliveries. A verified delivery with a result for an
-//! order joins a queue; the committer takes whatever has gathered while the batches before were
-//! in flight (up to [`MAX_BATCH`]; a few batches in flight at once, see [`batches_in_flight`]),
-//! folds those orders with one query, decides each result on its own order, and commits every accepted result with its nonce and its record in one
-//! transaction. Each delivery is answered only once that transaction is durable (W3), so a burst
+//! order joins a queue; the committer takes whatever has gathered while the batch before was in
+//! flight (up to [`MAX_BATCH`]; see [`BATCHES_IN_FLIGHT`]), folds those orders with one query,
+//! decides each result on its own order, and commits every accepted result with its nonce and
+//! its record in one transaction. Each delivery is answered only once that transaction is durable (W3), so a burst
 //! shares commits instead of queueing for them one by one, and a lone delivery waits for nothing.
 //!
 //! What a batch cannot settle falls back to [`Engine::take_delivery`], the one-delivery path,
@@ -28,7 +28,6 @@ use crate::flexfactor::VerifiedDelivery;
 use crate::store::guarded_commit::CommitError;
 use crate::store::held_connection::HeldConnection;
 use crate::store::webhook_book;
-use crate::store::Backend;
 use crate::store::{BatchCommand, BatchError, BatchOutcome};
 
 /// At most this many deliveries share a commit.
@@ -157,26 +156,25 @@ impl IntakeQueue {
     }
 }
 
-/// How many batches may commit at once. PostgreSQL runs a few side by side (its log flush is
-/// shared by concurrent commits), and the deliveries that arrive meanwhile gather for the next;
-/// measured over sixteen connections (docs/benchmarks.md, issue 18): eight in flight left most
-/// batches at one delivery and cost the most CPU per delivery, two kept deliveries waiting,
-/// four was best. SQLite has one writer: with one batch in flight the next gathers while it
-/// commits (two in flight only had the second wait for the write lock: measured slower).
-fn batches_in_flight(backend: &Backend) -> usize {
-    match backend {
-        Backend::Postgres(_) => 4,
-        _ => 1,
-    }
-}
+/// How many batches may commit at once: one, on both databases. The deliveries that arrive
+/// while a batch commits gather for the next, so the busier the service, the more each commit
+/// carries. SQLite has one writer (two in flight only had the second wait for the write lock:
+/// measured slower). On PostgreSQL several in flight share the log's flush, but each commit
+/// carried fewer deliveries for more work on both sides: over sixteen connections (docs/
+/// benchmarks.md, issue 18, third round) one in flight gave 5,800-6,900 deliveries/s, two
+/// 6,100-6,300, four 5,000-5,500, with the lowest CPU time per delivery for one.
+const BATCHES_IN_FLIGHT: usize = 1;
 
 /// Below this many deliveries a batch commits without first looking for redeliveries and
-/// replayed nonces (one round trip saved; if one is there, the batch's commit fails and each of
-/// its few deliveries is stored alone).
-const LOOK_FIRST: usize = 4;
+/// replayed nonces (one round trip saved, on the path every delivery of the batch waits on; if
+/// one is there, the batch's commit fails and each of its deliveries is stored alone, at most
+/// this many). A burst's larger batches look first: undoing one would cost dozens of commits.
+/// Measured (issue 18, third round): looking first from four deliveries on, 4,900-6,200/s over
+/// sixteen connections on PostgreSQL; from sixteen on, 6,300-6,700/s.
+const LOOK_FIRST: usize = 16;
 
 async fn commit_batches(engine: Arc<Engine>, mut rx: mpsc::Receiver<Job>) {
-    let in_flight = Arc::new(Semaphore::new(batches_in_flight(&engine.store.backend)));
+    let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
     // The committers' connections, kept from batch to batch (see [`HeldConnection`]).
     let connections: Arc<std::sync::Mutex<Vec<HeldConnection>>> = Arc::default();
     let mut jobs = Vec::with_capacity(MAX_BATCH);

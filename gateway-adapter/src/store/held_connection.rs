@@ -1,5 +1,5 @@
 //! A PostgreSQL connection kept between statements by a caller that runs many in a row (the
-//! group commit's committers). sqlx's pool checks every connection given back to it with a
+//! group commit's committer). sqlx's pool checks every connection given back to it with a
 //! round trip to the server; a connection kept is not given back after each statement, so each
 //! statement saves that round trip (on both sides: measured in docs/benchmarks.md, issue 18).
 //! After a store error the connection is given back (the pool checks it and closes it if it is
