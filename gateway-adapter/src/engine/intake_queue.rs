@@ -1,6 +1,6 @@
 //! Group commit of concurrent webhook deliveries. A verified delivery with a result for an
 //! order joins a queue; the committer takes whatever has gathered while the batch before was in
-//! flight (up to [`MAX_BATCH`]; see [`BATCHES_IN_FLIGHT`]), folds those orders with one query,
+//! flight (up to [`MAX_BATCH`]; see [`batches_in_flight`]), folds those orders with one query,
 //! decides each result on its own order, and commits every accepted result with its nonce and
 //! its record in one transaction. Each delivery is answered only once that transaction is durable (W3), so a burst
 //! shares commits instead of queueing for them one by one, and a lone delivery waits for nothing.
@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, Semaphore};
 use tokio::time::Instant;
 
 use std::collections::HashSet;
@@ -28,6 +28,7 @@ use crate::flexfactor::VerifiedDelivery;
 use crate::store::guarded_commit::CommitError;
 use crate::store::held_connection::HeldConnection;
 use crate::store::webhook_book;
+use crate::store::Backend;
 use crate::store::{BatchCommand, BatchError, BatchOutcome};
 
 /// At most this many deliveries share a commit.
@@ -156,14 +157,21 @@ impl IntakeQueue {
     }
 }
 
-/// How many batches may commit at once: one, on both databases. The deliveries that arrive
-/// while a batch commits gather for the next, so the busier the service, the more each commit
-/// carries. SQLite has one writer (two in flight only had the second wait for the write lock:
-/// measured slower). On PostgreSQL several in flight share the log's flush, but each commit
-/// carried fewer deliveries for more work on both sides: over sixteen connections (docs/
-/// benchmarks.md, issue 18, third round) one in flight gave 5,800-6,900 deliveries/s, two
-/// 6,100-6,300, four 5,000-5,500, with the lowest CPU time per delivery for one.
-const BATCHES_IN_FLIGHT: usize = 1;
+/// How many batches may commit at once. One while deliveries arrive at a steady pace: those
+/// that arrive while a batch commits gather for the next, so the busier the service, the more
+/// each commit carries. On PostgreSQL a batch may start beside the one in flight only when it
+/// is full ([`MAX_BATCH`] waiting: a burst), up to four side by side, which share the log's
+/// flush. Measured over sixteen connections (docs/benchmarks.md, issue 18, third round): one
+/// in flight gave 5,800-6,900 deliveries/s, two 6,100-6,300, four 5,000-5,500, with the least
+/// CPU time per delivery for one; a burst of 20,000 over 256 connections was acknowledged in
+/// 6.1 s with one, 3.4-3.6 s with four. SQLite has one writer: one in flight (two only had the
+/// second wait for the write lock: measured slower).
+fn batches_in_flight(backend: &Backend) -> usize {
+    match backend {
+        Backend::Postgres(_) => 4,
+        Backend::Sqlite(_) => 1,
+    }
+}
 
 /// Below this many deliveries a batch commits without first looking for redeliveries and
 /// replayed nonces (one round trip saved, on the path every delivery of the batch waits on; if
@@ -174,7 +182,10 @@ const BATCHES_IN_FLIGHT: usize = 1;
 const LOOK_FIRST: usize = 16;
 
 async fn commit_batches(engine: Arc<Engine>, mut rx: mpsc::Receiver<Job>) {
-    let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    let max = batches_in_flight(&engine.store.backend);
+    let in_flight = Arc::new(Semaphore::new(max));
+    // Told when a batch has committed and given back its permit.
+    let finished = Arc::new(Notify::new());
     // The committers' connections, kept from batch to batch (see [`HeldConnection`]).
     let connections: Arc<std::sync::Mutex<Vec<HeldConnection>>> = Arc::default();
     let mut jobs = Vec::with_capacity(MAX_BATCH);
@@ -186,9 +197,27 @@ async fn commit_batches(engine: Arc<Engine>, mut rx: mpsc::Receiver<Job>) {
         if rx.recv_many(&mut jobs, MAX_BATCH).await == 0 {
             break;
         }
+        // Another batch in flight: this one gathers until that one has committed, unless it
+        // fills up first (see [`batches_in_flight`]).
+        loop {
+            let done = finished.notified();
+            tokio::pin!(done);
+            // Registered before looking, so that a batch finishing after the look wakes it.
+            done.as_mut().enable();
+            let others = max - in_flight.available_permits() - 1;
+            if others == 0 || jobs.len() >= MAX_BATCH {
+                break;
+            }
+            let room = MAX_BATCH - jobs.len();
+            tokio::select! {
+                n = rx.recv_many(&mut jobs, room) => if n == 0 { break },
+                _ = &mut done => {}
+            }
+        }
         let batch = std::mem::replace(&mut jobs, Vec::with_capacity(MAX_BATCH));
         let engine = engine.clone();
         let connections = connections.clone();
+        let finished = finished.clone();
         tokio::spawn(async move {
             let mut held = take_connection(&connections);
             commit_batch(&engine, batch, &mut held).await;
@@ -198,6 +227,7 @@ async fn commit_batches(engine: Arc<Engine>, mut rx: mpsc::Receiver<Job>) {
                 }
             }
             drop(permit);
+            finished.notify_waiters();
         });
     }
 }
