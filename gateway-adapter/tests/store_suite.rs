@@ -1329,26 +1329,7 @@ async fn postgres_pool_replaces_connections_the_server_dropped() {
     drop(held);
     assert!(!pids.is_empty());
     let admin = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
-    for pid in &pids {
-        sqlx::query("SELECT pg_terminate_backend($1)")
-            .bind(pid)
-            .execute(&admin)
-            .await
-            .unwrap();
-    }
-    // Wait until the server has let them go.
-    loop {
-        let left: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
-                .bind(&pids)
-                .fetch_one(&admin)
-                .await
-                .unwrap();
-        if left == 0 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    terminate(&admin, &pids).await;
     // At most one failed statement per dropped connection, then the pool is whole again.
     let (mut failures, mut in_a_row) = (0, 0);
     while in_a_row < 2 * pids.len() + 5 {
@@ -1369,7 +1350,30 @@ async fn postgres_pool_replaces_connections_the_server_dropped() {
     place.cleanup().await;
 }
 
-/// The group commit's committers keep their connections from batch to batch (sqlx checks every
+/// Has the server drop the connections of `pids`, and waits until it has let them go.
+async fn terminate(admin: &sqlx::PgPool, pids: &[i32]) {
+    for pid in pids {
+        sqlx::query("SELECT pg_terminate_backend($1)")
+            .bind(pid)
+            .execute(admin)
+            .await
+            .unwrap();
+    }
+    loop {
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+                .bind(pids)
+                .fetch_one(admin)
+                .await
+                .unwrap();
+        if left == 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// The group commit's committer keeps its connection from batch to batch (sqlx checks every
 /// connection given back to its pool with a round trip). A kept connection stays kept through a
 /// refusal (a guard, a conflict), is given back after a store error, and the next commit takes
 /// another: a connection the server dropped fails one commit, which writes nothing.
@@ -1414,22 +1418,7 @@ async fn a_kept_connection_the_server_dropped_fails_one_commit_then_is_replaced(
     );
     // The server drops the kept connection.
     let admin = sqlx::PgPool::connect(&postgres_url()).await.unwrap();
-    sqlx::query("SELECT pg_terminate_backend($1)")
-        .bind(first)
-        .execute(&admin)
-        .await
-        .unwrap();
-    loop {
-        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE pid = $1")
-            .bind(first)
-            .fetch_one(&admin)
-            .await
-            .unwrap();
-        if left == 0 {
-            break;
-        }
-        tokio::task::yield_now().await;
-    }
+    terminate(&admin, &[first]).await;
     let failed = commit_held(&store.backend, &mut held, &[], &[nonce("k-3")]).await;
     assert!(matches!(failed, Err(CommitError::Store(_))), "{failed:?}");
     assert!(!held.holds(), "given back after the store error");
