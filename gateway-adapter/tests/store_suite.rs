@@ -1167,6 +1167,10 @@ async fn guarded_commits_store_events_and_writes_together_or_not_at_all(place: P
         gateway: "flexfactor".into(),
     };
     e.order(&"o-1".into(), sale("o-1", false)).await.unwrap();
+    // A commit of nothing (a command that decided no event, with no write) is no statement.
+    salvage_gateway::store::guarded_commit::commit(b, &[], &[])
+        .await
+        .unwrap();
     // Events, nonce and record commit together, and the events are loaded and logged like any.
     let writes = [
         webhook_book::nonce_write("n-1", now),

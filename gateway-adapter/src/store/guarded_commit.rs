@@ -350,6 +350,10 @@ where
     if !events.is_empty() {
         parts.push(format!("ev AS ({} RETURNING 1)", event_rows.sql(offset)));
     }
+    if parts.is_empty() {
+        // Nothing to write (a command that decided no event and carries no write).
+        return Ok(());
+    }
     let mut sql = format!("WITH {} SELECT 1", parts.join(", "));
     for (i, (cte, rows)) in guards.iter().enumerate() {
         sql.push_str(&format!(
