@@ -122,13 +122,8 @@ where
                 for id in ids {
                     q = q.bind(*id);
                 }
-                match q.fetch_all(conn).await {
-                    Ok(rows) => rows,
-                    Err(e) => {
-                        held.release();
-                        return Err(StoreError::from(e).into());
-                    }
-                }
+                let rows = q.fetch_all(conn).await;
+                held.released_on_error(rows).map_err(StoreError::from)?
             }
         };
         for (id, sequence, payload) in rows {

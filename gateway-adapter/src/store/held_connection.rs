@@ -34,6 +34,15 @@ impl HeldConnection {
         self.conn = None;
     }
 
+    /// `result` of a statement run on the kept connection, the connection given back if it
+    /// failed.
+    pub fn released_on_error<T, E>(&mut self, result: Result<T, E>) -> Result<T, E> {
+        if result.is_err() {
+            self.release();
+        }
+        result
+    }
+
     /// Whether a connection is kept.
     pub fn holds(&self) -> bool {
         self.conn.is_some()

@@ -232,10 +232,7 @@ pub async fn already_stored(
             .bind(delivery_keys)
             .fetch_all(held.get(pool).await?)
             .await;
-            if result.is_err() {
-                held.release();
-            }
-            result?
+            held.released_on_error(result)?
         }
     };
     Ok(found.into_iter().collect())
